@@ -1,0 +1,37 @@
+"""optlab: optimization methods as pure, jit- and vmap-friendly JAX transformations.
+
+Update rules are ``optax`` gradient transformations; :func:`minimize` runs any of them in
+one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says why it
+stopped.
+"""
+
+from optlab import line_search, problems, stats, stopping
+from optlab.minimize import History, Result, minimize
+from optlab.second_order import (
+    bfgs,
+    gradient_descent,
+    lbfgs,
+    newton,
+    quasi_newton,
+    sr1,
+    steepest_descent,
+)
+from optlab.status import Status
+
+__all__ = [
+    "History",
+    "Result",
+    "Status",
+    "bfgs",
+    "gradient_descent",
+    "lbfgs",
+    "line_search",
+    "minimize",
+    "newton",
+    "problems",
+    "quasi_newton",
+    "sr1",
+    "stats",
+    "steepest_descent",
+    "stopping",
+]

@@ -1,0 +1,428 @@
+"""Newton and quasi-Newton methods, and the plain gradient methods they are measured against.
+
+Every method is an ``optax.GradientTransformationExtraArgs``: ``update(updates, state,
+params, *, value, grad, value_fn)`` needs the objective's value and gradient at
+``params`` and the objective itself, which the line search evaluates along the search
+direction. ``updates`` is the gradient the direction is built from (a preceding
+transformation in a chain may have changed it); ``grad`` is the true gradient, used for
+the line search's slope. Parameters may be any pytree; the methods work on its
+flattening (``jax.flatten_util.ravel_pytree``).
+
+The line-search methods keep the objective's value and gradient at the point they
+moved to in their state (fields ``value`` and ``grad``), and report failures in a
+``status`` field (:class:`optlab.Status`): :func:`optlab.minimize` reads both.
+
+Quasi-Newton methods store an approximation ``H`` of the *inverse* Hessian and step
+along ``d = -H u``. The dense ones share one skeleton, :func:`quasi_newton`, whose hook
+turns the secant pair ``s = x_{k+1} - x_k``, ``y = u_{k+1} - u_k`` (and ``H y``) into a
+low-rank correction ``H <- H + U C U^T``; BFGS and SR1 only fill it in. Keeping
+``H u`` from the previous step, each step costs one ``n x n`` matrix-vector product and
+one fused rank-``k`` update: ``H y = H u_{k+1} - H u_k`` and the new direction follows
+from vectors.
+
+References: J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., Springer
+2006 (N&W below), chapters 3, 6 and 7.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from optlab import line_search as line_searches
+from optlab.status import Status
+
+PyTree = Any
+InitialHessian = Literal["identity", "scaled", "exact"]
+
+
+def gradient_descent(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
+    """``x <- x - lr * g`` with a fixed learning rate or an optax schedule."""
+    return optax.with_extra_args_support(optax.scale_by_learning_rate(learning_rate))
+
+
+def _flat(value_fn: Callable, params: PyTree):
+    """The flat point, the map back to a pytree, and value-and-grad of the flat objective."""
+    x, unravel = ravel_pytree(params)
+    return x, unravel, jax.value_and_grad(lambda v: value_fn(unravel(v)))
+
+
+def _first_step(u: jax.Array) -> jax.Array:
+    """First trial step along ``-u`` when nothing is known of the scale: move at most 1.
+
+    The same guess as scipy's BFGS, whose first direction is also ``-g``.
+    """
+    return jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(u.dtype).tiny))
+
+
+def _outcome(result: line_searches.LineSearchResult, direction, unravel):
+    """Step, updates, cached evaluation and status from a line search's result."""
+    step = result.step * direction
+    status = jnp.where(result.failed, Status.LINE_SEARCH_FAILED, Status.RUNNING)
+    return step, unravel(step), result.value, unravel(result.grad), status.astype(jnp.int32)
+
+
+def _search_name_or_none(line_search):
+    return None if line_search is None else line_searches.get(line_search)
+
+
+class SteepestDescentState(NamedTuple):
+    step_size: jax.Array  # () last accepted step length (0 before the first step)
+    slope: jax.Array  # () last directional derivative g.d
+    value: jax.Array  # () objective at the current iterate
+    grad: PyTree  # gradient at the current iterate
+    status: jax.Array  # () int32 Status
+
+
+def steepest_descent(
+    line_search: str | line_searches.LineSearch = "wolfe",
+) -> optax.GradientTransformationExtraArgs:
+    """Steepest descent ``x <- x - t g`` with ``t`` from a line search.
+
+    The first trial step of each search extrapolates the last one so that the first-order
+    change is the same (N&W eq. 3.60): ``t0 = t_prev * (g_prev.d_prev) / (g.d)``. With
+    ``line_search="exact"`` on a quadratic this is the classic exact-step method.
+    """
+    search = line_searches.get(line_search)
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        zero = jnp.zeros((), flat.dtype)
+        return SteepestDescentState(
+            zero, zero, jnp.full((), jnp.inf, flat.dtype), params, jnp.asarray(-1, jnp.int32)
+        )
+
+    def update(updates, state, params, *, value, grad, value_fn, **extra):
+        del extra
+        x, unravel, value_and_grad = _flat(value_fn, params)
+        u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
+        direction = -u
+        slope = jnp.vdot(g, direction)
+        extrapolated = state.step_size * state.slope / jnp.where(slope < 0, slope, -1.0)
+        step0 = jnp.where(state.step_size > 0, extrapolated, _first_step(u))
+        result = search(value_and_grad, x, value, g, direction, step0)
+        _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
+        return updates, SteepestDescentState(result.step, slope, new_value, new_grad, status)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+class NewtonState(NamedTuple):
+    value: jax.Array  # () objective at the current iterate
+    grad: PyTree  # gradient at the current iterate
+    status: jax.Array  # () int32 Status: SINGULAR when the Hessian is singular
+
+
+def newton(
+    line_search: str | line_searches.LineSearch | None = None,
+    *,
+    rcond: float | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Newton's method ``x <- x - t H(x)^{-1} g`` with the exact Hessian of ``value_fn``.
+
+    The Hessian is formed with ``jax.hessian`` (forward over reverse mode) and solved
+    through its eigendecomposition. A Hessian whose smallest eigenvalue in magnitude is
+    below ``rcond * max|eigenvalue|`` (default ``n * machine eps``) stops the run with
+    status ``SINGULAR`` instead of producing infinities. An indefinite Hessian is not an
+    error: without a line search (``t = 1``, the default, the classic pure Newton
+    method) the step is taken as it is, which is how Newton's method can cycle; with a
+    line search a step that is not a descent direction ends the run as
+    ``LINE_SEARCH_FAILED``.
+    """
+    search = _search_name_or_none(line_search)
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        return NewtonState(jnp.full((), jnp.inf, flat.dtype), params, jnp.asarray(-1, jnp.int32))
+
+    def update(updates, state, params, *, value, grad, value_fn, **extra):
+        del state, extra
+        x, unravel, value_and_grad = _flat(value_fn, params)
+        u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
+        hessian = jax.hessian(lambda v: value_fn(unravel(v)))(x)
+        eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
+        magnitudes = jnp.abs(eigenvalues)
+        tolerance = (x.size * jnp.finfo(x.dtype).eps if rcond is None else rcond) * jnp.max(
+            magnitudes
+        )
+        singular = ~(jnp.min(magnitudes) > tolerance)
+        safe = jnp.where(singular, 1.0, eigenvalues)
+        direction = -eigenvectors @ ((eigenvectors.T @ u) / safe)
+        direction = jnp.where(singular, 0.0, direction)
+        if search is None:
+            new_value, new_grad = value_and_grad(x + direction)
+            result = line_searches.LineSearchResult(
+                jnp.ones((), x.dtype), new_value, new_grad, jnp.ones((), jnp.int32), singular
+            )
+        else:
+            result = search(value_and_grad, x, value, g, direction, jnp.ones((), x.dtype))
+        _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
+        status = jnp.where(singular, Status.SINGULAR, status).astype(jnp.int32)
+        return updates, NewtonState(new_value, new_grad, status)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+class QuasiNewtonState(NamedTuple):
+    count: jax.Array  # () int32, steps taken
+    inverse_hessian: jax.Array  # (n, n) H used for the last direction
+    step: jax.Array  # (n,) s = x_k - x_{k-1}
+    gradient: jax.Array  # (n,) u_{k-1}, the gradient the last direction was built from
+    inverse_hessian_gradient: jax.Array  # (n,) H u_{k-1}
+    value: jax.Array  # () objective at the current iterate
+    grad: PyTree  # gradient at the current iterate
+    status: jax.Array  # () int32 Status
+
+
+# A correction maps (s, y, H y) to (U, C) with U of shape (n, k) and C of shape (k, k),
+# so that the updated inverse Hessian is H + U C U^T; C = 0 skips the update.
+Correction = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def quasi_newton(
+    correction: Correction,
+    *,
+    init: InitialHessian = "identity",
+    line_search: str | line_searches.LineSearch = "wolfe",
+) -> optax.GradientTransformationExtraArgs:
+    """A dense quasi-Newton method from its inverse-Hessian correction.
+
+    Args:
+      correction: the method's hook, ``(s, y, Hy) -> (U, C)`` (see :func:`bfgs`).
+      init: the first inverse Hessian. ``"identity"``: ``H0 = I``, as scipy.
+        ``"scaled"``: ``H0 = I`` for the first step, then ``(s.y / y.y) I`` before the
+        first update (N&W eq. 6.20). ``"exact"``: the inverse of the exact Hessian at
+        ``x0``, formed on the first call with ``jax.hessian`` -- a reference point, not a
+        practical method: on a quadratic it makes the first step Newton's. (Under
+        ``jax.vmap`` the first-call branch is a select, so the Hessian is formed on
+        every step; use it for small problems.)
+      line_search: ``"wolfe"`` (default), ``"backtracking"``, ``"exact"`` or a callable.
+
+    A direction that is not a descent direction (possible for SR1, whose ``H`` may be
+    indefinite) resets ``H`` to the identity and steps along ``-u`` instead.
+    """
+    if init not in ("identity", "scaled", "exact"):
+        raise ValueError(f"init must be 'identity', 'scaled' or 'exact', got {init!r}")
+    search = line_searches.get(line_search)
+
+    def init_fn(params):
+        flat, _ = ravel_pytree(params)
+        n, dtype = flat.size, flat.dtype
+        zeros = jnp.zeros(n, dtype)
+        return QuasiNewtonState(
+            count=jnp.zeros((), jnp.int32),
+            inverse_hessian=jnp.eye(n, dtype=dtype),
+            step=zeros,
+            gradient=zeros,
+            inverse_hessian_gradient=zeros,
+            value=jnp.full((), jnp.inf, dtype),
+            grad=params,
+            status=jnp.asarray(Status.RUNNING, jnp.int32),
+        )
+
+    def update_fn(updates, state, params, *, value, grad, value_fn, **extra):
+        del extra
+        x, unravel, value_and_grad = _flat(value_fn, params)
+        u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
+        first = state.count == 0
+        h = state.inverse_hessian
+        if init == "exact":
+            h = jax.lax.cond(first, lambda: _exact_inverse_hessian(value_fn, unravel, x), lambda: h)
+        hu = h @ u
+        s, y = state.step, u - state.gradient
+        scale = jnp.ones((), x.dtype)
+        if init == "scaled":
+            # Before the first update, H0 = I becomes (s.y / y.y) I.
+            yy = jnp.vdot(y, y)
+            scale = jnp.where((state.count == 1) & (yy > 0), jnp.vdot(s, y) / jnp.where(yy > 0, yy, 1.0), 1.0)
+            scale = jnp.where(scale > 0, scale, 1.0)
+        hu, hy = scale * hu, scale * (hu - state.inverse_hessian_gradient)
+        basis, coefficients = correction(s, y, hy)
+        coefficients = jnp.where(first, 0.0, coefficients)
+        hu = hu + basis @ (coefficients @ (basis.T @ u))
+        descent = jnp.vdot(u, hu) > 0
+        direction = jnp.where(descent, -hu, -u)
+        hu = jnp.where(descent, hu, u)
+        # One fused pass over H: scale, rank-k correction, and reset when not descending.
+        factors = basis @ coefficients
+        corrected = scale * h + sum(
+            factors[:, i, None] * basis[None, :, i] for i in range(basis.shape[1])
+        )
+        h = jnp.where(descent, corrected, jnp.eye(x.size, dtype=x.dtype))
+
+        step0 = jnp.ones((), x.dtype)
+        if init != "exact":
+            step0 = jnp.where(first, _first_step(u), step0)
+        result = search(value_and_grad, x, value, g, direction, step0)
+        step, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
+        new_state = QuasiNewtonState(
+            count=state.count + 1,
+            inverse_hessian=h,
+            step=step,
+            gradient=u,
+            inverse_hessian_gradient=hu,
+            value=new_value,
+            grad=new_grad,
+            status=status,
+        )
+        return updates, new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _exact_inverse_hessian(value_fn, unravel, x):
+    return jnp.linalg.inv(jax.hessian(lambda v: value_fn(unravel(v)))(x))
+
+
+def bfgs_correction(s: jax.Array, y: jax.Array, hy: jax.Array):
+    """BFGS: ``H <- (I - r s y^T) H (I - r y s^T) + r s s^T`` with ``r = 1 / y.s`` (N&W 6.17).
+
+    Expanded as ``H + U C U^T`` with ``U = [s, Hy]``. Skipped unless the curvature
+    condition ``y.s > 0`` holds (relative to ``eps ||s|| ||y||``), which keeps ``H``
+    positive definite.
+    """
+    sy = jnp.vdot(s, y)
+    ok = sy > jnp.finfo(s.dtype).eps * jnp.linalg.norm(s) * jnp.linalg.norm(y)
+    rho = jnp.where(ok, 1.0 / jnp.where(ok, sy, 1.0), 0.0)
+    yhy = jnp.vdot(y, hy)
+    coefficients = jnp.array([[rho + rho**2 * yhy, -rho], [-rho, 0.0]])
+    return jnp.stack([s, hy], axis=1), coefficients
+
+
+def sr1_correction(s: jax.Array, y: jax.Array, hy: jax.Array, skip: float = 1e-8):
+    """SR1: ``H <- H + r r^T / (r.y)`` with ``r = s - H y`` (N&W 6.25, inverse form).
+
+    Skipped when ``|r.y| < skip ||r|| ||y||`` (N&W 6.26), the safeguard against a
+    vanishing denominator.
+    """
+    r = s - hy
+    ry = jnp.vdot(r, y)
+    ok = jnp.abs(ry) >= skip * jnp.linalg.norm(r) * jnp.linalg.norm(y)
+    ok &= ry != 0
+    return r[:, None], jnp.where(ok, 1.0 / jnp.where(ok, ry, 1.0), 0.0).reshape(1, 1)
+
+
+def bfgs(
+    init: InitialHessian = "identity", line_search: str | line_searches.LineSearch = "wolfe"
+) -> optax.GradientTransformationExtraArgs:
+    """BFGS with a dense inverse Hessian and a strong-Wolfe line search (N&W Algorithm 6.1).
+
+    >>> import jax.numpy as jnp, optlab
+    >>> A = jnp.array([[3.0, 1.0], [1.0, 2.0]])
+    >>> fun = lambda x: 0.5 * x @ A @ x - x.sum()
+    >>> result = optlab.minimize(fun, jnp.zeros(2), optlab.bfgs(),
+    ...                          stop=optlab.stopping.grad_norm(1e-8), max_iters=20)
+    >>> jnp.allclose(A @ result.params, 1.0, atol=1e-6).item()
+    True
+    """
+    return quasi_newton(bfgs_correction, init=init, line_search=line_search)
+
+
+def sr1(
+    init: InitialHessian = "identity", line_search: str | line_searches.LineSearch = "wolfe"
+) -> optax.GradientTransformationExtraArgs:
+    """Symmetric rank-one quasi-Newton with a line search (N&W section 6.2).
+
+    SR1's ``H`` need not stay positive definite; a non-descent direction resets it (see
+    :func:`quasi_newton`). ``init="exact"`` reproduces the seed study, which started SR1
+    from the exact inverse Hessian: on a quadratic its first step is then Newton's.
+    """
+    return quasi_newton(sr1_correction, init=init, line_search=line_search)
+
+
+class LBFGSState(NamedTuple):
+    count: jax.Array  # () int32, steps taken
+    steps: jax.Array  # (memory, n) s_i, oldest first
+    differences: jax.Array  # (memory, n) y_i, oldest first
+    rhos: jax.Array  # (memory,) 1 / (y_i . s_i), 0 for a slot not yet filled
+    step: jax.Array  # (n,) last step s
+    gradient: jax.Array  # (n,) last gradient u
+    value: jax.Array  # () objective at the current iterate
+    grad: PyTree  # gradient at the current iterate
+    status: jax.Array  # () int32 Status
+
+
+def lbfgs(
+    memory: int = 10, line_search: str | line_searches.LineSearch = "wolfe"
+) -> optax.GradientTransformationExtraArgs:
+    """Limited-memory BFGS: the two-loop recursion over the last ``memory`` pairs.
+
+    ``H0 = (s.y / y.y) I`` from the newest pair (N&W Algorithm 7.4 and eq. 7.20); pairs
+    that fail the curvature condition ``y.s > 0`` are not stored. The memory is kept in
+    order, oldest first, so the recursion unrolls over static indices (no gathers under
+    ``jax.vmap``).
+    """
+    if not isinstance(memory, int) or memory < 1:
+        raise ValueError(f"memory must be a positive int, got {memory!r}")
+    search = line_searches.get(line_search)
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        n, dtype = flat.size, flat.dtype
+        return LBFGSState(
+            count=jnp.zeros((), jnp.int32),
+            steps=jnp.zeros((memory, n), dtype),
+            differences=jnp.zeros((memory, n), dtype),
+            rhos=jnp.zeros(memory, dtype),
+            step=jnp.zeros(n, dtype),
+            gradient=jnp.zeros(n, dtype),
+            value=jnp.full((), jnp.inf, dtype),
+            grad=params,
+            status=jnp.asarray(Status.RUNNING, jnp.int32),
+        )
+
+    def update(updates, state, params, *, value, grad, value_fn, **extra):
+        del extra
+        x, unravel, value_and_grad = _flat(value_fn, params)
+        u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
+        first = state.count == 0
+        s, y = state.step, u - state.gradient
+        sy = jnp.vdot(s, y)
+        ok = ~first & (sy > jnp.finfo(x.dtype).eps * jnp.linalg.norm(s) * jnp.linalg.norm(y))
+        push = lambda buffer, new: jnp.where(  # noqa: E731
+            ok, jnp.concatenate([buffer[1:], new[None]]), buffer
+        )
+        steps = push(state.steps, s)
+        differences = push(state.differences, y)
+        rhos = push(state.rhos, 1.0 / jnp.where(ok, sy, 1.0))
+
+        hu = _two_loop(steps, differences, rhos, u)
+        descent = jnp.vdot(u, hu) > 0
+        direction = jnp.where(descent, -hu, -u)
+        step0 = jnp.where(first, _first_step(u), 1.0).astype(x.dtype)
+        result = search(value_and_grad, x, value, g, direction, step0)
+        step, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
+        return updates, LBFGSState(
+            count=state.count + 1,
+            steps=steps,
+            differences=differences,
+            rhos=rhos,
+            step=step,
+            gradient=u,
+            value=new_value,
+            grad=new_grad,
+            status=status,
+        )
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _two_loop(steps, differences, rhos, u):
+    """``H u`` by the L-BFGS two-loop recursion (N&W Algorithm 7.4); empty slots have rho 0."""
+    memory = rhos.shape[0]
+    q, alphas = u, [None] * memory
+    for i in reversed(range(memory)):  # newest first
+        alphas[i] = rhos[i] * jnp.vdot(steps[i], q)
+        q = q - alphas[i] * differences[i]
+    yy = jnp.vdot(differences[-1], differences[-1])
+    has_pair = (rhos[-1] > 0) & (yy > 0)
+    gamma = jnp.where(has_pair, jnp.vdot(steps[-1], differences[-1]) / jnp.where(has_pair, yy, 1.0), 1.0)
+    r = gamma * q
+    for i in range(memory):  # oldest first
+        beta = rhos[i] * jnp.vdot(differences[i], r)
+        r = r + (alphas[i] - beta) * steps[i]
+    return r

@@ -1,0 +1,108 @@
+"""Tests of optlab.plots: figure contents, log-scale robustness, rendering without pyplot."""
+
+import io
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from optlab.plots import convergence_figure, draw_convergence, panel_figure
+
+
+def _render(fig):
+    """Draws the figure through Agg, which is what saving a PNG does."""
+    fig.savefig(io.BytesIO(), format="png", dpi=40)
+
+
+def _curves():
+    rng = np.random.default_rng(0)
+    decay = np.exp(-0.3 * np.arange(30))
+    return {
+        "gd": decay * rng.uniform(0.5, 2.0, size=(8, 1)),
+        "bfgs": jnp.asarray(decay**2 * rng.uniform(0.5, 2.0, size=(8, 1))),
+    }
+
+
+def test_convergence_figure_has_line_and_band_per_method_and_threshold():
+    fig = convergence_figure(_curves(), ylabel="f(x) - f*", title="quadratic", threshold=1e-6)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 3  # two medians and the threshold
+    assert len(ax.collections) == 2  # two percentile bands
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["gd", "bfgs", "threshold = 1e-06"]
+    assert ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "iteration"
+    assert (ax.get_ylabel(), ax.get_title()) == ("f(x) - f*", "quadratic")
+    assert ax.lines[2].get_linestyle() == "--"
+    _render(fig)
+
+
+def test_median_line_is_the_median_over_seeds():
+    values = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, np.nan]])
+    fig = convergence_figure({"m": values}, ylabel="y", log_y=False, band=None)
+    (ax,) = fig.axes
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [2.0, 15.0])
+    assert len(ax.collections) == 0
+
+
+def test_nan_zeros_and_negative_values_draw_on_log_scale():
+    values = np.abs(np.random.default_rng(1).normal(size=(5, 20))) + 0.1
+    values[:, 15:] = np.nan  # every run stopped early: all-NaN iterations
+    values[0, 3] = 0.0
+    values[1, 4] = -1.0
+    values[2, 5] = np.inf
+    fig = convergence_figure({"m": values, "zeros": np.zeros((3, 20))}, ylabel="y")
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    smallest = values[values > 0].min()
+    for line in ax.lines:
+        y = np.asarray(line.get_ydata())
+        assert np.all(np.isnan(y) | (y >= smallest))
+    assert np.all(np.isnan(ax.lines[0].get_ydata()[15:]))
+    _render(fig)
+
+
+@pytest.mark.parametrize("fill", [0.0, np.nan])
+def test_log_scale_without_positive_values_falls_back_to_linear(fill):
+    fig = convergence_figure({"m": np.full((3, 4), fill)}, ylabel="y")
+    assert fig.axes[0].get_yscale() == "linear"
+    _render(fig)
+
+
+def test_panel_figure_grid_and_drawing_into_panels():
+    fig, axes = panel_figure(5, ncols=2, size_per_panel=(3.0, 2.0))
+    assert len(axes) == 5 and fig.axes == axes
+    assert tuple(fig.get_size_inches()) == (6.0, 6.0)
+    for size, ax in enumerate(axes):
+        draw_convergence(ax, _curves(), ylabel="y", title=f"n = {size}")
+    assert all(len(ax.lines) == 2 and ax.get_legend() is not None for ax in axes)
+    _render(fig)
+
+
+def test_panel_figure_defaults_to_at_most_three_columns():
+    assert tuple(panel_figure(2)[0].get_size_inches()) == (10.0, 4.0)
+    assert tuple(panel_figure(4)[0].get_size_inches()) == (15.0, 8.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(curves={}), "at least one"),
+        (dict(curves={"m": np.ones(5)}), "shape"),
+        (dict(band=(75.0, 25.0)), "band"),
+        (dict(band=(0.0, 101.0)), "band"),
+        (dict(threshold=0.0), "threshold"),
+    ],
+)
+def test_convergence_figure_invalid_arguments_raise(kwargs, message):
+    kwargs = {"curves": _curves(), "ylabel": "y", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        convergence_figure(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_panels=0), dict(n_panels=2, ncols=0)])
+def test_panel_figure_invalid_arguments_raise(kwargs):
+    with pytest.raises(ValueError):
+        panel_figure(**kwargs)
