@@ -5,7 +5,7 @@ one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says 
 stopped.
 """
 
-from optlab import line_search, problems, stats, stopping
+from optlab import line_search, problems, stats, stopping, sweep
 from optlab.minimize import History, Result, minimize
 from optlab.second_order import (
     bfgs,
@@ -34,4 +34,5 @@ __all__ = [
     "stats",
     "steepest_descent",
     "stopping",
+    "sweep",
 ]

@@ -152,13 +152,13 @@ def minimize(
         return status.astype(jnp.int32)
 
     def body(carry: _Carry) -> _Carry:
+        # Under vmap the body also runs for members that have stopped (their results are
+        # discarded). A zero gradient makes their line searches end at once instead of
+        # searching again, every iteration, from a point where the search may struggle.
+        active = carry.status == Status.RUNNING
+        grad = jax.tree.map(lambda g: jnp.where(active, g, jnp.zeros_like(g)), carry.grad)
         updates, opt_state = opt.update(
-            carry.grad,
-            carry.opt_state,
-            carry.params,
-            value=carry.value,
-            grad=carry.grad,
-            value_fn=fun,
+            grad, carry.opt_state, carry.params, value=carry.value, grad=grad, value_fn=fun
         )
         params = optax.apply_updates(carry.params, updates)
         cached = _cached_evaluation(opt_state)

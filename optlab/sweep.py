@@ -1,0 +1,103 @@
+"""Run a study function over many seeds as one compiled program, and time it honestly.
+
+``run_seeds(fn, batch)`` maps ``fn`` over the leading (seed) axis of every leaf of
+``batch`` with ``jax.vmap`` inside one ``jax.jit``. When several devices are visible the
+seed axis is sharded over them (``jax.sharding``); a seed count that does not divide
+evenly is padded with copies of the last seed, which are dropped from the output, so
+results never depend on the number of devices.
+
+Timing separates what a user waits for once from what they wait for per call: the
+compile time (``lower().compile()``), then a warm-up call, then the median of
+``repeats`` calls, each ended by ``jax.block_until_ready``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+PyTree = Any
+
+
+class Timing(NamedTuple):
+    compile_seconds: float  # tracing, lowering and compiling
+    run_seconds: float  # median wall time of one call of the compiled program
+    repeats: tuple[float, ...]  # every timed call, in order
+
+
+def time_compiled(fn: Callable, *args, repeats: int = 5) -> tuple[Any, Timing]:
+    """Compiles ``jax.jit(fn)`` for ``args``, then times calls apart from the compile.
+
+    Returns the output of the last call and the :class:`Timing`.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_seconds = time.perf_counter() - start
+    output = jax.block_until_ready(compiled(*args))  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        output = jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return output, Timing(compile_seconds, statistics.median(times), tuple(times))
+
+
+def seed_count(batch: PyTree) -> int:
+    """The common leading dimension of every leaf of ``batch``."""
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(batch)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"every leaf of the batch needs the same leading (seed) axis, got {sizes}")
+    return sizes.pop()
+
+
+def shard_seeds(batch: PyTree, devices: Sequence[jax.Device] | None = None) -> tuple[PyTree, int]:
+    """Places ``batch`` with its seed axis split over ``devices``; returns it and the padding.
+
+    With one device the batch is returned as it is (padding 0).
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    seeds = seed_count(batch)
+    if len(devices) == 1:
+        return batch, 0
+    padding = -seeds % len(devices)
+    if padding:
+        batch = jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padding, axis=0)]), batch
+        )
+    sharding = NamedSharding(Mesh(np.array(devices), ("seeds",)), PartitionSpec("seeds"))
+    return jax.device_put(batch, sharding), padding
+
+
+def run_seeds(
+    fn: Callable[[PyTree], PyTree],
+    batch: PyTree,
+    *,
+    repeats: int = 3,
+    devices: Sequence[jax.Device] | None = None,
+) -> tuple[PyTree, Timing]:
+    """``jax.vmap(fn)(batch)`` as one compiled program, sharded over devices, timed.
+
+    Args:
+      fn: the study for one seed, a function of one pytree (the seed's slice of ``batch``).
+      batch: pytree whose leaves all have the seed axis first.
+      repeats: timed calls after the warm-up (their median is ``Timing.run_seconds``).
+      devices: the devices to shard over (default: all visible ones).
+
+    Returns:
+      The outputs, leaves with the seed axis first, and the :class:`Timing` of the
+      whole batch.
+    """
+    seeds = seed_count(batch)
+    placed, padding = shard_seeds(batch, devices)
+    output, timing = time_compiled(jax.vmap(fn), placed, repeats=repeats)
+    if padding:
+        output = jax.tree.map(lambda x: x[:seeds], output)
+    return output, timing

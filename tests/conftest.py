@@ -1,0 +1,23 @@
+"""Strict settings for the whole suite, in the spirit of optimistix's tests.
+
+float64 everywhere (the correctness claims are stated to 1e-12), implicit rank
+promotion is an error, and figures render without a display. ``filterwarnings =
+error`` comes from pyproject.toml.
+"""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402
+import scipy.linalg  # noqa: E402, F401  (loads scipy's BLAS so that the limit below covers it)
+import threadpoolctl  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The reference computations (NumPy SVDs, scipy's BFGS) are many small BLAS calls; with
+# OpenBLAS's default thread pool beside XLA's on a small machine they run ten times
+# slower than on one thread. Plugins have imported NumPy already, so an environment
+# variable would come too late.
+_BLAS_THREADS = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
