@@ -328,7 +328,9 @@ def sr1(
     """Symmetric rank-one quasi-Newton with a line search (N&W section 6.2).
 
     SR1's ``H`` need not stay positive definite; a non-descent direction resets it (see
-    :func:`quasi_newton`). ``init="exact"`` reproduces the seed study, which started SR1
+    :func:`quasi_newton`). ``init="scaled"`` suits SR1 poorly: with ``H0 = (s.y / y.y) I``
+    the vector ``r = s - H0 y`` is orthogonal to ``y``, so the first update is always
+    skipped and ``H`` stays ``H0`` for one more step. ``init="exact"`` reproduces the seed study, which started SR1
     from the exact inverse Hessian: on a quadratic its first step is then Newton's.
     """
     return quasi_newton(sr1_correction, init=init, line_search=line_search)

@@ -7,12 +7,11 @@ error`` comes from pyproject.toml.
 
 import os
 
+import jax
+import scipy.linalg  # noqa: F401  (loads scipy's BLAS, so that the limit below covers it)
+import threadpoolctl
+
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-import jax  # noqa: E402
-import scipy.linalg  # noqa: E402, F401  (loads scipy's BLAS so that the limit below covers it)
-import threadpoolctl  # noqa: E402
-
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

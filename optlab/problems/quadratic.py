@@ -82,9 +82,9 @@ def conditioned_quadratic(key: jax.Array, n: int, kappa: float) -> Quadratic:
     basis_key, minimizer_key = jax.random.split(key)
     dtype = jnp.result_type(float)
     q, r = jnp.linalg.qr(jax.random.normal(basis_key, (n, n), dtype))
-    q = q * jnp.sign(jnp.diagonal(r))  # Haar-distributed: fix the QR sign ambiguity
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]  # Haar-distributed: fix the QR sign ambiguity
     eigenvalues = jnp.logspace(0.0, jnp.log10(kappa), n, dtype=dtype)
-    a = (q * eigenvalues) @ q.T
+    a = (q * eigenvalues[None, :]) @ q.T
     a = 0.5 * (a + a.T)
     x_star = jax.random.normal(minimizer_key, (n,), dtype)
     return Quadratic(a, -a @ x_star, x_star)
