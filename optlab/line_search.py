@@ -120,8 +120,8 @@ def strong_wolfe(
 
     Accepts ``t`` with ``f(x + t d) <= f(x) + c1 t g.d`` and ``|g(x + t d).d| <= c2 |g.d|``.
     The bracketing phase doubles the step until the conditions hold or a bracket is
-    found; the zoom phase shrinks the bracket with safeguarded cubic interpolation
-    (bisection when the cubic's minimizer falls within 10% of an end).
+    found; the zoom phase shrinks the bracket with cubic interpolation, clipped to stay
+    0.1% of the bracket inside its ends (bisection when the cubic has no minimizer).
 
     Close to a minimizer, differences of ``f`` fall below its rounding error. Changes
     of ``f`` smaller than ``value_noise * |f(x)|`` are therefore treated as ties, and
@@ -165,11 +165,17 @@ def strong_wolfe(
             lo_slope = jnp.where(takes_t, slope, s.lo_slope)
             zooming = s.zooming | too_far | flip
 
+            # The cubic's minimizer, kept 0.1% of the bracket away from its ends so the
+            # bracket always shrinks. Clipping rather than bisecting matters: on a
+            # quadratic the first interpolant is the exact minimizer, often near lo.
             cubic = _cubic_minimizer(lo, lo_value, lo_slope, hi, hi_value, hi_slope)
             left, right = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
-            margin = 0.1 * (right - left)
-            inside = jnp.isfinite(cubic) & (cubic > left + margin) & (cubic < right - margin)
-            interpolated = jnp.where(inside, cubic, 0.5 * (lo + hi))
+            margin = 1e-3 * (right - left)
+            interpolated = jnp.where(
+                jnp.isfinite(cubic),
+                jnp.clip(cubic, left + margin, right - margin),
+                0.5 * (lo + hi),
+            )
             return _WolfeState(
                 zooming=zooming,
                 done=accept,

@@ -133,3 +133,18 @@ def test_newton_cycle_minimizer_has_zero_gradient():
 def test_invalid_sizes_raise(make):
     with pytest.raises(ValueError):
         make()
+
+
+@pytest.mark.parametrize("argnums", [0, 1, 2, (0, 1, 2)])
+def test_quadratic_value_custom_derivative_matches_autodiff(argnums):
+    """The one-matvec gradient rule equals plain autodiff, for every argument."""
+    from optlab.problems.quadratic import quadratic_value
+
+    problem = problems.seed_quadratic(9, 4)
+    x = jnp.linspace(-1.0, 2.0, 9)
+    plain = lambda a, b, y: 0.5 * y @ (a @ y) + b @ y  # noqa: E731
+    ours = jax.grad(quadratic_value, argnums)(problem.matrix, problem.linear, x)
+    reference = jax.grad(plain, argnums)(problem.matrix, problem.linear, x)
+    for got, want in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(jax.hessian(problem.value)(x), problem.matrix, rtol=0, atol=1e-12)

@@ -275,8 +275,10 @@ def _dense_bfgs_product(pairs, u):
     return h @ u
 
 
-@pytest.mark.parametrize("pairs", [1, 3, 5])
-def test_two_loop_recursion_equals_the_dense_bfgs_product(pairs):
+@pytest.mark.parametrize("pairs", [1, 3, 5, 8])
+def test_lbfgs_compact_product_equals_the_dense_bfgs_product(pairs):
+    """Pairs pushed one by one into a memory of 5 (the oldest dropped past 5) give the same
+    H u as BFGS updates of gamma I with the kept pairs, gamma from the newest pair."""
     n, memory = 7, 5
     rng = np.random.default_rng(pairs)
     m = rng.standard_normal((n, n))
@@ -284,21 +286,29 @@ def test_two_loop_recursion_equals_the_dense_bfgs_product(pairs):
     steps = rng.standard_normal((pairs, n))
     differences = steps @ curvature  # y = A s, so y.s > 0
     u = rng.standard_normal(n)
-    # Memory is oldest first; the slots not yet filled lead, with rho = 0.
-    padding = memory - pairs
-    stored_steps = np.concatenate([np.zeros((padding, n)), steps])
-    stored_differences = np.concatenate([np.zeros((padding, n)), differences])
-    rhos = np.concatenate([np.zeros(padding), 1.0 / np.sum(steps * differences, axis=1)])
 
-    got = second_order._two_loop(
-        jnp.asarray(stored_steps),
-        jnp.asarray(stored_differences),
-        jnp.asarray(rhos),
-        jnp.asarray(u),
-    )
+    state = second_order._empty_memory(memory, n, jnp.float64)
+    for s, y in zip(steps, differences, strict=True):
+        state = second_order._push(state, jnp.asarray(s), jnp.asarray(y))
+    got = second_order._inverse_hessian_product(state, jnp.asarray(u))
 
-    expected = _dense_bfgs_product(list(zip(steps, differences, strict=True)), u)
+    kept = list(zip(steps, differences, strict=True))[-memory:]
+    expected = _dense_bfgs_product(kept, u)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_lbfgs_memory_matches_its_definition_after_pushes():
+    n, memory = 6, 3
+    rng = np.random.default_rng(0)
+    state = second_order._empty_memory(memory, n, jnp.float64)
+    for _ in range(5):
+        s = rng.standard_normal(n)
+        state = second_order._push(state, jnp.asarray(s), jnp.asarray(s + 0.1 * rng.standard_normal(n)))
+    sy = np.asarray(state.steps) @ np.asarray(state.differences).T
+    np.testing.assert_allclose(np.asarray(state.inverse_r) @ np.triu(sy), np.eye(memory), atol=1e-10)
+    np.testing.assert_allclose(
+        state.gram, np.asarray(state.differences) @ np.asarray(state.differences).T, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize(

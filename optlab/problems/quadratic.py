@@ -17,11 +17,40 @@ The minimizer is drawn first and ``b = -A x*``, so ``x*`` is known exactly.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
+
+
+@jax.custom_jvp
+def quadratic_value(matrix: jax.Array, linear: jax.Array, x: jax.Array) -> jax.Array:
+    """``1/2 x^T A x + b^T x`` for a *symmetric* ``A``, with one product ``A x`` per gradient.
+
+    Reverse mode through ``x @ (A @ x)`` computes both ``A x`` and ``A^T x``, reading ``A``
+    twice; for a symmetric ``A`` the gradient is ``A x + b``, from the product the value
+    needs anyway. Higher derivatives (``jax.hessian``) follow from this rule.
+    """
+    return 0.5 * x @ (matrix @ x) + linear @ x
+
+
+@functools.partial(quadratic_value.defjvp, symbolic_zeros=True)
+def _quadratic_value_jvp(primals, tangents):
+    matrix, linear, x = primals
+    d_matrix, d_linear, d_x = tangents
+    ax = matrix @ x
+    value = 0.5 * x @ ax + linear @ x
+    tangent = jnp.zeros_like(value)
+    if not isinstance(d_x, SymbolicZero):
+        tangent = tangent + (ax + linear) @ d_x
+    if not isinstance(d_matrix, SymbolicZero):
+        tangent = tangent + 0.5 * x @ (d_matrix @ x)
+    if not isinstance(d_linear, SymbolicZero):
+        tangent = tangent + x @ d_linear
+    return value, tangent
 
 
 class Quadratic(NamedTuple):
@@ -32,7 +61,7 @@ class Quadratic(NamedTuple):
     minimizer: jax.Array  # (n,) x* = -A^{-1} b
 
     def value(self, x: jax.Array) -> jax.Array:
-        return 0.5 * x @ (self.matrix @ x) + self.linear @ x
+        return quadratic_value(self.matrix, self.linear, x)
 
     def condition_number(self) -> jax.Array:
         eigenvalues = jnp.linalg.eigvalsh(self.matrix)
