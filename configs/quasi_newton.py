@@ -17,7 +17,6 @@ class Config:
     max_iters: int = 3000
     scipy: bool = True  # reference rows: scipy BFGS and L-BFGS-B, same stop rule
     repeats: int = 3  # timed calls of each compiled program (median reported)
-    curve_length: int = 400  # iterations kept for the figure's distance curves
 
 
 def get_config(problem: str = "quadratic") -> Config:

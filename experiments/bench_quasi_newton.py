@@ -30,7 +30,7 @@ The rows of the table:
    gradient ``A x + b``, ``gtol=0`` and a callback ``callback(intermediate_result)``
    that raises ``StopIteration`` at the same rule (mean wall time per run over the seeds,
    run one after the other). Mean iterations of both are reported as a row of their own.
-   scipy runs with BLAS limited to one thread when ``threadpoolctl`` is installed: its
+   scipy runs with BLAS limited to one thread (``experiments.scipy_reference``): its
    many small matrix-vector products are slower with a thread pool beside XLA's.
 3. *L-BFGS*: ``optlab.lbfgs(memory=10)`` against ``optax.lbfgs(memory_size=10)``, both run
    by ``optlab.minimize`` (which reads the value and gradient that optax keeps in its
@@ -68,6 +68,7 @@ import optax
 from absl import app, flags
 
 import optlab
+from experiments import scipy_reference
 from optlab import sweep
 
 # Keys of every row returned by `measure`; `ratio` is ours / peer, `met` None when the
@@ -159,60 +160,37 @@ def _check_converged(label: str, params, status, problems, eps: float) -> None:
         )
 
 
-@contextlib.contextmanager
-def _single_threaded_blas():
-    try:
-        import threadpoolctl
-    except ImportError:
-        yield False
-        return
-    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        yield True
-
-
 def scipy_bfgs_to_eps(problems, eps: float, max_iters: int, repeats: int) -> dict:
     """scipy BFGS per seed, stopped by a callback at ||x - x*|| < eps; times are per run.
 
     Returns the median over `repeats` passes (after one warm-up pass) of the mean wall
-    time per run, the iterations and final distances of each seed, and whether BLAS was
-    limited to one thread.
+    time per run, and the iterations and final distances of each seed. BLAS runs on one
+    thread (see experiments.scipy_reference).
     """
-    import scipy.optimize
-
     matrices = np.asarray(problems.matrix)
     linears = np.asarray(problems.linear)
     minimizers = np.asarray(problems.minimizer)
     seeds, n = linears.shape
 
     def run(i):
-        a, b, x_star = matrices[i], linears[i], minimizers[i]
-
-        def callback(intermediate_result):
-            if np.linalg.norm(intermediate_result.x - x_star) < eps:
-                raise StopIteration
-
-        return scipy.optimize.minimize(
+        a, b = matrices[i], linears[i]
+        return scipy_reference.minimize_to_distance(
             lambda x: 0.5 * x @ (a @ x) + b @ x,
+            lambda x: a @ x + b,
             np.zeros(n),
-            jac=lambda x: a @ x + b,
+            minimizers[i],
+            eps,
             method="BFGS",
-            callback=callback,
-            options={"gtol": 0.0, "maxiter": max_iters},
+            max_iters=max_iters,
         )
 
-    with _single_threaded_blas() as single:
+    with scipy_reference.single_threaded_blas():
         results = [run(i) for i in range(seeds)]  # warm-up pass, also the reported results
-        passes = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for i in range(seeds):
-                run(i)
-            passes.append((time.perf_counter() - start) / seeds)
+        passes = [statistics.mean(run(i).seconds for i in range(seeds)) for _ in range(repeats)]
     return {
         "seconds_per_run": statistics.median(passes),
-        "iterations": np.array([r.nit for r in results]),
-        "distances": np.array([np.linalg.norm(r.x - minimizers[i]) for i, r in enumerate(results)]),
-        "single_threaded_blas": single,
+        "iterations": np.array([r.iterations for r in results]),
+        "distances": np.array([r.distance for r in results]),
     }
 
 
@@ -293,7 +271,6 @@ def measure(
         log("  scipy BFGS, to eps ...")
         reference = scipy_bfgs_to_eps(problems, eps, max_iters, repeats)
         reached = int(np.sum(reference["distances"] < eps))
-        blas = "BLAS 1 thread" if reference["single_threaded_blas"] else "default BLAS threads"
         rows.append(
             _row(
                 "BFGS to eps: time per run",
@@ -303,7 +280,7 @@ def measure(
                 ours / seeds * 1e3,
                 reference["seconds_per_run"] * 1e3,
                 ("≤ 0.1 (≥ 10× faster)", lambda r: r <= 0.1),
-                f"scipy reached eps on {reached}/{seeds} seeds; {blas}",
+                f"scipy reached eps on {reached}/{seeds} seeds; BLAS 1 thread",
             )
         )
         rows.append(

@@ -32,6 +32,7 @@ from absl import app, flags
 
 import optlab
 from configs import quasi_newton as default_config
+from experiments import scipy_reference
 from experiments.rundir import RunDir
 from optlab import plots, problems, report, stats, sweep
 
@@ -132,7 +133,6 @@ def problem_set(config: default_config.Config, n: int) -> ProblemSet:
 def solve(config, pset: ProblemSet, method: str):
     """All seeds of one method in one compiled program: (Result, Timing)."""
     opt = METHODS[method]()
-    history = min(config.curve_length, config.max_iters) + 1
 
     def one(member):
         stop = optlab.stopping.distance_to(pset.minimizer(member), config.eps)
@@ -142,7 +142,7 @@ def solve(config, pset: ProblemSet, method: str):
             opt,
             stop=stop,
             max_iters=config.max_iters,
-            history=history,
+            history=config.max_iters + 1,
         )
 
     return sweep.run_seeds(one, pset.batch, repeats=config.repeats)
@@ -150,29 +150,16 @@ def solve(config, pset: ProblemSet, method: str):
 
 def solve_scipy(config, pset: ProblemSet, method: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-seed iterations, converged flags and the mean wall time per run of scipy."""
-    iterations, converged, seconds = [], [], []
-    for seed in range(config.seeds):
-        fun, grad, x0, x_star = pset.numpy_problem(seed)
-
-        def callback(intermediate_result):
-            if np.linalg.norm(intermediate_result.x - x_star) < config.eps:
-                raise StopIteration
-
-        start = time.perf_counter()
-        result = scipy.optimize.minimize(
-            fun,
-            x0,
-            jac=grad,
-            method=method,
-            callback=callback,
-            options={"maxiter": config.max_iters, "gtol": 0.0}
-            if method == "BFGS"
-            else {"maxiter": config.max_iters, "gtol": 0.0, "ftol": 0.0},
-        )
-        seconds.append(time.perf_counter() - start)
-        iterations.append(result.nit)
-        converged.append(np.linalg.norm(result.x - x_star) < config.eps)
-    return np.asarray(iterations), np.asarray(converged), float(np.mean(seconds))
+    with scipy_reference.single_threaded_blas():
+        runs = [
+            scipy_reference.minimize_to_distance(
+                *pset.numpy_problem(seed), config.eps, method=method, max_iters=config.max_iters
+            )
+            for seed in range(config.seeds)
+        ]
+    iterations = np.array([run.iterations for run in runs])
+    converged = np.array([run.distance < config.eps for run in runs])
+    return iterations, converged, float(np.mean([run.seconds for run in runs]))
 
 
 def summary_row(n, method, iterations, converged, time_per_run, compile_seconds) -> dict:
@@ -185,6 +172,7 @@ def summary_row(n, method, iterations, converged, time_per_run, compile_seconds)
         "iterations_std": summary.std,
         "iterations_min": summary.min,
         "iterations_max": summary.max,
+        "iterations_range": "—" if summary.count == 0 else f"{summary.min:.0f}–{summary.max:.0f}",
         "ci95_low": summary.ci_low,
         "ci95_high": summary.ci_high,
         "time_per_run_s": time_per_run,
@@ -197,10 +185,7 @@ COLUMNS = [
     report.Column("converged", "converged"),
     report.Column("iterations_mean", "iterations (mean)", "{:.1f}"),
     report.Column("iterations_std", "std", "{:.1f}"),
-    report.Column(
-        "iterations_min", "min–max", lambda v: "—" if v is None or np.isnan(v) else f"{v:.0f}"
-    ),
-    report.Column("iterations_max", "", lambda v: "—" if v is None or np.isnan(v) else f"{v:.0f}"),
+    report.Column("iterations_range", "min–max"),
     report.Column("ci95_low", "95% CI low", "{:.1f}"),
     report.Column("ci95_high", "95% CI high", "{:.1f}"),
     report.Column("time_per_run_s", "time per run", report.format_seconds),
@@ -251,7 +236,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
                     timing.compile_seconds,
                 )
             )
-            curves[method] = np.asarray(result.history.distances)
+            curves[method] = np.asarray(result.history.distances)[:, : iterations.max() + 1]
             log(
                 f"n={n} {method}: {converged.sum()}/{config.seeds} converged, "
                 f"mean {iterations.mean():.1f} iterations; compiled in "
@@ -302,14 +287,21 @@ def render_tables(config, results: dict) -> str:
 
 
 def figure(config, results: dict):
+    """Distance to x* against iteration, one panel per size, up to the longest run."""
     sizes = list(results["sizes"])
     fig, axes = plots.panel_figure(len(sizes))
     for ax, n in zip(axes, sizes):
+        curves = results["sizes"][n]["curves"]
+        length = max(curve.shape[1] for curve in curves.values())
+        padded = {  # a run that stopped earlier stays at its last distance
+            method: np.pad(curve, ((0, 0), (0, length - curve.shape[1])), mode="edge")
+            for method, curve in curves.items()
+        }
         plots.draw_convergence(
             ax,
-            results["sizes"][n]["curves"],
-            ylabel="||x_k - x*||",
-            title=f"{config.problem}, n = {n} (median over {config.seeds} seeds, IQR band)",
+            padded,
+            ylabel=f"||x_k - x*||, median of {config.seeds} seeds, IQR band",
+            title=f"{config.problem}, n = {n}",
             threshold=config.eps,
         )
     return fig
