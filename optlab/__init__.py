@@ -5,7 +5,18 @@ one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says 
 stopped.
 """
 
-from optlab import line_search, problems, stats, stopping, sweep
+from optlab import first_order, line_search, problems, stats, stopping, sweep
+from optlab.first_order import (
+    adagrad,
+    adam,
+    amsgrad,
+    heavy_ball,
+    momentum,
+    nesterov,
+    noisy_sgd,
+    rmsprop,
+    sgd,
+)
 from optlab.minimize import History, Result, minimize
 from optlab.second_order import (
     bfgs,
@@ -20,6 +31,16 @@ from optlab.status import Status
 
 __all__ = [
     "History",
+    "adagrad",
+    "adam",
+    "amsgrad",
+    "first_order",
+    "heavy_ball",
+    "momentum",
+    "nesterov",
+    "noisy_sgd",
+    "rmsprop",
+    "sgd",
     "Result",
     "Status",
     "bfgs",

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from optlab import first_order
 from optlab import line_search as line_searches
 from optlab.status import Status
 
@@ -41,8 +42,8 @@ InitialHessian = Literal["identity", "scaled", "exact"]
 
 
 def gradient_descent(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
-    """``x <- x - lr * g`` with a fixed learning rate or an optax schedule."""
-    return optax.with_extra_args_support(optax.scale_by_learning_rate(learning_rate))
+    """``x <- x - lr * g`` with a fixed learning rate or an optax schedule (:func:`optlab.sgd`)."""
+    return optax.with_extra_args_support(first_order.sgd(learning_rate))
 
 
 def _flat(value_fn: Callable, params: PyTree):
@@ -121,6 +122,7 @@ def newton(
     line_search: str | line_searches.LineSearch | None = None,
     *,
     rcond: float | None = None,
+    min_curvature: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Newton's method ``x <- x - t H(x)^{-1} g`` with the exact Hessian of ``value_fn``.
 
@@ -132,8 +134,16 @@ def newton(
     method) the step is taken as it is, which is how Newton's method can cycle; with a
     line search a step that is not a descent direction ends the run as
     ``LINE_SEARCH_FAILED``.
+
+    ``min_curvature=delta`` makes it the modified Newton method of N&W section 3.4: each
+    eigenvalue ``l`` of the Hessian is replaced by ``max(|l|, delta)``, so the modified
+    Hessian is positive definite, every step descends, and nothing is singular. With a
+    line search this is the damped, regularized Newton method that converges where pure
+    Newton cycles.
     """
     search = _search_name_or_none(line_search)
+    if min_curvature is not None and not min_curvature > 0:
+        raise ValueError(f"min_curvature must be positive, got {min_curvature!r}")
 
     def init(params):
         flat, _ = ravel_pytree(params)
@@ -145,6 +155,8 @@ def newton(
         u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
         hessian = jax.hessian(lambda v: value_fn(unravel(v)))(x)
         eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
+        if min_curvature is not None:
+            eigenvalues = jnp.maximum(jnp.abs(eigenvalues), min_curvature)
         magnitudes = jnp.abs(eigenvalues)
         tolerance = (x.size * jnp.finfo(x.dtype).eps if rcond is None else rcond) * jnp.max(
             magnitudes
