@@ -71,15 +71,15 @@ class AddGaussianNoiseState(NamedTuple):
 def add_gaussian_noise(sigma: float, seed: int | jax.Array) -> optax.GradientTransformation:
     """``g <- g + sigma * N(0, I)``, a fresh draw at every step from the key in the state.
 
-    ``seed`` may be an int (also a traced one, to vmap over noise seeds) or a PRNG key.
+    ``seed`` may be an int (also a traced one, to vmap over noise seeds) or a PRNG key,
+    typed (``jax.random.key``) or raw (``jax.random.PRNGKey``).
     Unlike ``optax.add_noise`` the variance does not decay with the step.
     """
     _check_number("sigma", sigma, low=0.0)
 
     def init(params):
         del params
-        is_key = isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
-        return AddGaussianNoiseState(seed if is_key else jax.random.key(seed))
+        return AddGaussianNoiseState(_as_key(seed))
 
     def update(updates, state, params=None):
         del params
@@ -92,6 +92,16 @@ def add_gaussian_noise(sigma: float, seed: int | jax.Array) -> optax.GradientTra
         return jax.tree.unflatten(treedef, noisy), AddGaussianNoiseState(key)
 
     return optax.GradientTransformation(init, update)
+
+
+def _as_key(seed) -> jax.Array:
+    """A typed or raw (uint32, shape (2,)) PRNG key as it is; an int seed made into a key."""
+    if isinstance(seed, jax.Array):
+        typed = jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
+        raw = seed.dtype == jnp.uint32 and seed.shape == (2,)
+        if typed or raw:
+            return seed
+    return jax.random.key(seed)
 
 
 def noisy_sgd(
