@@ -9,6 +9,7 @@ it succeeded or raised. Paths given to the write methods are relative to the run
 and may not leave it; missing subdirectories are created.
 """
 
+import contextlib
 import json
 import os
 import uuid
@@ -75,22 +76,43 @@ class RunDir:
             relpath, lambda file: fig.savefig(file, format=image_format, dpi=dpi)
         )
 
+    def save_animation(self, relpath: str | Path, animation: Any, fps: int = 10, dpi: int = 80) -> Path:
+        """Saves a matplotlib animation as a GIF (Pillow, no ffmpeg), atomically.
+
+        Returns the final path.
+        """
+        from matplotlib.animation import PillowWriter
+
+        with self._atomic_target(relpath) as temporary:
+            animation.save(temporary, writer=PillowWriter(fps=fps), dpi=dpi)
+        return self._resolve(relpath)
+
     def _write_atomically(self, relpath: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         """Calls `write` on a temporary file next to the target, then moves it into place."""
-        final = self._resolve(relpath)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        # A hidden, uniquely named sibling: same file system, so os.replace is atomic.
-        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        try:
+        with self._atomic_target(relpath) as temporary:
             with open(temporary, "xb") as file:
                 write(file)
                 file.flush()
                 os.fsync(file.fileno())
+        return self._resolve(relpath)
+
+    @contextlib.contextmanager
+    def _atomic_target(self, relpath: str | Path):
+        """Yields a temporary path next to the target; moves it into place on success.
+
+        The temporary is a hidden, uniquely named sibling (same file system, so
+        `os.replace` is atomic) with the target's suffix, for writers that read the
+        format from the name. On failure it is removed and the target is untouched.
+        """
+        final = self._resolve(relpath)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name(f".{final.stem}.{uuid.uuid4().hex}.tmp{final.suffix}")
+        try:
+            yield temporary
             os.replace(temporary, final)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        return final
 
     def _resolve(self, relpath: str | Path) -> Path:
         """Returns `path / relpath`, refusing a target outside the run directory."""

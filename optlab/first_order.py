@@ -35,8 +35,8 @@ def _check_number(name: str, value, *, low: float, high: float | None = None, cl
     too_high = high is not None and (number > high if closed_high else number >= high)
     if not number >= low or too_high:
         bracket = "]" if closed_high else ")"
-        interval = f"[{low}, {high}{bracket}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        interval = f"in [{low}, {high}{bracket}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {interval}, got {value!r}")
 
 
 def _check_learning_rate(learning_rate) -> None:

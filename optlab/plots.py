@@ -6,12 +6,22 @@ global figure registry, no display or GUI backend needed) and never save them; s
 shape (seeds, iterations), one per method, with NaN where a run has no value (it stopped
 early, or diverged: ±inf is treated as NaN). A figure shows per method the median over
 seeds as a line and a percentile band over seeds as a shaded region.
+
+Landscapes of 2-D functions (`contour_figure`, `surface_figure`, `path_animation`) take
+the function as a JAX-traceable map from a vector of length 2 to a scalar, a domain
+`(x_min, x_max, y_min, y_max)` that fixes the axes, and paths: method name -> array of
+shape (steps + 1, 2) of iterates. The axes stay on the domain, so a diverging path leaves
+the picture instead of shrinking the landscape: a path is drawn until it crosses the
+boundary of the domain (3-D axes do not clip), and non-finite points are not drawn.
 """
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import jax
 import numpy as np
+from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
+from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
 
 _BAND_ALPHA = 0.25
@@ -176,3 +186,267 @@ def _nanpercentile(values: np.ndarray, q: float) -> np.ndarray:
     if present.any():
         result[present] = np.nanpercentile(values[:, present], q, axis=0)
     return result
+
+
+Domain = tuple[float, float, float, float]  # (x_min, x_max, y_min, y_max)
+_CONTOUR_LEVELS = 30
+
+
+def contour_figure(
+    fn: Callable,
+    domain: Domain,
+    paths: Mapping[str, Any],
+    minimizer: Any = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Filled contours of a 2-D function with one path per method.
+
+    Args:
+      fn: JAX-traceable function of a vector of length 2, returning a scalar.
+      domain: (x_min, x_max, y_min, y_max), the extent of the plot.
+      paths: method name -> iterates of shape (steps + 1, 2); each is drawn as a line
+        from its start (a black circle) to its end (a cross in the line's colour).
+      minimizer: None, a point of shape (2,) drawn as a star, or points of shape (k, 2)
+        on a curve of minimizers drawn as a dashed line.
+      title: optional axes title.
+
+    The contour levels are quantiles of the function over the domain, so flat regions
+    and steep walls both show structure.
+
+    Returns:
+      A Figure with one axes (contours, one line per path, start, end and minimizer
+      markers, a legend) and a colour bar.
+    """
+    fig, (ax,) = panel_figure(1, size_per_panel=(6.5, 5.5))
+    filled = _draw_landscape(ax, fn, domain, minimizer)
+    fig.colorbar(filled, ax=ax, label="f(x, y)", format="%.3g")
+    drawn = _as_paths(paths, domain)
+    for (name, path), width in zip(drawn.items(), _line_widths(len(drawn))):
+        (line,) = ax.plot(
+            path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=width, label=name
+        )
+        ax.plot(
+            path[-1:, 0],
+            path[-1:, 1],
+            marker="X",
+            markersize=9,
+            color=line.get_color(),
+            markeredgecolor="white",
+            linestyle="none",
+        )
+    _mark_starts(ax, paths, domain)
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def surface_figure(
+    fn: Callable,
+    domain: Domain,
+    paths: Mapping[str, Any],
+    *,
+    title: str | None = None,
+    resolution: int = 80,
+) -> Figure:
+    """A 3-D surface of a 2-D function with each path lifted onto it.
+
+    Arguments as in `contour_figure`; `resolution` is the number of grid points per axis.
+
+    Returns:
+      A Figure with one 3-D axes: the surface and one line per path (at the function's
+      values along the path), with a legend.
+    """
+    fig = Figure(figsize=(7.0, 5.5), layout="tight")
+    ax = fig.add_subplot(projection="3d")
+    # Depth sorting would hide the paths behind the surface they lie on; draw them on top.
+    ax.computed_zorder = False
+    x, y, z = _grid(fn, domain, resolution)
+    ax.plot_surface(x, y, z, cmap="viridis", alpha=0.6, linewidth=0, antialiased=True, zorder=1)
+    for name, path in _as_paths(paths, domain).items():
+        height = np.where(np.isnan(path[:, 0]), np.nan, _evaluate(fn, np.nan_to_num(path)))
+        ax.plot(
+            path[:, 0],
+            path[:, 1],
+            height,
+            marker=".",
+            markersize=3,
+            linewidth=1.5,
+            label=name,
+            zorder=3,
+        )
+    ax.set_xlim(domain[0], domain[1])
+    ax.set_ylim(domain[2], domain[3])
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_zlabel("f(x, y)")
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def path_animation(
+    fn: Callable,
+    domain: Domain,
+    paths: Mapping[str, Any],
+    fps: int = 10,
+    *,
+    minimizer: Any = None,
+    title: str | None = None,
+    max_frames: int = 100,
+) -> FuncAnimation:
+    """An animation of the paths growing step by step over the contours of `fn`.
+
+    Arguments as in `contour_figure`. Long runs are shown at `max_frames` evenly spaced
+    steps (the last frame is always the last step). The animation lives on its own
+    Figure (no pyplot); save it with `animation.save(path, writer=PillowWriter(fps))`.
+
+    Returns:
+      A `FuncAnimation` whose figure holds one line and one head marker per path.
+    """
+    if fps < 1 or max_frames < 1:
+        raise ValueError(f"fps and max_frames must be at least 1, got {fps} and {max_frames}")
+    fig, (ax,) = panel_figure(1, size_per_panel=(6.0, 5.5))
+    _draw_landscape(ax, fn, domain, minimizer)
+    drawn = _as_paths(paths, domain)
+    _mark_starts(ax, paths, domain)
+    steps = max(path.shape[0] for path in drawn.values())
+    shown = np.unique(np.linspace(0, steps - 1, min(steps, max_frames)).round().astype(int))
+    artists = []
+    for name, width in zip(drawn, _line_widths(len(drawn))):
+        (line,) = ax.plot([], [], linewidth=width, label=name)
+        (head,) = ax.plot([], [], marker="o", color=line.get_color(), linestyle="none")
+        artists.append((line, head))
+    ax.legend(loc="best", fontsize="small")
+    caption = ax.set_title(title or "")
+
+    def draw(frame: int):
+        step = shown[frame]
+        for (line, head), path in zip(artists, drawn.values()):
+            line.set_data(path[: step + 1, 0], path[: step + 1, 1])
+            head.set_data(path[step : step + 1, 0], path[step : step + 1, 1])
+        caption.set_text(f"{title + ', ' if title else ''}step {step}")
+        return [artist for pair in artists for artist in pair] + [caption]
+
+    return FuncAnimation(fig, draw, frames=len(shown), interval=1000 / fps, blit=False)
+
+
+def _draw_landscape(ax: Axes, fn: Callable, domain: Domain, minimizer: Any):
+    """Filled contours of `fn` at quantile levels, and the minimizer; returns the contour set."""
+    x, y, z = _grid(fn, domain, 200)
+    finite = z[np.isfinite(z)]
+    levels = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, _CONTOUR_LEVELS)))
+    if levels.size > 1:
+        # One colour per band, however unevenly the quantiles are spaced in value.
+        norm = BoundaryNorm(levels, ncolors=256)
+        filled = ax.contourf(x, y, z, levels=levels, cmap="viridis", norm=norm)
+    else:  # a constant function has a single level, which contourf cannot fill
+        filled = ax.contourf(x, y, z, cmap="viridis")
+    if minimizer is not None:
+        points = np.asarray(minimizer, dtype=np.float64)
+        if points.ndim == 1:
+            ax.plot(
+                points[0],
+                points[1],
+                marker="*",
+                markersize=16,
+                color="gold",
+                markeredgecolor="black",
+                linestyle="none",
+                label="minimizer",
+            )
+        else:
+            ax.plot(
+                points[:, 0],
+                points[:, 1],
+                color="gold",
+                linestyle="--",
+                linewidth=1.5,
+                label="minimizers",
+            )
+    ax.set_xlim(domain[0], domain[1])
+    ax.set_ylim(domain[2], domain[3])
+    ax.set_aspect("equal")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    return filled
+
+
+def _line_widths(count: int) -> np.ndarray:
+    """Widths from wide (first path) to thin (last), so paths that coincide stay visible."""
+    return 1.0 + 0.8 * np.arange(count)[::-1]
+
+
+def _mark_starts(ax: Axes, paths: Mapping[str, Any], domain: Domain) -> None:
+    """One black circle per distinct start inside the domain, labelled once."""
+    starts = np.unique([np.asarray(path, np.float64)[0] for path in paths.values()], axis=0)
+    inside = _inside(starts, domain)
+    ax.plot(
+        starts[inside, 0],
+        starts[inside, 1],
+        marker="o",
+        markersize=8,
+        color="black",
+        linestyle="none",
+        label="start",
+    )
+
+
+def _grid(fn: Callable, domain: Domain, resolution: int):
+    x, y = np.meshgrid(
+        np.linspace(domain[0], domain[1], resolution), np.linspace(domain[2], domain[3], resolution)
+    )
+    z = _evaluate(fn, np.stack([x.ravel(), y.ravel()], axis=1)).reshape(x.shape)
+    return x, y, z
+
+
+def _evaluate(fn: Callable, points: np.ndarray) -> np.ndarray:
+    """`fn` at each row of `points` (n, 2), in one compiled call, as float64 NumPy."""
+    return np.asarray(jax.jit(jax.vmap(fn))(points), dtype=np.float64)
+
+
+def _inside(points: np.ndarray, domain: Domain) -> np.ndarray:
+    """True for the rows of `points` (n, 2) inside `domain`; False for NaN rows."""
+    return (
+        (points[:, 0] >= domain[0])
+        & (points[:, 0] <= domain[1])
+        & (points[:, 1] >= domain[2])
+        & (points[:, 1] <= domain[3])
+    )
+
+
+def _as_paths(paths: Mapping[str, Any], domain: Domain) -> dict[str, np.ndarray]:
+    """Paths as float64 (steps + 1, 2) arrays that stay inside `domain`.
+
+    A path that leaves the domain ends where it crosses the boundary (the rest is NaN),
+    so 2-D and 3-D axes draw it alike; non-finite points are NaN.
+    """
+    if not paths:
+        raise ValueError("paths must name at least one method")
+    arrays = {}
+    for name, path in paths.items():
+        points = np.asarray(path, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"path {name!r} must have shape (steps + 1, 2), got {points.shape}")
+        inside = _inside(points, domain)
+        drawn = np.where(inside[:, None], points, np.nan)
+        exits = np.flatnonzero(~inside)
+        if exits.size:
+            first = exits[0]
+            drawn[first + 1 :] = np.nan
+            if first > 0 and np.isfinite(points[first]).all():
+                drawn[first] = _boundary_crossing(points[first - 1], points[first], domain)
+        arrays[name] = drawn
+    return arrays
+
+
+def _boundary_crossing(inside: np.ndarray, outside: np.ndarray, domain: Domain) -> np.ndarray:
+    """The point where the segment from `inside` to `outside` leaves the domain box."""
+    low, high = np.array(domain[0::2]), np.array(domain[1::2])
+    step = outside - inside
+    with np.errstate(divide="ignore", invalid="ignore"):
+        to_high, to_low = (high - inside) / step, (low - inside) / step
+    fractions = np.where(outside > high, to_high, np.where(outside < low, to_low, 1.0))
+    return inside + np.min(fractions) * step

@@ -94,3 +94,17 @@ def test_paths_outside_the_run_directory_are_refused(tmp_path, relpath):
     with pytest.raises(ValueError, match="inside the run directory"):
         run.write_text(relpath, "x")
     assert _all_files(tmp_path) == []
+
+
+def test_save_animation_writes_a_gif_atomically(tmp_path):
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    (line,) = ax.plot([], [])
+    animation = FuncAnimation(fig, lambda i: line.set_data(range(i + 1), range(i + 1)), frames=3)
+    run_dir = RunDir.create(tmp_path, "anim")
+    path = run_dir.save_animation("path.gif", animation, fps=5)
+    assert path.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
+    assert [p.name for p in run_dir.path.iterdir()] == ["path.gif"]

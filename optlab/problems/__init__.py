@@ -1,7 +1,15 @@
-"""Test problems with known minimizers: quadratics, Rosenbrock, Newton's cycle."""
+"""Test problems: quadratics, Rosenbrock, Newton's cycle and the 2-D test functions."""
 
 from optlab.problems.functions import (
+    MULT_MINIMUM_RADIUS,
     ROSENBROCK_START,
+    TEST_FUNCTIONS,
+    TestFunction,
+    bowl,
+    easom,
+    matyas,
+    monkey_saddle,
+    mult,
     newton_cycle,
     newton_cycle_minimizer,
     rosenbrock,
@@ -17,10 +25,18 @@ from optlab.problems.quadratic import (
 )
 
 __all__ = [
+    "MULT_MINIMUM_RADIUS",
     "ROSENBROCK_START",
+    "TEST_FUNCTIONS",
     "Quadratic",
+    "TestFunction",
+    "bowl",
     "conditioned_quadratic",
+    "easom",
     "make_spd_matrix",
+    "matyas",
+    "monkey_saddle",
+    "mult",
     "newton_cycle",
     "newton_cycle_minimizer",
     "rosenbrock",

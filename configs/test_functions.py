@@ -1,0 +1,115 @@
+"""Default configuration of ``python -m experiments.test_functions``.
+
+One :class:`Scenario` per 2-D test function of ``optlab.problems.TEST_FUNCTIONS``: a start,
+a number of steps, a gradient-noise level and the update rules compared there. Every
+method of a scenario sees the same noise seeds 0, ..., seeds - 1.
+
+Noise levels: ``g + sigma z``, ``z ~ N(0, I)``. The bowl uses the classic exercise's
+``sigma = 1``. Elsewhere sigma is chosen small next to the gradient norm at the start
+(bowl 17, Matyas 5.7, monkey saddle 136, mult 0.43, Easom 0.08), so that the noise
+perturbs the runs without driving them: 0.1 on Matyas and mult, 1 on the monkey saddle,
+0.01 on Easom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One update rule with its hyperparameters (the names of ``optlab``'s arguments)."""
+
+    rule: str  # "sgd", "heavy_ball" (v <- gamma v + a g), "adagrad" or "adam"
+    learning_rate: float
+    beta: float = 0.9  # heavy_ball's gamma, adam's b1; unused by sgd and adagrad
+    beta2: float = 0.999  # adam's b2; unused by the others
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str  # the --scenario name, also in the file names
+    function: str  # key of optlab.problems.TEST_FUNCTIONS
+    start: tuple[float, float]
+    steps: int  # every run takes exactly this many steps (unless it turns non-finite)
+    sigma: float  # standard deviation of the Gaussian gradient noise
+    methods: tuple[Method, ...]
+    question: str  # what the scenario shows, printed above its table
+
+
+SCENARIOS = (
+    Scenario(
+        name="bowl",
+        function="bowl",
+        start=(6.0, 6.0),
+        steps=20,
+        sigma=1.0,
+        methods=(Method("sgd", 2.0), Method("sgd", 0.01), Method("sgd", 0.1)),
+        question="Learning rate too high, too low, right: noisy SGD on x^2 + y^2.",
+    ),
+    Scenario(
+        name="matyas",
+        function="matyas",
+        start=(4.0, -4.0),
+        steps=300,
+        sigma=0.1,
+        methods=(Method("sgd", 0.01), Method("heavy_ball", 0.01, beta=0.99)),
+        question="SGD against heavy-ball momentum on Matyas's function.",
+    ),
+    Scenario(
+        name="monkey_saddle",
+        function="monkey_saddle",
+        start=(4.0, 4.0),
+        steps=100,
+        sigma=1.0,
+        methods=(Method("sgd", 0.3), Method("heavy_ball", 0.3, beta=0.9), Method("adagrad", 0.3)),
+        question=(
+            "At the saddle x^3 + 3xy^2, which is unbounded below: the right outcome is to "
+            "leave the saddle (distances are to the saddle point)."
+        ),
+    ),
+    Scenario(
+        name="mult",
+        function="mult",
+        start=(0.8, 0.8),
+        steps=200,
+        sigma=0.1,
+        methods=(
+            Method("adam", 0.7, beta=0.99, beta2=0.9),
+            Method("adagrad", 0.7),
+            Method("heavy_ball", 0.7, beta=0.99),
+            Method("sgd", 0.7),
+        ),
+        question=(
+            "Escaping the local minimum of sin(r) at the origin towards its global minima, "
+            "the circles r = 3pi/2 + 2pi k (distances are to the nearest circle)."
+        ),
+    ),
+    Scenario(
+        name="easom",
+        function="easom",
+        start=(2.0, 2.0),
+        steps=200,
+        sigma=0.01,
+        methods=(Method("sgd", 0.1), Method("heavy_ball", 0.1, beta=0.9)),
+        question=(
+            "Easom's function from inside the basin (pi/2, 3pi/2)^2 of its minimizer, a "
+            "narrow well in an almost flat plateau: momentum against plain SGD."
+        ),
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    scenarios: tuple[Scenario, ...] = SCENARIOS
+    seeds: int = 10  # noise seeds per method, one vmapped program per method
+    threshold: float = 1.0  # count iterations until distance < threshold (the exercise's 1)
+    animate: bool = False  # also write path-<scenario>.gif
+    fps: int = 10  # frames per second of the animations
+    repeats: int = 3  # timed calls of each compiled program (median reported)
+
+
+def get_config() -> Config:
+    """The study's defaults: every scenario, 10 seeds, threshold 1."""
+    return Config()

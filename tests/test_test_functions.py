@@ -1,0 +1,171 @@
+"""The 2-D test-function study: reproducible runs, one vmapped program, files and errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import optlab
+from configs import test_functions as default_config
+from experiments import test_functions as study
+
+SCENARIOS = {scenario.name: scenario for scenario in default_config.SCENARIOS}
+# Every scenario with one of its methods, so that each update rule runs once: each
+# method is a compiled program, and compiling dominates the time of these tests.
+ONE_METHOD = {"bowl": 2, "matyas": 1, "monkey_saddle": 2, "mult": 0, "easom": 1}
+TINY = dataclasses.replace(
+    default_config.get_config(),
+    seeds=2,
+    repeats=1,
+    fps=4,
+    scenarios=tuple(
+        dataclasses.replace(s, steps=3, methods=(s.methods[ONE_METHOD[s.name]],))
+        for s in default_config.SCENARIOS
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def results():
+    lines = []
+    output = study.run_study(TINY, log=lines.append)
+    assert len(lines) == sum(len(scenario.methods) for scenario in TINY.scenarios)
+    return output
+
+
+def test_runs_are_deterministic_and_the_vmapped_sweep_equals_unbatched_runs():
+    scenario = dataclasses.replace(SCENARIOS["mult"], steps=6)
+    method = scenario.methods[0]  # Adam: the most state
+    batched, timing = study.run_method(dataclasses.replace(TINY, seeds=3), scenario, method)
+    assert timing.compile_seconds > 0 and timing.run_seconds > 0
+    assert batched.paths.shape == (3, 7, 2)
+    one = jax.jit(study.seed_run(scenario, method))
+    for seed in range(3):
+        single = one(jnp.asarray(seed))
+        for leaf, batch in zip(single, batched):
+            np.testing.assert_allclose(leaf, batch[seed], rtol=1e-12, atol=1e-14)
+    for leaf, again in zip(one(jnp.asarray(0)), one(jnp.asarray(0))):
+        np.testing.assert_array_equal(leaf, again)
+    np.testing.assert_array_equal(batched.paths[:, 0], np.tile([0.8, 0.8], (3, 1)))
+    assert not np.allclose(batched.paths[0], batched.paths[1])  # the seeds' noise differs
+
+
+def test_bowl_tells_the_classic_learning_rate_story():
+    config = dataclasses.replace(TINY, seeds=4)
+    scenario = SCENARIOS["bowl"]
+    entry = study.run_scenario(config, scenario, log=lambda line: None)
+    too_high, too_low, right = entry["rows"]
+    assert too_high["final_distance_mean"] > 1e6 and too_high["reached_count"] == 0
+    assert too_low["reached_count"] == 0 and too_low["final_distance_mean"] > 4
+    assert right["reached_count"] == 4 and right["iterations_mean"] < 15
+    assert right["final_distance_mean"] < 1
+    assert "sgd α=0.1 gets below 1 fastest" in entry["takeaway"]
+    assert "sgd α=2 diverges" in entry["takeaway"]
+    # The plotted path is the median seed's run, and SGD with added noise is noisy_sgd.
+    seed = entry["median_seed"]["sgd α=0.1"]
+    final_distances = entry["per_seed"]["sgd α=0.1"]["final_distance"]
+    assert np.sum(final_distances < final_distances[seed]) == (config.seeds - 1) // 2
+    reference = optlab.minimize(
+        optlab.problems.bowl,
+        jnp.asarray(scenario.start),
+        optlab.noisy_sgd(0.1, scenario.sigma, seed),
+        stop=study.NEVER_STOP,
+        max_iters=scenario.steps,
+        history=scenario.steps + 1,
+        record_params=True,
+    )
+    np.testing.assert_allclose(entry["paths"]["sgd α=0.1"], reference.history.params, rtol=1e-13)
+
+
+def test_study_reports_every_scenario_and_method(results):
+    assert list(results["scenarios"]) == [scenario.name for scenario in TINY.scenarios]
+    for scenario in TINY.scenarios:
+        entry = results["scenarios"][scenario.name]
+        labels = [study.describe(method) for method in scenario.methods]
+        assert [row["method"] for row in entry["rows"]] == labels
+        assert set(entry["paths"]) == set(labels)
+        for label in labels:
+            assert entry["paths"][label].shape == (scenario.steps + 1, 2)
+            assert 0 <= entry["median_seed"][label] < TINY.seeds
+        assert entry["takeaway"].endswith(".")
+    saddle = results["scenarios"]["monkey_saddle"]
+    assert "leaving the saddle is the goal" in saddle["takeaway"]
+
+
+def test_median_seed_and_first_iteration_below_threshold():
+    distances = np.array([[5.0, 2.0, 0.5, 0.1], [5.0, 4.0, 3.0, 2.0], [5.0, 0.9, 1.5, 0.2]])
+    np.testing.assert_array_equal(study.first_below(distances, 1.0), [2.0, np.nan, 1.0])
+    assert study.median_seed(np.array([3.0, np.nan, 1.0, 2.0])) == 3
+    assert study.median_seed(np.array([np.inf, 1.0, 2.0])) == 2
+
+
+def test_writes_tables_figures_and_an_animation(results, tmp_path):
+    config = dataclasses.replace(TINY, animate=True)
+    run_dir = study.write_outputs(config, results, tmp_path)
+    names = {path.name for path in run_dir.path.iterdir()}
+    expected = {"results.json", "table.md", "results.csv"}
+    for scenario in TINY.scenarios:
+        name = scenario.name
+        expected |= {f"contour-{name}.png", f"surface-{name}.png", f"path-{name}.gif"}
+    assert names == expected  # and no temporary file left behind
+    saved = json.loads((run_dir.path / "results.json").read_text())
+    assert saved["config"]["seeds"] == 2
+    assert saved["scenarios"]["bowl"]["rows"][0]["method"] == "sgd α=0.1"
+    table = (run_dir.path / "table.md").read_text()
+    assert table.count("Takeaway:") == len(TINY.scenarios) and "heavy ball α=0.01 γ=0.99" in table
+    csv_lines = (run_dir.path / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + sum(len(scenario.methods) for scenario in TINY.scenarios)
+    with Image.open(run_dir.path / "path-bowl.gif") as gif:
+        assert gif.n_frames == TINY.scenarios[0].steps + 1
+    with Image.open(run_dir.path / "contour-bowl.png") as png:
+        assert png.size[0] > 300
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(seeds=0), "--seeds must be a positive number"),
+        (dict(threshold=0.0), "--threshold must be positive"),
+        (dict(sigma=-1.0), "bowl: --sigma must be non-negative"),
+        (dict(method=default_config.Method("adam", 0.1, beta2=1.5)), "b2 must be in [0.0, 1.0)"),
+        (dict(method=default_config.Method("lbfgs", 0.1)), "unknown rule 'lbfgs'"),
+    ],
+)
+def test_validate_rejects_bad_configurations(change, message):
+    scenario = SCENARIOS["bowl"]
+    if "sigma" in change:
+        scenario = dataclasses.replace(scenario, sigma=change.pop("sigma"))
+    if "method" in change:
+        scenario = dataclasses.replace(scenario, methods=(change.pop("method"),))
+    config = dataclasses.replace(TINY, scenarios=(scenario,), **change)
+    with pytest.raises(ValueError) as error:
+        study.validate(config)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scenario=bowl,saddle"], "unknown scenario saddle; choose from bowl, matyas"),
+        (["--lr=-0.1"], "bowl, sgd α=-0.1: learning_rate must be"),
+        (["--scenario=matyas", "--beta=1"], "gamma must be in [0.0, 1.0), got 1.0"),
+    ],
+)
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.test_functions", f"--out={tmp_path}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "test_functions: error" in line]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())
