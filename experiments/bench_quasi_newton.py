@@ -65,10 +65,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 import optlab
-from experiments import scipy_reference
+from experiments import cli, scipy_reference
 from optlab import sweep
 
 # Keys of every row returned by `measure`; `ratio` is ours / peer, `met` None when the
@@ -453,7 +453,7 @@ def machine() -> dict:
     }
 
 
-def _define_flags() -> None:
+def define_flags() -> None:
     # Defined only when run as a script: experiments.quasi_newton defines flags of the same
     # names, and absl refuses a second definition in one process (e.g. under pytest).
     flags.DEFINE_integer("seeds", 20, "Number of seed quadratics.")
@@ -500,5 +500,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run("bench_quasi_newton", main, define_flags)

@@ -19,24 +19,21 @@ directory under --out.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import optlab
 from configs import newton_cycle as default_config
+from experiments import cli
 from experiments.rundir import RunDir
 from optlab import plots, problems, report
 
-flags.DEFINE_float("learning_rate", None, "Gradient descent's fixed step.")
-flags.DEFINE_float("min_curvature", None, "Eigenvalue floor of the regularized Newton method.")
-flags.DEFINE_integer("max_iters", None, "Iteration budget of each method.")
-flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+NAME = "newton_cycle"
 FLAGS = flags.FLAGS
 
 DOMAIN = (-2.5, 2.0, -1.0, 3.0)  # x_min, x_max, y_min, y_max of the contour plot
@@ -202,6 +199,13 @@ def config_from_flags() -> default_config.Config:
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 
+def define_flags() -> None:
+    flags.DEFINE_float("learning_rate", None, "Gradient descent's fixed step.")
+    flags.DEFINE_float("min_curvature", None, "Eigenvalue floor of the regularized Newton method.")
+    flags.DEFINE_integer("max_iters", None, "Iteration budget of each method.")
+    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+
+
 def main(argv):
     del argv
     jax.config.update("jax_enable_x64", True)
@@ -209,8 +213,7 @@ def main(argv):
         config = config_from_flags()
         validate(config)
     except ValueError as error:
-        print(f"newton_cycle: error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(NAME, str(error))
     start = time.perf_counter()
     results = run_study(config)
     print()
@@ -221,4 +224,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(NAME, main, define_flags)

@@ -20,7 +20,6 @@ quadratic its first step is Newton's. "sr1" is the honest default, H0 = I.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -28,11 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
-from absl import app, flags
+from absl import flags
 
 import optlab
 from configs import quasi_newton as default_config
 from experiments import scipy_reference
+from experiments import cli
 from experiments.rundir import RunDir
 from optlab import plots, problems, report, stats, sweep
 
@@ -47,15 +47,7 @@ METHODS: dict[str, Callable[[], Any]] = {
 }
 PROBLEMS = ("quadratic", "rosenbrock")
 
-flags.DEFINE_enum("problem", "quadratic", PROBLEMS, "Test problem.")
-flags.DEFINE_list("n", None, "Problem sizes, e.g. 2,50,228 (default: the problem's config).")
-flags.DEFINE_integer("seeds", None, "Number of random problems or starting points.")
-flags.DEFINE_float("eps", None, "Stop when ||x_k - x*|| < eps.")
-flags.DEFINE_list("methods", None, f"Methods, any of {', '.join(METHODS)}.")
-flags.DEFINE_integer("max_iters", None, "Iteration budget per run.")
-flags.DEFINE_bool("scipy", True, "Add scipy BFGS and L-BFGS-B reference rows.")
-flags.DEFINE_integer("repeats", None, "Timed calls per compiled program (median reported).")
-flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+NAME = "quasi_newton"
 FLAGS = flags.FLAGS
 
 
@@ -334,6 +326,18 @@ def config_from_flags() -> default_config.Config:
     return dataclasses.replace(config, **overrides)
 
 
+def define_flags() -> None:
+    flags.DEFINE_enum("problem", "quadratic", PROBLEMS, "Test problem.")
+    flags.DEFINE_list("n", None, "Problem sizes, e.g. 2,50,228 (default: the problem's config).")
+    flags.DEFINE_integer("seeds", None, "Number of random problems or starting points.")
+    flags.DEFINE_float("eps", None, "Stop when ||x_k - x*|| < eps.")
+    flags.DEFINE_list("methods", None, f"Methods, any of {', '.join(METHODS)}.")
+    flags.DEFINE_integer("max_iters", None, "Iteration budget per run.")
+    flags.DEFINE_bool("scipy", True, "Add scipy BFGS and L-BFGS-B reference rows.")
+    flags.DEFINE_integer("repeats", None, "Timed calls per compiled program (median reported).")
+    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+
+
 def main(argv):
     del argv
     jax.config.update("jax_enable_x64", True)
@@ -341,8 +345,7 @@ def main(argv):
         config = config_from_flags()
         validate(config)
     except ValueError as error:
-        print(f"quasi_newton: error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(NAME, str(error))
     start = time.perf_counter()
     results = run_study(config)
     print()
@@ -353,4 +356,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(NAME, main, define_flags)

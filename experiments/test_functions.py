@@ -31,7 +31,6 @@ directory under --out and names it at the end.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import Callable, NamedTuple
 
@@ -39,11 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 import optlab
 from configs import test_functions as default_config
 from configs.test_functions import Config, Method, Scenario
+from experiments import cli
 from experiments.rundir import RunDir
 from optlab import first_order, plots, problems, report, stats, sweep
 
@@ -72,14 +72,7 @@ class NeverStop(optlab.stopping.StopRule):
 NEVER_STOP = NeverStop()
 SCENARIO_NAMES = tuple(scenario.name for scenario in default_config.SCENARIOS)
 
-flags.DEFINE_list("scenario", None, f"Scenarios to run (default all): {', '.join(SCENARIO_NAMES)}.")
-flags.DEFINE_integer("seeds", None, "Noise seeds per method (one vmapped program per method).")
-flags.DEFINE_float("sigma", None, "Gradient noise of every scenario (default: per scenario).")
-flags.DEFINE_float("threshold", None, "Count iterations until the distance is below this.")
-flags.DEFINE_float("lr", None, "Learning rate of every method (default: per method).")
-flags.DEFINE_float("beta", None, "Momentum decay of every method that has one (γ, Adam's β₁).")
-flags.DEFINE_bool("animate", False, "Also write an animated GIF of the paths per scenario.")
-flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+NAME = "test_functions"
 FLAGS = flags.FLAGS
 
 
@@ -458,6 +451,17 @@ def config_from_flags() -> Config:
     return dataclasses.replace(config, **overrides)
 
 
+def define_flags() -> None:
+    flags.DEFINE_list("scenario", None, f"Scenarios to run (default all): {', '.join(SCENARIO_NAMES)}.")
+    flags.DEFINE_integer("seeds", None, "Noise seeds per method (one vmapped program per method).")
+    flags.DEFINE_float("sigma", None, "Gradient noise of every scenario (default: per scenario).")
+    flags.DEFINE_float("threshold", None, "Count iterations until the distance is below this.")
+    flags.DEFINE_float("lr", None, "Learning rate of every method (default: per method).")
+    flags.DEFINE_float("beta", None, "Momentum decay of every method that has one (γ, Adam's β₁).")
+    flags.DEFINE_bool("animate", False, "Also write an animated GIF of the paths per scenario.")
+    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+
+
 def main(argv):
     del argv
     # float64, as in the tests: a diverging run stays finite longer, so its growth shows.
@@ -466,8 +470,7 @@ def main(argv):
         config = config_from_flags()
         validate(config)
     except ValueError as error:
-        print(f"test_functions: error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(NAME, str(error))
     start = time.perf_counter()
     results = run_study(config)
     print()
@@ -478,4 +481,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(NAME, main, define_flags)

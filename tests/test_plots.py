@@ -106,3 +106,19 @@ def test_convergence_figure_invalid_arguments_raise(kwargs, message):
 def test_panel_figure_invalid_arguments_raise(kwargs):
     with pytest.raises(ValueError):
         panel_figure(**kwargs)
+
+
+def test_nanpercentile_matches_numpy_with_nans_and_empty_columns():
+    import warnings
+
+    from optlab.plots import _nanpercentile
+
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((7, 300))
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[:, 3] = np.nan
+    for q in (0.0, 25.0, 50.0, 75.0, 100.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on the empty column
+            expected = np.nanpercentile(values, q, axis=0)
+        np.testing.assert_allclose(_nanpercentile(values, q), expected, equal_nan=True)

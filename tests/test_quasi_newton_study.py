@@ -66,6 +66,8 @@ def test_rosenbrock_study_reports_the_classic_start():
         (["--seeds=-1"], "--seeds must be a positive number"),
         (["--methods=bfgs,newtonn"], "unknown method newtonn"),
         (["--eps=0"], "--eps must be positive"),
+        (["--seeds=abc"], "flag --seeds=abc"),
+        (["--no_such_flag=1"], "no_such_flag"),
     ],
 )
 def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path):

@@ -1,0 +1,719 @@
+r"""Momentum, RMSprop and Adam on synthetic least squares, swept over hyperparameters and seeds.
+
+    python -m experiments.linear_regression
+    python -m experiments.linear_regression --sizes=500x2 --seeds=20 --methods=adam
+    python -m experiments.linear_regression --learning_rates=0.03,0.01 --betas=0.5,0.9
+
+Data (``optlab.problems.regression.make_regression``): ``X ~ U(-5, 5)`` with column ``j``
+scaled by ``2j + 1``, ``y = X w + N(0, 1)`` with ``w ~ N(0, I)``, one data set per size
+``n x d``, drawn once from the study's ``seed`` and shared by every run of that size. The
+loss is the mean squared error without a factor 1/2; its smallest value ``L(w*)`` (the
+least-squares solution, ``jnp.linalg.lstsq``) is about the noise variance, 1.
+
+Runs: minibatches of ``--batch_size`` rows, a fresh shuffle every epoch (the last partial
+batch dropped), the gradient of the minibatch *mean* loss, exactly ``--steps`` steps
+(``optlab.train.run_minibatch``). Seed ``s`` draws the initial weights ``w0 ~ N(0, I)``
+and the shuffles; every setting of a sweep sees the same seeds. The full-data loss is
+recorded every ``record_every`` steps (config; default every step), in its exact
+``O(d^2)`` form ``L(w*) + (w - w*)^T (X^T X / n) (w - w*)``.
+
+Sweeps, per method (values in ``configs/linear_regression.py``): momentum's ``beta`` and
+RMSprop's ``gamma`` over ``--betas`` at a fixed learning rate, Adam's ``b1 x b2`` grid over
+``--betas``, and every method's learning rate over ``--learning_rates`` at the classic
+decays. No Python loop runs over settings or seeds: per size, all sweeps of a method,
+all their settings times all seeds, are one compiled program (9 programs for the 18
+sweeps). ``optax.inject_hyperparams`` turns the hyperparameters into traced values,
+vmapped over settings inside a vmap over seeds, so the settings of a seed share its
+minibatches, and the per-step cost of a program hardly grows with its members (merging
+the two sweeps of a method halved the study's run and compile times). Each program is
+timed by ``optlab.sweep.time_compiled``: compiled apart, one warm-up call, then the
+median of ``repeats`` calls; the rows of a method's sweeps show its program's time.
+
+Reported per (size, method, setting): the final full-data loss (mean ± std over the seeds
+that did not diverge: a run diverged when its final loss is not finite or above its
+initial loss), how many seeds reached the target ``--target_factor * L(w*)`` and after
+how many steps (mean ± std over those; the first recorded step at or below the target,
+resolution ``record_every``; a run that later diverged still counts), and the time and
+compile time of the method's program. A setting in two sweeps (momentum's beta = 0.9 at
+lr = 1e-3, say) is run in both and gives the same numbers. Written into a new run
+directory under ``--out``: ``results.json`` (everything but the loss curves and paths),
+``table.md``, ``results.csv``, ``convergence_NxD.png`` (loss against step: median over
+seeds and interquartile band, one panel per sweep) and, for ``d = 2``,
+``contour_NxD.png`` (the loss contours in weight space with the path of every setting's
+median seed, the seed of the median final loss).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import matplotlib.ticker
+import numpy as np
+import optax
+from absl import flags
+
+import optlab
+from configs import linear_regression as default_config
+from experiments import cli
+from experiments.rundir import RunDir
+from optlab import plots, report, stats, sweep
+from optlab.problems import regression
+from optlab.train import minibatch
+
+METHODS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "momentum": optlab.momentum,
+    "rmsprop": optlab.rmsprop,
+    "adam": optlab.adam,
+}
+# The argument that the beta sweep varies, for the methods with one decay.
+DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}
+HYPERPARAMETERS = ("learning_rate", "beta", "gamma", "b1", "b2")
+FIGURE_POINTS = 250  # points per convergence curve at most
+
+FLAGS = flags.FLAGS
+NAME = "linear_regression"
+
+
+class Sweep(NamedTuple):
+    """Settings of one method, each run over every seed (a method's sweeps share a program)."""
+
+    method: str
+    name: str  # "beta", "b1 x b2" or "learning_rate"
+    settings: tuple[dict[str, float], ...]  # keyword arguments of the method, one per setting
+    labels: tuple[str, ...]  # e.g. "beta=0.7", "lr=0.01", "b1=0.7, b2=0.9"
+
+
+class Problem(NamedTuple):
+    """The data of one size and its least-squares solution; a pytree."""
+
+    data: regression.Regression
+    solution: regression.LeastSquares
+
+
+class SeedInputs(NamedTuple):
+    """What each seed's runs start from, shared by every setting; a pytree."""
+
+    initial_weights: jax.Array  # (seeds, d), w0 ~ N(0, I)
+    # (seeds, steps, batch, d) rows and (seeds, steps, batch) targets of every minibatch
+    batches: tuple[jax.Array, jax.Array]
+
+
+def sweeps(config: default_config.Config) -> list[Sweep]:
+    """The sweeps of the configured methods, in the order of ``config.methods``."""
+    fixed_rate = {
+        "momentum": config.momentum_learning_rate,
+        "rmsprop": config.rmsprop_learning_rate,
+        "adam": config.adam_learning_rate,
+    }
+    result = []
+    for method in config.methods:
+        rate = fixed_rate[method]
+        if method == "adam":
+            grid = [(b1, b2) for b1 in config.betas for b2 in config.betas]
+            b1, b2 = config.lr_sweep_adam_betas
+            result.append(
+                Sweep(
+                    method,
+                    "b1 x b2",
+                    tuple({"learning_rate": rate, "b1": p, "b2": q} for p, q in grid),
+                    tuple(f"b1={p:g}, b2={q:g}" for p, q in grid),
+                )
+            )
+            lr_settings = tuple(
+                {"learning_rate": lr, "b1": b1, "b2": b2} for lr in config.learning_rates
+            )
+        else:
+            decay = DECAY_ARGUMENT[method]
+            result.append(
+                Sweep(
+                    method,
+                    "beta",
+                    tuple({"learning_rate": rate, decay: beta} for beta in config.betas),
+                    tuple(f"{decay}={beta:g}" for beta in config.betas),
+                )
+            )
+            lr_settings = tuple(
+                {"learning_rate": lr, decay: config.lr_sweep_beta} for lr in config.learning_rates
+            )
+        result.append(
+            Sweep(
+                method,
+                "learning_rate",
+                lr_settings,
+                tuple(f"lr={lr:g}" for lr in config.learning_rates),
+            )
+        )
+    return result
+
+
+def validate(config: default_config.Config) -> None:
+    """Raises ValueError with one readable line for a configuration that cannot run."""
+    if not config.sizes:
+        raise ValueError("give at least one problem size with --sizes, e.g. --sizes=500x2")
+    if config.batch_size < 1:
+        raise ValueError(f"--batch_size must be at least 1, got {config.batch_size}")
+    for n, d in config.sizes:
+        if n < 1 or d < 1:
+            raise ValueError(f"--sizes needs n >= 1 and d >= 1, got {n}x{d}")
+        if config.batch_size > n:
+            raise ValueError(
+                f"--batch_size={config.batch_size} is larger than n = {n} (size {n}x{d})"
+            )
+    for name in ("seeds", "steps", "repeats"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(config, name)}")
+    if config.record_every < 1 or config.steps % config.record_every:
+        raise ValueError(
+            f"record_every must divide --steps={config.steps}, got {config.record_every}"
+        )
+    unknown = [m for m in config.methods if m not in METHODS]
+    if unknown or not config.methods:
+        raise ValueError(
+            f"unknown method {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(METHODS)}"
+        )
+    if len(set(config.methods)) < len(config.methods):
+        raise ValueError(f"--methods names a method twice: {','.join(config.methods)}")
+    if not config.learning_rates or not config.betas:
+        raise ValueError("give at least one value with --learning_rates and with --betas")
+    rates = [("--learning_rates", lr) for lr in config.learning_rates] + [
+        (f"{method}_learning_rate", getattr(config, f"{method}_learning_rate"))
+        for method in METHODS
+    ]
+    for name, rate in rates:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"{name}: a learning rate must be positive, got {rate:g}")
+    decays = (
+        [("--betas", beta) for beta in config.betas]
+        + [("lr_sweep_beta", config.lr_sweep_beta)]
+        + [("lr_sweep_adam_betas", beta) for beta in config.lr_sweep_adam_betas]
+    )
+    for name, beta in decays:
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"{name}: a beta must lie in [0, 1), got {beta:g}")
+    if not (math.isfinite(config.target_factor) and config.target_factor > 1.0):
+        raise ValueError(
+            "--target_factor must be greater than 1 (no weights have a loss below the "
+            f"least-squares loss), got {config.target_factor:g}"
+        )
+
+
+def make_problem(config: default_config.Config, n: int, d: int) -> tuple[Problem, sweep.Timing]:
+    """The data of size ``n x d`` and its least-squares solution, one compiled program, timed.
+
+    The data key depends on (seed, n, d) only, so a size's data does not change when
+    other sizes are added.
+    """
+
+    def build(root):
+        data_key = jax.random.fold_in(jax.random.fold_in(jax.random.split(root)[0], n), d)
+        data = regression.make_regression(data_key, n, d)
+        return Problem(data, regression.least_squares(data.features, data.targets))
+
+    return sweep.time_compiled(build, jax.random.key(config.seed), repeats=config.repeats)
+
+
+def make_seed_inputs(config, problem: Problem) -> tuple[SeedInputs, sweep.Timing]:
+    """Initial weights, shuffles and minibatches of every seed, one compiled program, timed.
+
+    Seed ``s``'s key depends on (seed, s) only, so its runs do not change when more
+    seeds are added.
+    """
+    n, d = problem.data.features.shape
+
+    def build(root, features, targets):
+        runs_key = jax.random.split(root)[1]
+
+        def one_seed(seed):
+            init_key, shuffle_key = jax.random.split(jax.random.fold_in(runs_key, seed))
+            initial = jax.random.normal(init_key, (d,), features.dtype)
+            rows = minibatch.shuffled_batches(shuffle_key, n, config.batch_size, config.steps)
+            return initial, minibatch.take_batches((features, targets), rows)
+
+        return SeedInputs(*jax.vmap(one_seed)(jnp.arange(config.seeds)))
+
+    return sweep.time_compiled(
+        build,
+        jax.random.key(config.seed),
+        problem.data.features,
+        problem.data.targets,
+        repeats=config.repeats,
+    )
+
+
+def method_program(config: default_config.Config, method: str, keep_trajectory: bool) -> Callable:
+    """``program(settings, initial_weights, batches, solution) -> (losses, trajectories)``.
+
+    ``settings`` maps each hyperparameter of ``method`` to an array with one value per
+    setting. Outputs have the axes (setting, seed, record, ...); trajectories are None
+    unless kept.
+    """
+    factory = optax.inject_hyperparams(METHODS[method])
+
+    def program(settings, initial_weights, batches, solution):
+        def run(initial, seed_batches, setting):
+            result = minibatch.run_minibatch(
+                regression.mse_loss,
+                factory(**setting),
+                initial,
+                seed_batches,
+                evaluate=solution.mse,
+                record_every=config.record_every,
+                keep_trajectory=keep_trajectory,
+            )
+            return result.losses, result.trajectory
+
+        def every_setting(initial, seed_batches):
+            return jax.vmap(lambda setting: run(initial, seed_batches, setting))(settings)
+
+        # Seeds outside, settings inside: the settings of one seed then share its
+        # minibatches, and the gradients of all settings become one small matrix product.
+        outputs = jax.vmap(every_setting)(initial_weights, batches)
+        return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), outputs)
+
+    return program
+
+
+def run_method(
+    config, problem: Problem, inputs: SeedInputs, method_sweeps: list[Sweep]
+) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], sweep.Timing]:
+    """Every sweep of one method, all settings x seeds, in one compiled program.
+
+    Returns per sweep its losses (settings, seeds, records) and trajectories (or None),
+    and the program's timing.
+    """
+    settings = [setting for sw in method_sweeps for setting in sw.settings]
+    dtype = problem.data.features.dtype
+    arrays = {name: jnp.asarray([s[name] for s in settings], dtype) for name in settings[0]}
+    keep_trajectory = problem.data.features.shape[1] == 2  # for the contour figure
+    program = method_program(config, method_sweeps[0].method, keep_trajectory)
+    (losses, trajectories), timing = sweep.time_compiled(
+        program,
+        arrays,
+        inputs.initial_weights,
+        inputs.batches,
+        problem.solution,
+        repeats=config.repeats,
+    )
+    ends = np.cumsum([len(sw.settings) for sw in method_sweeps])[:-1]
+    # Seeds beyond config.seeds are the copies that padded the seed axis for sharding.
+    losses = np.split(np.asarray(losses)[:, : config.seeds], ends)
+    if trajectories is None:
+        return [(part, None) for part in losses], timing
+    return list(zip(losses, np.split(np.asarray(trajectories)[:, : config.seeds], ends))), timing
+
+
+def steps_to_target(losses: np.ndarray, target: float, record_every: int) -> np.ndarray:
+    """First recorded step with loss <= target, along the last axis; NaN where never."""
+    reached = losses <= target
+    first = np.argmax(reached, axis=-1) * record_every
+    return np.where(reached.any(axis=-1), first, np.nan)
+
+
+def median_seed(final_losses: np.ndarray) -> int | None:
+    """The seed with the (lower) median final loss among the finite ones; None if none."""
+    finite = np.flatnonzero(np.isfinite(final_losses))
+    if finite.size == 0:
+        return None
+    ordered = finite[np.argsort(final_losses[finite], kind="stable")]
+    return int(ordered[(ordered.size - 1) // 2])
+
+
+def summary_rows(size, sw: Sweep, losses, target, record_every, timing) -> list[dict]:
+    """One row per setting: final loss, divergence, steps to target, times."""
+    rows = []
+    steps = steps_to_target(losses, target, record_every)
+    for index, (label, setting) in enumerate(zip(sw.labels, sw.settings)):
+        final = losses[index, :, -1]
+        # A run that ends above its initial loss has diverged, even if still finite.
+        diverged = ~np.isfinite(final) | (final > losses[index, :, 0])
+        final_summary = stats.summarize(np.where(diverged, np.nan, final))
+        steps_summary = stats.summarize(steps[index])
+        rows.append(
+            {
+                "size": size,
+                "method": sw.method,
+                "sweep": sw.name,
+                "setting": label,
+                **setting,
+                "final_loss_mean": final_summary.mean,
+                "final_loss_std": final_summary.std,
+                "final_loss_median": final_summary.median,
+                "final_loss": _mean_std(
+                    final_summary, lambda v: _significant(v, 4), lambda v: _significant(v, 2)
+                ),
+                "diverged": int(diverged.sum()),
+                "reached": steps_summary.count,
+                "reached_of": f"{steps_summary.count}/{steps_summary.total}",
+                "steps_mean": steps_summary.mean,
+                "steps_std": steps_summary.std,
+                "steps_to_target": _mean_std(steps_summary, "{:.0f}".format, "{:.0f}".format),
+                "program_s": timing.run_seconds,
+                "compile_s": timing.compile_seconds,
+            }
+        )
+    return rows
+
+
+def _mean_std(summary: stats.Summary, mean_text: Callable, std_text: Callable) -> str | None:
+    """``mean ± std`` as text; None without samples."""
+    if summary.count == 0:
+        return None
+    return f"{mean_text(summary.mean)} ± {std_text(summary.std)}"
+
+
+def _significant(value: float, digits: int) -> str:
+    """``digits`` significant digits with trailing zeros kept (1.000, 0.050), whole numbers
+    written out in full (1184, not 1.184e+03)."""
+    if abs(value) >= 10**digits:
+        return f"{value:.0f}"
+    return f"{value:#.{digits}g}".rstrip(".")
+
+
+COLUMNS = [
+    report.Column("method", "method"),
+    report.Column("sweep", "sweep"),
+    report.Column("setting", "setting"),
+    report.Column("final_loss", "final loss (mean ± std)"),
+    report.Column("diverged", "diverged"),
+    report.Column("reached_of", "reached target"),
+    report.Column("steps_to_target", "steps to target (mean ± std)"),
+    report.Column("program_s", "program time", report.format_seconds),
+    report.Column("compile_s", "compile", report.format_seconds),
+]
+CSV_COLUMNS = [
+    report.Column(key, key)
+    for key in (
+        "size",
+        "method",
+        "sweep",
+        "setting",
+        *HYPERPARAMETERS,
+        "final_loss_mean",
+        "final_loss_std",
+        "final_loss_median",
+        "diverged",
+        "reached",
+        "steps_mean",
+        "steps_std",
+        "program_s",
+        "compile_s",
+    )
+]
+
+
+def run_size(config, n: int, d: int, log: Callable[[str], None]) -> dict:
+    """Every sweep on one size: rows, curves, paths and times."""
+    size = f"{n}x{d}"
+    problem, problem_timing = make_problem(config, n, d)
+    inputs, inputs_timing = make_seed_inputs(config, problem)
+    # With several devices the seed axis is split over them (a no-op on one device).
+    inputs, _ = sweep.shard_seeds(inputs)
+    solution = jax.tree.map(np.asarray, problem.solution)
+    best = float(solution.loss)
+    target = config.target_factor * best
+    per_epoch = minibatch.batches_per_epoch(n, config.batch_size)
+    log(
+        f"{size}: data and least squares in {report.format_seconds(problem_timing.run_seconds)}"
+        f" (compiled in {report.format_seconds(problem_timing.compile_seconds)}), loss "
+        f"{best:.4f}, target {target:.4f}; initial weights and minibatches of {config.seeds} "
+        f"seeds in {report.format_seconds(inputs_timing.run_seconds)} (compiled in "
+        f"{report.format_seconds(inputs_timing.compile_seconds)})"
+    )
+    rows, sweep_results, programs = [], [], []
+    for method in config.methods:
+        method_sweeps = [sw for sw in sweeps(config) if sw.method == method]
+        outputs, timing = run_method(config, problem, inputs, method_sweeps)
+        runs = sum(len(sw.settings) for sw in method_sweeps) * config.seeds
+        programs.append(
+            {
+                "method": method,
+                "runs": runs,
+                "run_s": timing.run_seconds,
+                "compile_s": timing.compile_seconds,
+            }
+        )
+        log(
+            f"{size} {method}: {runs} runs ({' and '.join(sw.name for sw in method_sweeps)} "
+            f"sweeps x {config.seeds} seeds) in {report.format_seconds(timing.run_seconds)} "
+            f"(compiled in {report.format_seconds(timing.compile_seconds)})"
+        )
+        for sw, (losses, trajectories) in zip(method_sweeps, outputs):
+            new_rows = summary_rows(size, sw, losses, target, config.record_every, timing)
+            rows += new_rows
+            paths = None
+            if trajectories is not None:
+                seeds = [median_seed(losses[i, :, -1]) for i in range(len(sw.settings))]
+                paths = [None if s is None else trajectories[i, s] for i, s in enumerate(seeds)]
+            sweep_results.append(
+                {
+                    "method": sw.method,
+                    "sweep": sw.name,
+                    "labels": list(sw.labels),
+                    "losses": losses,
+                    "paths": paths,
+                }
+            )
+            log(
+                f"  {sw.name} sweep: reached the target "
+                f"{sum(row['reached'] for row in new_rows)}/{losses.shape[0] * losses.shape[1]}"
+                f", diverged {sum(row['diverged'] for row in new_rows)}"
+            )
+    context = {
+        "n": n,
+        "d": d,
+        "least_squares_loss": best,
+        "target": target,
+        "least_squares_weights": solution.weights,
+        "true_weights": np.asarray(problem.data.true_weights),
+        "batches_per_epoch": per_epoch,
+        "rows_dropped_per_epoch": n - per_epoch * config.batch_size,
+        "epochs": config.steps / per_epoch,
+        "problem_s": problem_timing.run_seconds,
+        "problem_compile_s": problem_timing.compile_seconds,
+        "inputs_s": inputs_timing.run_seconds,
+        "inputs_compile_s": inputs_timing.compile_seconds,
+    }
+    return {
+        "context": context,
+        "rows": rows,
+        "programs": programs,
+        "sweeps": sweep_results,
+        "solution": solution,
+    }
+
+
+def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+    """Runs the whole study (no file output) and returns its results."""
+    validate(config)
+    start = time.perf_counter()
+    results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "sizes": {}}
+    for n, d in config.sizes:
+        results["sizes"][f"{n}x{d}"] = run_size(config, n, d, log)
+    entries = results["sizes"].values()
+    programs = [p for entry in entries for p in entry["programs"]]
+    contexts = [entry["context"] for entry in entries]
+    results["totals"] = {
+        "sweeps": sum(len(entry["sweeps"]) for entry in entries),
+        "programs": len(programs),
+        "runs": sum(p["runs"] for p in programs),
+        # One call of every compiled program that does the runs' work: the methods'
+        # sweeps and the seeds' minibatches (not the data and least squares, their input).
+        "run_s": sum(p["run_s"] for p in programs) + sum(c["inputs_s"] for c in contexts),
+        "problems_s": sum(c["problem_s"] for c in contexts),
+        "compile_s": sum(p["compile_s"] for p in programs)
+        + sum(c["inputs_compile_s"] + c["problem_compile_s"] for c in contexts),
+        "wall_s": time.perf_counter() - start,
+    }
+    return results
+
+
+def render_tables(config, results: dict) -> str:
+    parts = []
+    for size, entry in results["sizes"].items():
+        context = entry["context"]
+        parts.append(
+            "\n".join(
+                [
+                    f"## n = {context['n']}, d = {context['d']}: {config.seeds} seeds, "
+                    f"{config.steps} steps of {config.batch_size} rows",
+                    "",
+                    f"{context['epochs']:.3g} epochs of {context['batches_per_epoch']} minibatches "
+                    f"({context['rows_dropped_per_epoch']} rows dropped per epoch). Least-squares "
+                    f"loss L(w*) = {context['least_squares_loss']:.4f}; target "
+                    f"{config.target_factor:g} L(w*) = {context['target']:.4f}, checked every "
+                    f"{config.record_every} step(s).",
+                    "",
+                    report.markdown_table(entry["rows"], COLUMNS),
+                ]
+            )
+        )
+    totals = results["totals"]
+    seconds = {
+        key: report.format_seconds(totals[key])
+        for key in ("run_s", "problems_s", "compile_s", "wall_s")
+    }
+    parts.append(
+        f"{totals['sweeps']} sweeps in {totals['programs']} programs, {totals['runs']} runs of "
+        f"{config.steps} steps. One call of every compiled program: {seconds['run_s']} for "
+        f"the runs (the methods' programs and the seeds' minibatches), {seconds['problems_s']} "
+        f"for the data and least squares. Compiling: {seconds['compile_s']}. The whole "
+        f"computation, with warm-up calls and {config.repeats} timed repeats: "
+        f"{seconds['wall_s']}.\n"
+    )
+    return "\n\n".join(parts)
+
+
+def convergence_figure(config, entry: dict):
+    """Full-data loss against step, one panel per sweep, one curve per setting.
+
+    A curve shows every ``stride``-th record, at most ``FIGURE_POINTS`` points: more do
+    not show at this size, and the percentiles over seeds cost a Python loop per point
+    (``np.nanpercentile`` along an axis). The tick labels give the step.
+    """
+    sweep_results = entry["sweeps"]
+    records = sweep_results[0]["losses"].shape[-1]
+    stride = -(-records // FIGURE_POINTS)
+    steps_per_point = stride * config.record_every
+    fig, axes = plots.panel_figure(len(sweep_results), ncols=2)
+    for ax, result in zip(axes, sweep_results):
+        plots.draw_convergence(
+            ax,
+            {label: c[:, ::stride] for label, c in zip(result["labels"], result["losses"])},
+            xlabel="step",
+            ylabel=f"full-data loss, median of {config.seeds} seeds, IQR band",
+            title=f"{result['method']}, {result['sweep']} sweep, "
+            f"n = {entry['context']['n']}, d = {entry['context']['d']}",
+            threshold=entry["context"]["target"],
+        )
+        ax.xaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(lambda x, _: f"{x * steps_per_point:g}")
+        )
+        # A diverging setting (loss 1e30 and more) would flatten every other curve; it
+        # leaves the panel at the top instead (the table counts it as diverged).
+        start = max(float(np.median(curves[:, 0])) for curves in result["losses"])
+        finite = result["losses"][np.isfinite(result["losses"])]
+        if finite.size and finite.max() > 100 * start:
+            ax.set_ylim(0.5 * finite.min(), 100 * start)
+    return fig
+
+
+def contour_figure(entry: dict):
+    """For d = 2: loss contours over the weights and the median seed's path per setting."""
+    solution = entry["solution"]
+    sweep_results = entry["sweeps"]
+    paths = [p for result in sweep_results for p in result["paths"] if p is not None]
+    # The box spans the starts and w*, with room on every side for overshooting paths.
+    anchors = np.stack([path[0] for path in paths] + [solution.weights])
+    low, high = anchors.min(axis=0), anchors.max(axis=0)
+    margin = np.maximum(0.5 * (high - low), 0.5)
+    low, high = low - margin, high + margin
+    w1, w2 = np.meshgrid(np.linspace(low[0], high[0], 200), np.linspace(low[1], high[1], 200))
+    error = np.stack([w1, w2], axis=-1) - solution.weights
+    excess = np.einsum("...i,ij,...j->...", error, solution.gram, error)
+    # Geometric levels of L - L(w*): the valley is narrow (columns scaled 1 and 3), and
+    # equal steps of the loss would leave its floor without a line.
+    levels = np.geomspace(max(excess.max() * 1e-5, 1e-6), excess.max(), 14)
+    fig, axes = plots.panel_figure(len(sweep_results), ncols=2)
+    for ax, result in zip(axes, sweep_results):
+        ax.contour(w1, w2, excess, levels=levels, colors="0.6", linewidths=0.6)
+        for label, path in zip(result["labels"], result["paths"]):
+            if path is None:
+                continue
+            (line,) = ax.plot(path[:, 0], path[:, 1], linewidth=1.0, label=label)
+            ax.plot(*path[0], "o", color=line.get_color(), markersize=4)
+        ax.plot(*solution.weights, "*", color="black", markersize=10, label="w* (least squares)")
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+        ax.set_xlabel("w1")
+        ax.set_ylabel("w2")
+        ax.set_title(f"{result['method']}, {result['sweep']} (median seed; o: start)")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def json_view(results: dict) -> dict:
+    """The results without the per-step curves and paths (those are in the figures)."""
+    view = dict(results)
+    view["sizes"] = {
+        size: {
+            "context": entry["context"],
+            "rows": entry["rows"],
+            "programs": entry["programs"],
+            "sweeps": [
+                {k: v for k, v in s.items() if k not in ("losses", "paths")}
+                for s in entry["sweeps"]
+            ],
+        }
+        for size, entry in results["sizes"].items()
+    }
+    return view
+
+
+def write_outputs(config, results: dict, root) -> RunDir:
+    run_dir = RunDir.create(root, NAME)
+    run_dir.write_json("results.json", json_view(results))
+    run_dir.write_text("table.md", render_tables(config, results))
+    rows = [row for entry in results["sizes"].values() for row in entry["rows"]]
+    run_dir.write_text("results.csv", report.csv_text(rows, CSV_COLUMNS))
+    for size, entry in results["sizes"].items():
+        run_dir.save_figure(f"convergence_{size}.png", convergence_figure(config, entry))
+        if entry["context"]["d"] == 2:
+            run_dir.save_figure(f"contour_{size}.png", contour_figure(entry))
+    return run_dir
+
+
+def _parse_sizes(texts: list[str]) -> tuple[tuple[int, int], ...]:
+    sizes = []
+    for text in texts:
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+        if match is None:
+            raise ValueError(
+                f"--sizes takes NxD pairs separated by commas, e.g. 500x2,10000x5; got {text!r}"
+            )
+        sizes.append((int(match[1]), int(match[2])))
+    return tuple(sizes)
+
+
+def _parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
+    try:
+        return tuple(float(text) for text in texts)
+    except ValueError:
+        raise ValueError(
+            f"--{name} takes numbers separated by commas, got {','.join(texts)}"
+        ) from None
+
+
+def config_from_flags() -> default_config.Config:
+    overrides: dict[str, Any] = {}
+    if FLAGS.sizes is not None:
+        overrides["sizes"] = _parse_sizes(FLAGS.sizes)
+    for name in ("seeds", "steps", "batch_size", "target_factor", "repeats"):
+        if getattr(FLAGS, name) is not None:
+            overrides[name] = getattr(FLAGS, name)
+    if FLAGS.methods is not None:
+        overrides["methods"] = tuple(FLAGS.methods)
+    for name in ("learning_rates", "betas"):
+        if getattr(FLAGS, name) is not None:
+            overrides[name] = _parse_floats(name, getattr(FLAGS, name))
+    return dataclasses.replace(default_config.get_config(), **overrides)
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("sizes", None, "Problem sizes NxD, e.g. 500x2,10000x5,150000x7.")
+    flags.DEFINE_integer("seeds", None, "Runs per setting (initial weights and shuffles).")
+    flags.DEFINE_integer("steps", None, "Optimizer steps per run.")
+    flags.DEFINE_integer("batch_size", None, "Rows per minibatch.")
+    flags.DEFINE_list("methods", None, f"Methods, any of {', '.join(METHODS)}.")
+    flags.DEFINE_list("learning_rates", None, "Values of the learning-rate sweeps.")
+    flags.DEFINE_list("betas", None, "Values of the beta sweeps (Adam: the b1 x b2 grid).")
+    flags.DEFINE_float("target_factor", None, "Target loss = this times the least-squares loss.")
+    flags.DEFINE_integer("repeats", None, "Timed calls per compiled sweep (median reported).")
+    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+
+
+def main(argv):
+    try:
+        if len(argv) > 1:
+            raise ValueError(f"unexpected argument {argv[1]!r}; every setting is a --flag")
+        config = config_from_flags()
+        validate(config)
+    except ValueError as error:
+        return cli.fail(NAME, str(error))
+    start = time.perf_counter()
+    results = run_study(config)
+    print()
+    print(render_tables(config, results))
+    run_dir = write_outputs(config, results, FLAGS.out)
+    print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(NAME, main, define_flags)

@@ -1,0 +1,191 @@
+"""The linear-regression study at a tiny size: its sweeps, results, files and errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optlab
+from configs import linear_regression as default_config
+from experiments import linear_regression as study
+from optlab.problems import regression
+from optlab.train import minibatch
+
+TINY = dataclasses.replace(
+    default_config.get_config(), sizes=((40, 2), (70, 3)), seeds=3, steps=24, batch_size=8,
+    repeats=1,
+)
+SETTINGS_PER_SIZE = 3 + 3 + 3 + 3 + 9 + 3  # momentum, RMSprop: beta and lr; Adam: grid and lr
+
+
+@pytest.fixture(scope="module")
+def logged():
+    lines = []
+    results = study.run_study(TINY, log=lines.append)
+    return results, lines
+
+
+def test_every_setting_has_a_row_with_finite_statistics(logged):
+    results, _ = logged
+    assert list(results["sizes"]) == ["40x2", "70x3"]
+    for size, entry in results["sizes"].items():
+        rows = entry["rows"]
+        assert len(rows) == SETTINGS_PER_SIZE
+        assert {(r["method"], r["sweep"]) for r in rows} == {
+            ("momentum", "beta"), ("momentum", "learning_rate"), ("rmsprop", "beta"),
+            ("rmsprop", "learning_rate"), ("adam", "b1 x b2"), ("adam", "learning_rate"),
+        }
+        best = entry["context"]["least_squares_loss"]
+        for row in rows:
+            assert 0 <= row["reached"] <= TINY.seeds and row["reached_of"].endswith("/3")
+            if row["diverged"] < TINY.seeds:
+                assert row["final_loss_mean"] >= best * (1 - 1e-5)
+            assert row["program_s"] > 0 and row["compile_s"] > 0
+        assert [p["method"] for p in entry["programs"]] == ["momentum", "rmsprop", "adam"]
+        assert sum(p["runs"] for p in entry["programs"]) == SETTINGS_PER_SIZE * TINY.seeds
+        for sweep_result in entry["sweeps"]:
+            settings = len(sweep_result["labels"])
+            assert sweep_result["losses"].shape == (settings, TINY.seeds, TINY.steps + 1)
+    totals = results["totals"]
+    assert totals["sweeps"] == 12 and totals["programs"] == 6
+    assert totals["runs"] == 2 * SETTINGS_PER_SIZE * TINY.seeds
+
+
+def test_progress_is_logged_per_size_method_and_sweep(logged):
+    _, lines = logged
+    assert sum(line.startswith("40x2: data") for line in lines) == 1
+    assert sum(line.startswith("70x3 adam:") for line in lines) == 1
+    assert sum("sweep: reached the target" in line for line in lines) == 12
+
+
+def test_settings_shared_by_two_sweeps_give_identical_runs(logged):
+    # Momentum's beta sweep at beta = 0.9 and its learning-rate sweep at lr = 1e-3 are the
+    # same setting; with shared seeds (initial weights and shuffles) the runs are equal.
+    results, _ = logged
+    beta_sweep, lr_sweep = results["sizes"]["70x3"]["sweeps"][:2]
+    same = beta_sweep["losses"][beta_sweep["labels"].index("beta=0.9")]
+    np.testing.assert_array_equal(same, lr_sweep["losses"][lr_sweep["labels"].index("lr=0.001")])
+
+
+def test_only_d_equal_2_keeps_median_paths(logged):
+    results, _ = logged
+    paths = results["sizes"]["40x2"]["sweeps"][0]["paths"]
+    assert len(paths) == 3 and all(p.shape == (TINY.steps + 1, 2) for p in paths)
+    assert results["sizes"]["70x3"]["sweeps"][0]["paths"] is None
+
+
+def test_writes_json_table_csv_and_figures(logged, tmp_path):
+    results, _ = logged
+    run_dir = study.write_outputs(TINY, results, tmp_path)
+    names = sorted(p.name for p in run_dir.path.iterdir())
+    assert names == [
+        "contour_40x2.png", "convergence_40x2.png", "convergence_70x3.png",
+        "results.csv", "results.json", "table.md",
+    ]
+    saved = json.loads((run_dir.path / "results.json").read_text())
+    assert saved["config"]["seeds"] == 3 and "losses" not in saved["sizes"]["40x2"]["sweeps"][0]
+    table = (run_dir.path / "table.md").read_text()
+    assert "n = 70, d = 3" in table and "b1=0.9, b2=0.9" in table
+    csv_lines = (run_dir.path / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 2 * SETTINGS_PER_SIZE
+
+
+def test_vmapped_sweep_equals_the_unbatched_runs():
+    """One program over (beta, seed) gives, member by member, the runs made one at a time."""
+    config = dataclasses.replace(TINY, steps=12)
+    data = regression.make_regression(5, 40, 2, dtype=jnp.float64)
+    problem = study.Problem(data, regression.least_squares(data.features, data.targets))
+    keys = jax.random.split(jax.random.key(9), 2)
+    initial = jax.random.normal(keys[0], (2, 2), jnp.float64)
+    orders = jax.vmap(lambda k: minibatch.shuffled_batches(k, 40, 8, 12))(keys)
+    batches = minibatch.take_batches((data.features, data.targets), orders)
+    settings = {"learning_rate": jnp.array([1e-2, 1e-3, 1e-3]), "beta": jnp.array([0.9, 0.7, 0.8])}
+    program = jax.jit(study.method_program(config, "momentum", keep_trajectory=True))
+    losses, paths = program(settings, initial, batches, problem.solution)
+    assert losses.shape == (3, 2, 13) and paths.shape == (3, 2, 13, 2)
+
+    @jax.jit
+    def alone(learning_rate, beta, initial_weights, seed_batches):
+        # The rule itself, not its inject_hyperparams form, one run at a time.
+        return minibatch.run_minibatch(
+            regression.mse_loss,
+            optlab.momentum(learning_rate, beta),
+            initial_weights,
+            seed_batches,
+            evaluate=problem.solution.mse,
+            keep_trajectory=True,
+        )
+
+    for i in range(3):
+        for seed in range(2):
+            run = alone(
+                settings["learning_rate"][i],
+                settings["beta"][i],
+                initial[seed],
+                tuple(b[seed] for b in batches),
+            )
+            np.testing.assert_allclose(losses[i, seed], run.losses, rtol=1e-12)
+            np.testing.assert_allclose(paths[i, seed], run.trajectory, rtol=1e-12)
+
+
+def test_steps_to_target_and_median_seed():
+    losses = np.array([[5.0, 3.0, 1.0, 0.5], [5.0, 4.0, 3.0, 2.0], [5.0, np.nan, np.nan, np.nan]])
+    np.testing.assert_array_equal(
+        study.steps_to_target(losses, 1.0, record_every=10), [20.0, np.nan, np.nan]
+    )
+    assert study.median_seed(np.array([3.0, 1.0, np.nan, 2.0])) == 3
+    assert study.median_seed(np.array([np.inf, np.nan])) is None
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"sizes": ()}, "at least one problem size"),
+        ({"sizes": ((0, 2),)}, "n >= 1 and d >= 1"),
+        ({"sizes": ((20, 2),), "batch_size": 32}, "--batch_size=32 is larger than n = 20"),
+        ({"steps": 0}, "--steps must be at least 1"),
+        ({"learning_rates": (0.1, -0.01)}, "a learning rate must be positive, got -0.01"),
+        ({"momentum_learning_rate": 0.0}, "momentum_learning_rate"),
+        ({"betas": (0.5, 1.0)}, "a beta must lie in [0, 1), got 1"),
+        ({"lr_sweep_adam_betas": (0.9, -0.1)}, "lr_sweep_adam_betas"),
+        ({"methods": ("adam", "sgdd")}, "unknown method sgdd"),
+        ({"target_factor": 0.9}, "--target_factor must be greater than 1"),
+        ({"record_every": 7}, "record_every must divide --steps=24"),
+    ],
+)
+def test_bad_configurations_are_refused_with_a_readable_message(change, message):
+    with pytest.raises(ValueError) as error:
+        study.validate(dataclasses.replace(TINY, **change))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("texts", [["500"], ["500x"], ["-5x2"], ["500x2", "2x2x2"]])
+def test_malformed_sizes_are_refused(texts):
+    with pytest.raises(ValueError, match="--sizes takes NxD pairs"):
+        study._parse_sizes(texts)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds=0"], "--seeds must be at least 1, got 0"),
+        (["--steps=many"], "--steps"),
+    ],
+)
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.linear_regression", f"--out={tmp_path}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "linear_regression: error" in line]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())
