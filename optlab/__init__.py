@@ -5,7 +5,7 @@ one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says 
 stopped.
 """
 
-from optlab import first_order, line_search, problems, stats, stopping, sweep
+from optlab import first_order, line_search, problems, stats, stopping, sweep, train
 from optlab.first_order import (
     adagrad,
     adam,
@@ -56,4 +56,5 @@ __all__ = [
     "steepest_descent",
     "stopping",
     "sweep",
+    "train",
 ]

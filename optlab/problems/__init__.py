@@ -1,4 +1,9 @@
-"""Test problems: quadratics, Rosenbrock, Newton's cycle and the 2-D test functions."""
+"""Test problems: quadratics, Rosenbrock, Newton's cycle, the 2-D test functions, regression.
+
+Synthetic least squares lives in its own namespace, ``optlab.problems.regression``.
+"""
+
+from optlab.problems import regression
 
 from optlab.problems.functions import (
     MULT_MINIMUM_RADIUS,
@@ -25,6 +30,7 @@ from optlab.problems.quadratic import (
 )
 
 __all__ = [
+    "regression",
     "MULT_MINIMUM_RADIUS",
     "ROSENBROCK_START",
     "TEST_FUNCTIONS",
