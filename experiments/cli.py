@@ -1,7 +1,8 @@
 """How a study or benchmark script starts: its flags, parsed into one readable error.
 
 Each script keeps its flag definitions in a function and calls ``cli.run(NAME, main,
-define_flags)`` under ``if __name__ == "__main__"``. Flags are then defined only when the
+define_flags)`` under ``if __name__ == "__main__"``; a study builds its ``main`` with
+:func:`study_main` from its parts (flags to config, validation, the study, its report). Flags are then defined only when the
 module runs as a script: several studies share flag names (``--seeds``, ``--out``), and
 absl refuses a second definition in one process, e.g. when pytest imports several
 studies. A malformed flag (``--seeds=abc``, an unknown flag) prints one line
@@ -11,8 +12,10 @@ studies. A malformed flag (``--seeds=abc``, an unknown flag) prints one line
 from __future__ import annotations
 
 import sys
-from typing import Callable
+import time
+from typing import Any, Callable
 
+import jax
 from absl import app, flags
 
 
@@ -33,3 +36,41 @@ def run(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], 
             sys.exit(fail(name, str(error)))
 
     app.run(main, flags_parser=parse)
+
+
+def study_main(
+    name: str,
+    *,
+    config_from_flags: Callable[[], Any],
+    validate: Callable[[Any], None],
+    run_study: Callable[[Any], dict],
+    render: Callable[[Any, dict], str],
+    write_outputs: Callable[[Any, dict, str], Any],
+    float64: bool,
+) -> Callable[[list[str]], int]:
+    """The ``main`` of a study: config from flags, checks, the study, its tables and files.
+
+    A configuration that cannot run (``ValueError`` from ``config_from_flags`` or
+    ``validate``, or a stray positional argument) ends with one error line and status 2
+    before anything is computed or written. ``--out`` names the directory that receives
+    the run directory, which is printed at the end.
+    """
+
+    def main(argv: list[str]) -> int:
+        if len(argv) > 1:
+            return fail(name, f"unexpected argument {argv[1]!r}; every setting is a --flag")
+        jax.config.update("jax_enable_x64", float64)
+        try:
+            config = config_from_flags()
+            validate(config)
+        except ValueError as error:
+            return fail(name, str(error))
+        start = time.perf_counter()
+        results = run_study(config)
+        print()
+        print(render(config, results))
+        run_dir = write_outputs(config, results, flags.FLAGS.out)
+        print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
+        return 0
+
+    return main

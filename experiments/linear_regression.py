@@ -698,21 +698,16 @@ def define_flags() -> None:
     flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
 
 
-def main(argv):
-    try:
-        if len(argv) > 1:
-            raise ValueError(f"unexpected argument {argv[1]!r}; every setting is a --flag")
-        config = config_from_flags()
-        validate(config)
-    except ValueError as error:
-        return cli.fail(NAME, str(error))
-    start = time.perf_counter()
-    results = run_study(config)
-    print()
-    print(render_tables(config, results))
-    run_dir = write_outputs(config, results, FLAGS.out)
-    print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
-    return 0
+# Training runs in float32.
+main = cli.study_main(
+    NAME,
+    config_from_flags=config_from_flags,
+    validate=validate,
+    run_study=run_study,
+    render=render_tables,
+    write_outputs=write_outputs,
+    float64=False,
+)
 
 
 if __name__ == "__main__":

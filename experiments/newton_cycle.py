@@ -19,7 +19,6 @@ directory under --out.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Callable
 
 import jax
@@ -206,21 +205,15 @@ def define_flags() -> None:
     flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
 
 
-def main(argv):
-    del argv
-    jax.config.update("jax_enable_x64", True)
-    try:
-        config = config_from_flags()
-        validate(config)
-    except ValueError as error:
-        return cli.fail(NAME, str(error))
-    start = time.perf_counter()
-    results = run_study(config)
-    print()
-    print(summary(config, results))
-    run_dir = write_outputs(config, results, FLAGS.out)
-    print(f"\nDone in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
-    return 0
+main = cli.study_main(
+    NAME,
+    config_from_flags=config_from_flags,
+    validate=validate,
+    run_study=run_study,
+    render=summary,
+    write_outputs=write_outputs,
+    float64=True,
+)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ directory under --out and names it at the end.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Callable, NamedTuple
 
 import jax
@@ -462,22 +461,16 @@ def define_flags() -> None:
     flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
 
 
-def main(argv):
-    del argv
-    # float64, as in the tests: a diverging run stays finite longer, so its growth shows.
-    jax.config.update("jax_enable_x64", True)
-    try:
-        config = config_from_flags()
-        validate(config)
-    except ValueError as error:
-        return cli.fail(NAME, str(error))
-    start = time.perf_counter()
-    results = run_study(config)
-    print()
-    print(render_tables(config, results))
-    run_dir = write_outputs(config, results, FLAGS.out)
-    print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
-    return 0
+# float64, as in the tests: a diverging run stays finite longer, so its growth shows.
+main = cli.study_main(
+    NAME,
+    config_from_flags=config_from_flags,
+    validate=validate,
+    run_study=run_study,
+    render=render_tables,
+    write_outputs=write_outputs,
+    float64=True,
+)
 
 
 if __name__ == "__main__":
