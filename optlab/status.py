@@ -22,6 +22,7 @@ class Status(enum.IntEnum):
     LINE_SEARCH_FAILED = 3
     SINGULAR = 4
     CYCLING = 5
+    BREAKDOWN = 6
 
     @property
     def message(self) -> str:
@@ -45,4 +46,5 @@ _MESSAGES = {
     ),
     Status.SINGULAR: "the (approximate) Hessian is singular to working precision",
     Status.CYCLING: "the iterates repeat with period two without converging",
+    Status.BREAKDOWN: "p.Ap <= 0 in conjugate gradients: the matrix is not positive definite",
 }
