@@ -5,7 +5,7 @@ one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says 
 stopped.
 """
 
-from optlab import first_order, line_search, problems, stats, stopping, sweep, train
+from optlab import first_order, line_search, linalg, problems, stats, stopping, sweep, train
 from optlab.first_order import (
     adagrad,
     adam,
@@ -47,6 +47,7 @@ __all__ = [
     "gradient_descent",
     "lbfgs",
     "line_search",
+    "linalg",
     "minimize",
     "newton",
     "problems",
