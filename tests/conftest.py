@@ -6,8 +6,11 @@ error`` comes from pyproject.toml.
 """
 
 import os
+import subprocess
+import sys
 
 import jax
+import pytest
 import scipy.linalg  # noqa: F401  (loads scipy's BLAS, so that the limit below covers it)
 import threadpoolctl
 
@@ -20,3 +23,20 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # slower than on one thread. Plugins have imported NumPy already, so an environment
 # variable would come too late.
 _BLAS_THREADS = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+
+
+@pytest.fixture
+def run_script():
+    """``run(module, *args)`` runs ``python -m module args`` and returns the finished
+    process and the stderr lines ``NAME: error: ...`` that the script printed (NAME the
+    module's last component), for the tests of bad command lines."""
+
+    def run(module: str, *args: str):
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120
+        )
+        name = module.rsplit(".", 1)[-1]
+        errors = [line for line in done.stderr.splitlines() if f"{name}: error" in line]
+        return done, errors
+
+    return run

@@ -2,8 +2,6 @@
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -58,14 +56,8 @@ def test_writes_json_table_csv_and_contour(results, tmp_path):
         (["--max_iters=0"], "--max_iters must be at least 1"),
     ],
 )
-def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "experiments.newton_cycle", f"--out={tmp_path}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.newton_cycle", f"--out={tmp_path}", *args)
     assert done.returncode != 0
-    errors = [line for line in done.stderr.splitlines() if "newton_cycle: error" in line]
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr

@@ -2,8 +2,6 @@
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -70,15 +68,9 @@ def test_rosenbrock_study_reports_the_classic_start():
         (["--no_such_flag=1"], "no_such_flag"),
     ],
 )
-def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "experiments.quasi_newton", f"--out={tmp_path}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.quasi_newton", f"--out={tmp_path}", *args)
     assert done.returncode != 0
-    errors = [line for line in done.stderr.splitlines() if "quasi_newton: error" in line]
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert not any(tmp_path.iterdir())

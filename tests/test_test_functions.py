@@ -2,8 +2,6 @@
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -157,15 +155,9 @@ def test_validate_rejects_bad_configurations(change, message):
         (["--scenario=matyas", "--beta=1"], "gamma must be in [0.0, 1.0), got 1.0"),
     ],
 )
-def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "experiments.test_functions", f"--out={tmp_path}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.test_functions", f"--out={tmp_path}", *args)
     assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if "test_functions: error" in line]
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert not any(tmp_path.iterdir())
