@@ -1,8 +1,13 @@
-"""scipy.optimize as the reference rows of the studies, stopped by optlab's rule.
+"""scipy as the reference rows of the studies, stopped by optlab's rules.
 
 scipy's minimizers stop on a gradient tolerance. The studies stop at
 ``||x_k - x*|| < eps``, so here a callback raises ``StopIteration`` at that rule
 (``callback(intermediate_result)``, scipy >= 1.11) and every other tolerance is 0.
+
+``scipy.sparse.linalg.cg`` is run with ``atol=tol, rtol=0`` (the absolute rule of
+:func:`optlab.linalg.cg`) and the same preconditioners built as scipy operators: the
+diagonal, the IC(0) factor applied by two ``spsolve_triangular`` calls, and a dense
+Cholesky factor (:func:`scipy_preconditioner`).
 
 Times are wall times of whole calls. scipy's many small matrix-vector products run
 fastest on one BLAS thread, and a BLAS thread pool beside XLA's threads slows them down
@@ -17,8 +22,13 @@ import time
 from typing import Callable, NamedTuple
 
 import numpy as np
+import scipy.linalg
 import scipy.optimize
+import scipy.sparse
+import scipy.sparse.linalg
 import threadpoolctl
+
+from optlab.linalg import ic0_factor
 
 
 class ScipyRun(NamedTuple):
@@ -58,3 +68,55 @@ def minimize_to_distance(
     )
     seconds = time.perf_counter() - start
     return ScipyRun(int(result.nit), float(np.linalg.norm(result.x - x_star)), seconds)
+
+
+class ScipyCG(NamedTuple):
+    x: np.ndarray
+    iterations: int  # callbacks, one per iteration
+    info: int  # scipy's: 0 converged, > 0 iterations when it gave up, < 0 illegal input
+    seconds: float  # wall time of the solve (the preconditioner's set-up is apart)
+
+
+def scipy_preconditioner(name: str, A: scipy.sparse.sparray, shift: float = 0.0):
+    """scipy's counterpart of an optlab preconditioner, as ``(operator or None, factor)``.
+
+    ``name`` is ``"none"``, ``"jacobi"``, ``"ic0"`` (optlab's IC(0) factor, which scipy
+    lacks, applied with ``spsolve_triangular``) or ``"ideal"`` (dense Cholesky with
+    ``cho_solve``). The set-up is done here, so callers can time it apart.
+    """
+    n = A.shape[0]
+    if name == "none":
+        return None
+    if name == "jacobi":
+        return scipy.sparse.diags_array(1.0 / A.diagonal())
+    if name == "ic0":
+        lower = ic0_factor(A, shift=shift)
+        upper = scipy.sparse.csr_array(lower.T)
+
+        def apply(r):
+            y = scipy.sparse.linalg.spsolve_triangular(lower, r, lower=True)
+            return scipy.sparse.linalg.spsolve_triangular(upper, y, lower=False)
+
+        return scipy.sparse.linalg.LinearOperator((n, n), matvec=apply, dtype=np.float64)
+    if name == "ideal":
+        factor = scipy.linalg.cho_factor(A.toarray(), lower=True)
+        return scipy.sparse.linalg.LinearOperator(
+            (n, n), matvec=lambda r: scipy.linalg.cho_solve(factor, r), dtype=np.float64
+        )
+    raise ValueError(f"unknown preconditioner {name!r}")
+
+
+def scipy_cg(A, b, x0, *, tol: float, M=None, max_iters: int | None = None) -> ScipyCG:
+    """``scipy.sparse.linalg.cg`` stopped at ``||r_k|| < tol``, counting iterations."""
+    iterations = 0
+
+    def count(_):
+        nonlocal iterations
+        iterations += 1
+
+    start = time.perf_counter()
+    x, info = scipy.sparse.linalg.cg(
+        A, b, x0, rtol=0.0, atol=tol, maxiter=max_iters, M=M, callback=count
+    )
+    seconds = time.perf_counter() - start
+    return ScipyCG(x, iterations, int(info), seconds)

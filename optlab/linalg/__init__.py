@@ -3,23 +3,48 @@
 :func:`cg` solves ``A x = b`` for SPD ``A`` given as a dense array, a BCOO matrix or a
 matvec callable, inside one ``lax.while_loop`` (jit- and vmap-safe, failures reported as
 :class:`optlab.Status` codes). Preconditioners are callables ``r -> M^{-1} r`` built once
-by :func:`jacobi` or :func:`ideal`. :func:`read_matrix_market` loads symmetric test
+by :func:`jacobi`, :func:`ic0` (zero-fill incomplete Cholesky, applied by level-scheduled
+sparse triangular solves) or :func:`ideal`. :func:`read_matrix_market` loads symmetric test
 matrices, including the shipped SuiteSparse ones.
 """
 
 from optlab.linalg.cg import CGResult, cg
 from optlab.linalg.matrix_market import read_matrix_market, shipped_matrices
-from optlab.linalg.operators import as_matvec, diagonal, poisson2d, to_bcoo
-from optlab.linalg.preconditioners import ideal, jacobi
+from optlab.linalg.operators import (
+    as_matvec,
+    diagonal,
+    poisson2d,
+    poisson2d_eigenvalue_bounds,
+    to_bcoo,
+)
+from optlab.linalg.incomplete_cholesky import PivotError, ic0_factor
+from optlab.linalg.preconditioners import (
+    CholeskySolve,
+    IncompleteCholesky,
+    Jacobi,
+    ic0,
+    ideal,
+    jacobi,
+)
+from optlab.linalg.triangular import SparseTriangular, level_schedule
 
 __all__ = [
     "CGResult",
+    "CholeskySolve",
+    "IncompleteCholesky",
+    "Jacobi",
+    "PivotError",
+    "SparseTriangular",
     "as_matvec",
     "cg",
     "diagonal",
+    "ic0",
+    "ic0_factor",
     "ideal",
     "jacobi",
+    "level_schedule",
     "poisson2d",
+    "poisson2d_eigenvalue_bounds",
     "read_matrix_market",
     "shipped_matrices",
     "to_bcoo",

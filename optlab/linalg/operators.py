@@ -68,8 +68,11 @@ def diagonal(A) -> jax.Array:
     return jnp.diagonal(matrix)
 
 
-def poisson2d(N: int) -> sparse.BCOO:
+def poisson2d(N: int, *, as_scipy: bool = False) -> sparse.BCOO | scipy.sparse.csr_array:
     """The 5-point finite-difference Laplacian on an ``N x N`` interior grid, as BCOO.
+
+    With ``as_scipy=True`` the same matrix as a ``scipy.sparse.csr_array`` (for host-side
+    set-up such as :func:`optlab.linalg.ic0`, or for scipy references).
 
     With ``T = tridiag(-1, 2, -1)`` of order ``N`` the matrix is
     ``A = I (x) T + T (x) I`` (n = N^2): 4 on the diagonal and -1 between grid neighbours,
@@ -82,7 +85,15 @@ def poisson2d(N: int) -> sparse.BCOO:
     tridiagonal = scipy.sparse.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(N, N))
     identity = scipy.sparse.identity(N)
     laplacian = scipy.sparse.kron(identity, tridiagonal) + scipy.sparse.kron(tridiagonal, identity)
-    return to_bcoo(laplacian.tocsr())
+    laplacian = scipy.sparse.csr_array(laplacian)
+    return laplacian if as_scipy else to_bcoo(laplacian)
+
+
+def poisson2d_eigenvalue_bounds(N: int) -> tuple[float, float]:
+    """``(lambda_min, lambda_max)`` of :func:`poisson2d` ``(N)`` in closed form:
+    ``4 - 4 cos(pi / (N + 1))`` and ``4 + 4 cos(pi / (N + 1))``."""
+    c = np.cos(np.pi / (N + 1))
+    return float(4.0 - 4.0 * c), float(4.0 + 4.0 * c)
 
 
 def _check_square(shape) -> None:
