@@ -9,6 +9,7 @@ import scipy.sparse.linalg
 from jax.experimental import sparse
 
 from optlab.linalg import (
+    DiagonalMatrix,
     as_matvec,
     cg,
     diagonal,
@@ -17,6 +18,7 @@ from optlab.linalg import (
     jacobi,
     poisson2d,
     read_matrix_market,
+    sparse_matrix,
     to_bcoo,
 )
 from experiments.scipy_reference import scipy_cg, scipy_preconditioner
@@ -208,3 +210,36 @@ def test_iteration_counts_match_scipy_on_1138_bus(preconditioner):
     assert np.linalg.norm(b - A @ np.asarray(result.x)) < 1e-6
     # Thousands of iterations at cond ~ 1e7: rounding differs, the counts nearly agree.
     assert abs(int(result.iterations) - expected.iterations) <= 0.03 * expected.iterations
+
+
+def test_diagonal_layout_products_and_cg_equal_bcoo():
+    rng = np.random.default_rng(0)
+    banded = scipy.sparse.diags(
+        [rng.standard_normal(40 - abs(k)) for k in (-7, -1, 0, 3)], [-7, -1, 0, 3], shape=(40, 40)
+    )
+    v = rng.standard_normal(40)
+    stored = DiagonalMatrix.from_scipy(banded)
+    assert stored.offsets == (-7, -1, 0, 3)
+    np.testing.assert_allclose(jax.jit(lambda A, v: A @ v)(stored, v), banded @ v, rtol=1e-13)
+    np.testing.assert_allclose(diagonal(stored), banded.diagonal())
+    assert abs(stored.to_scipy() - banded).max() == 0
+
+    laplacian = poisson2d(9, as_scipy=True)
+    b = rng.standard_normal(81)
+    by_diagonals = cg(sparse_matrix(laplacian), b, tol=1e-10, history=100)
+    by_bcoo = cg(to_bcoo(laplacian), b, tol=1e-10, history=100)
+    assert int(by_diagonals.iterations) == int(by_bcoo.iterations)
+    np.testing.assert_allclose(by_diagonals.x, by_bcoo.x, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ic0(DiagonalMatrix.from_scipy(laplacian))(b), ic0(laplacian)(b))
+
+
+def test_sparse_matrix_chooses_diagonals_for_stencils_only():
+    assert isinstance(sparse_matrix(poisson2d(10, as_scipy=True)), DiagonalMatrix)
+    assert isinstance(sparse_matrix(read_matrix_market("494_bus")), sparse.BCOO)
+    assert isinstance(sparse_matrix(poisson2d(4, as_scipy=True), "bcoo"), sparse.BCOO)
+    with pytest.raises(ValueError, match="layout"):
+        sparse_matrix(poisson2d(4, as_scipy=True), "csr")
+    with pytest.raises(TypeError, match="scipy.sparse"):
+        sparse_matrix(np.eye(3))
+    with pytest.raises(ValueError, match="shape"):
+        DiagonalMatrix.from_scipy(poisson2d(3, as_scipy=True)) @ jnp.ones(4)

@@ -1,7 +1,8 @@
 """Linear algebra for optlab: conjugate gradients, preconditioners, operators, .mtx I/O.
 
-:func:`cg` solves ``A x = b`` for SPD ``A`` given as a dense array, a BCOO matrix or a
-matvec callable, inside one ``lax.while_loop`` (jit- and vmap-safe, failures reported as
+:func:`cg` solves ``A x = b`` for SPD ``A`` given as a dense array, a BCOO matrix, a
+:class:`DiagonalMatrix` (fast for stencils; :func:`sparse_matrix` chooses) or a matvec
+callable, inside one ``lax.while_loop`` (jit- and vmap-safe, failures reported as
 :class:`optlab.Status` codes). Preconditioners are callables ``r -> M^{-1} r`` built once
 by :func:`jacobi`, :func:`ic0` (zero-fill incomplete Cholesky, applied by level-scheduled
 sparse triangular solves) or :func:`ideal`. :func:`read_matrix_market` loads symmetric test
@@ -11,10 +12,12 @@ matrices, including the shipped SuiteSparse ones.
 from optlab.linalg.cg import CGResult, cg
 from optlab.linalg.matrix_market import read_matrix_market, shipped_matrices
 from optlab.linalg.operators import (
+    DiagonalMatrix,
     as_matvec,
     diagonal,
     poisson2d,
     poisson2d_eigenvalue_bounds,
+    sparse_matrix,
     to_bcoo,
 )
 from optlab.linalg.incomplete_cholesky import PivotError, ic0_factor
@@ -31,6 +34,7 @@ from optlab.linalg.triangular import SparseTriangular, level_schedule
 __all__ = [
     "CGResult",
     "CholeskySolve",
+    "DiagonalMatrix",
     "IncompleteCholesky",
     "Jacobi",
     "PivotError",
@@ -47,5 +51,6 @@ __all__ = [
     "poisson2d_eigenvalue_bounds",
     "read_matrix_market",
     "shipped_matrices",
+    "sparse_matrix",
     "to_bcoo",
 ]

@@ -91,7 +91,8 @@ def ic0(A, shift: float = 0.0) -> IncompleteCholesky:
     (:class:`optlab.linalg.triangular.SparseTriangular`), inside CG's loop.
 
     Args:
-      A: symmetric matrix: scipy sparse, BCOO or dense. Not a matvec callable.
+      A: symmetric matrix: scipy sparse, BCOO, DiagonalMatrix or dense. Not a matvec
+        callable.
       shift: factor ``A + shift * diag(A)`` (see ``ic0_factor``); use it when IC(0)
         meets a non-positive pivot.
 
@@ -101,6 +102,8 @@ def ic0(A, shift: float = 0.0) -> IncompleteCholesky:
     """
     if isinstance(A, sparse.BCOO):
         A = _bcoo_to_scipy(A)
+    elif isinstance(A, operators.DiagonalMatrix):
+        A = A.to_scipy()
     elif callable(A) and not hasattr(A, "shape"):
         raise TypeError("ic0() needs a matrix, not a matvec callable")
     elif not scipy.sparse.issparse(A):
@@ -124,6 +127,8 @@ def ideal(A) -> CholeskySolve:
     """
     if isinstance(A, sparse.BCOO):
         A = _bcoo_to_scipy(A)
+    elif isinstance(A, operators.DiagonalMatrix):
+        A = A.to_scipy()
     elif callable(A) and not hasattr(A, "shape"):
         raise TypeError("ideal() needs a matrix, not a matvec callable")
     dense = A.toarray() if scipy.sparse.issparse(A) else np.asarray(A)

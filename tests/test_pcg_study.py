@@ -1,0 +1,127 @@
+"""The preconditioning study (experiments.pcg) on small configurations."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from configs import pcg as default_config
+from experiments import pcg as study
+
+CONFIG = dataclasses.replace(
+    default_config.get_config(), matrix="494_bus", rhs=3, repeats=1
+)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return study.run_study(CONFIG, log=lambda line: None)
+
+
+def rows_by(results, solver):
+    return {row["preconditioner"]: row for row in results["rows"] if row["solver"] == solver}
+
+
+def test_context_is_the_matrix_and_its_condition_number(results):
+    matrix = results["matrix"]
+    assert (matrix["n"], matrix["nnz"]) == (494, 1666)
+    # shared/data/README.md: lambda_max / lambda_min of 494_bus
+    np.testing.assert_allclose(matrix["condition_number"], 2.415411e6, rtol=1e-6)
+    assert matrix["layout"].startswith("BCOO")
+
+
+def test_iterations_agree_with_scipy_and_preconditioners_help(results):
+    optlab, scipy = rows_by(results, "optlab"), rows_by(results, "scipy")
+    assert list(optlab) == ["none", "jacobi", "ic0", "ideal"]
+    for name, row in optlab.items():
+        assert row["status"] == "converged" and scipy[name]["status"] == "converged"
+        reference = scipy[name]["iterations"]
+        assert abs(row["iterations"] - reference) <= max(1, 0.03 * reference), name
+        assert row["true_residual"] < 1e-6
+        assert row["solve_seconds"] > 0 and row["history_overhead"] > 0
+    assert optlab["ideal"]["iterations"] == 1
+    assert optlab["ic0"]["iterations"] < optlab["jacobi"]["iterations"] < optlab["none"]["iterations"]
+
+
+def test_residual_history_has_one_entry_per_iteration(results):
+    for name, row in rows_by(results, "optlab").items():
+        curve = results["residual_norms"][name]
+        assert curve.shape == (row["iterations"] + 1,)
+        assert np.all(np.isfinite(curve)) and curve[-1] < CONFIG.tol <= curve[-2]
+
+
+def test_vmapped_right_hand_sides_match_the_scipy_loop(results):
+    rows = {(row["preconditioner"], row["solver"]): row for row in results["rhs_rows"]}
+    for name in CONFIG.preconditioners:
+        ours, theirs = rows[name, "optlab (vmapped)"], rows[name, "scipy (loop)"]
+        assert ours["converged"] == theirs["converged"] == CONFIG.rhs
+        assert ours["iterations"]["total"] == CONFIG.rhs
+        mean = theirs["iterations"]["mean"]
+        assert abs(ours["iterations"]["mean"] - mean) <= max(1, 0.03 * mean), name
+
+
+def test_writes_json_table_csv_and_figure(results, tmp_path):
+    run_dir = study.write_outputs(CONFIG, results, tmp_path)
+    names = sorted(p.name for p in run_dir.path.iterdir())
+    assert names == ["residuals.png", "results.csv", "results.json", "table.md"]
+    saved = json.loads((run_dir.path / "results.json").read_text())
+    assert saved["matrix"]["n"] == 494
+    assert len(saved["residual_norms"]["none"]) == saved["rows"][0]["iterations"] + 1
+    table = (run_dir.path / "table.md").read_text()
+    assert "cond(A)" in table and "3 random right-hand sides" in table
+
+
+def test_poisson_uses_the_diagonal_layout_and_skips_a_large_ideal():
+    config = dataclasses.replace(
+        CONFIG, matrix="poisson2d", size=12, rhs=1, ideal_max_n=100, scipy=False
+    )
+    results = study.run_study(config, log=lambda line: None)
+    assert results["matrix"]["n"] == 144
+    assert results["matrix"]["layout"] == "by diagonals (5 diagonals)"
+    assert [row["preconditioner"] for row in results["rows"]] == ["none", "jacobi", "ic0"]
+    assert results["skipped"] and "ideal" in results["skipped"][0]
+    # Closed-form extreme eigenvalues of the 5-point Laplacian.
+    lambda_min = 4 - 4 * np.cos(np.pi / 13)
+    np.testing.assert_allclose(results["matrix"]["lambda_min"], lambda_min, rtol=1e-12)
+
+
+def test_any_mtx_path_is_accepted(tmp_path):
+    import scipy.io
+
+    from optlab.linalg import poisson2d
+
+    path = tmp_path / "laplacian.mtx"
+    scipy.io.mmwrite(path, poisson2d(6, as_scipy=True), symmetry="symmetric")
+    config = dataclasses.replace(
+        CONFIG, matrix=str(path), rhs=1, preconditioners=("none", "ic0"), scipy=False
+    )
+    results = study.run_study(config, log=lambda line: None)
+    assert results["matrix"]["n"] == 36
+    assert all(row["status"] == "converged" for row in results["rows"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preconditioners=jacobi,cholesky"], "--preconditioners must name some of"),
+        (["--matrix=no_such_matrix"], "no Matrix Market file"),
+        (["--rhs=0"], "--rhs must be at least 1"),
+        (["--tol=0"], "--tol must be positive"),
+        (["--matrix=poisson2d", "--size=1"], "--size must be at least 2"),
+        (["--layout=csr"], "layout"),
+    ],
+)
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.pcg", f"--out={tmp_path}", *args)
+    assert done.returncode != 0
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_non_symmetric_file_is_a_readable_error(tmp_path, run_script):
+    path = tmp_path / "general.mtx"
+    path.write_text("%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1\n1 2 2\n2 2 1\n")
+    done, errors = run_script("experiments.pcg", f"--out={tmp_path}", f"--matrix={path}")
+    assert done.returncode == 2
+    assert len(errors) == 1 and "not symmetric" in errors[0], done.stderr[-2000:]
