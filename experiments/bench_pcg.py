@@ -1,0 +1,282 @@
+r"""Benchmark: optlab's conjugate gradients against scipy.sparse.linalg.cg, in one process.
+
+    python -m experiments.bench_pcg
+    python -m experiments.bench_pcg --poisson_size=316 --repeats=3
+
+Every comparison solves the same system on both sides, in float64, and checks that the
+iteration counts agree (within 3%) before it compares times.
+
+* **1138_bus** (``b = 20 N(0, I)``, seed 0; ``x0 = ones``; stop at ``||r_k|| < 1e-7``):
+  time per solve of plain CG, Jacobi-PCG and IC(0)-PCG. optlab: ``optlab.linalg.cg`` on a
+  BCOO matrix, compiled apart (``optlab.sweep.time_compiled``), median of ``repeats``
+  calls. scipy: ``scipy.sparse.linalg.cg(A, b, x0, rtol=0, atol=1e-7, M=...)`` on CSR,
+  median of ``repeats`` calls, with the same preconditioners: the inverse diagonal, and
+  optlab's IC(0) factor applied by two ``scipy.sparse.linalg.spsolve_triangular`` calls
+  (scipy has no incomplete Cholesky). IC(0) set-up: ``optlab.linalg.ic0(A)`` (host
+  factorization plus the level schedules of both triangular factors, moved to the
+  device), median of ``repeats`` after one warm-up call.
+* **20 right-hand sides**: ``jax.vmap`` of plain CG over 20 draws of ``b`` in one call,
+  against 20 scipy solves in a Python loop.
+* **Poisson 2-D**: the 5-point Laplacian on a ``--poisson_size`` squared grid (10^6
+  unknowns by default), exactly ``--poisson_iterations`` CG iterations on both sides
+  (``tol`` too small to be met), time per iteration. optlab stores the matrix by
+  diagonals (``optlab.linalg.sparse_matrix``'s choice for a stencil); the BCOO layout is
+  timed too and shown for reference.
+
+BLAS runs on one thread throughout (``single_threaded_blas``): XLA has its own threads,
+and on a small machine a spinning BLAS pool beside them slows both sides down.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
+
+from experiments import cli
+from experiments.bench_quasi_newton import machine
+from experiments.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
+from optlab import linalg, sweep
+from optlab.status import Status
+
+AGREEMENT = 0.03  # iteration counts must agree within 3% before times are compared
+GOALS = {  # comparison -> largest allowed optlab / scipy time ratio
+    "CG": 0.5,
+    "Jacobi-PCG": 0.5,
+    "IC(0)-PCG": 1.0,
+    "20 right-hand sides, vmapped": 0.1,
+    "Poisson 2-D, per iteration": 1.0,
+}
+IC0_SETUP_GOAL_S = 0.05
+
+
+def _median_seconds(fn, repeats: int):
+    times, value = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return value, statistics.median(times)
+
+
+def _solve(A, b, x0, precond, *, tol, max_iters):
+    return linalg.cg(A, b, x0, precond=precond, tol=tol, max_iters=max_iters)
+
+
+def _agree(ours: int, theirs: int) -> bool:
+    return abs(ours - theirs) <= max(1, AGREEMENT * theirs)
+
+
+def compare_solves(A, b, x0, *, tol: float, repeats: int, log) -> list[dict]:
+    """CG, Jacobi-PCG and IC(0)-PCG: one row each, optlab against scipy."""
+    A_op = linalg.to_bcoo(A)
+    max_iters = 10 * A.shape[0]
+    solve = functools.partial(_solve, tol=tol, max_iters=max_iters)
+    rows = []
+    for name, preconditioner, factory in (
+        ("CG", "none", None),
+        ("Jacobi-PCG", "jacobi", linalg.jacobi),
+        ("IC(0)-PCG", "ic0", linalg.ic0),
+    ):
+        precond = factory(A) if factory else None
+        result, timing = sweep.time_compiled(solve, A_op, b, x0, precond, repeats=repeats)
+        M = scipy_preconditioner(preconditioner, A)
+        runs = [scipy_cg(A, b, x0, tol=tol, M=M, max_iters=max_iters) for _ in range(repeats)]
+        scipy_seconds = statistics.median(run.seconds for run in runs)
+        row = {
+            "comparison": name,
+            "optlab_seconds": timing.run_seconds,
+            "scipy_seconds": scipy_seconds,
+            "optlab_iterations": int(result.iterations),
+            "scipy_iterations": runs[-1].iterations,
+            "converged": int(result.status) == Status.CONVERGED and runs[-1].info == 0,
+            "compile_seconds": timing.compile_seconds,
+        }
+        rows.append(row)
+        log(
+            f"{name}: optlab {row['optlab_iterations']} iterations in "
+            f"{1e3 * timing.run_seconds:.1f} ms, scipy {row['scipy_iterations']} in "
+            f"{1e3 * scipy_seconds:.1f} ms"
+        )
+    return rows
+
+
+def ic0_setup(A, repeats: int) -> dict:
+    """Median time of ``optlab.linalg.ic0(A)`` after a warm-up, and of the bare factor."""
+    linalg.ic0(A)  # warm-up: first use of the small device kernels that move the arrays
+    _, total = _median_seconds(lambda: linalg.ic0(A), repeats)
+    _, factor = _median_seconds(lambda: linalg.ic0_factor(A), repeats)
+    return {"ic0_seconds": total, "factor_seconds": factor}
+
+
+def compare_many(A, B, x0, *, tol: float, repeats: int, log) -> dict:
+    """Plain CG on every row of B: one vmapped optlab call against a scipy loop."""
+    A_op = linalg.to_bcoo(A)
+    max_iters = 10 * A.shape[0]
+    solve = functools.partial(_solve, tol=tol, max_iters=max_iters)
+    placed, padding = sweep.shard_seeds(jnp.asarray(B))
+
+    def many(A_op, B, x0):
+        return jax.vmap(solve, in_axes=(None, 0, None, None))(A_op, B, x0, None)
+
+    results, timing = sweep.time_compiled(many, A_op, placed, x0, repeats=repeats)
+    iterations = np.asarray(results.iterations)[: B.shape[0]]
+    loops = []
+    for _ in range(repeats):
+        runs = [scipy_cg(A, rhs, x0, tol=tol, max_iters=max_iters) for rhs in B]
+        loops.append(sum(run.seconds for run in runs))
+    scipy_iterations = np.array([run.iterations for run in runs])
+    row = {
+        "comparison": "20 right-hand sides, vmapped" if B.shape[0] == 20
+        else f"{B.shape[0]} right-hand sides, vmapped",
+        "goal_key": "20 right-hand sides, vmapped",
+        "optlab_seconds": timing.run_seconds,
+        "scipy_seconds": statistics.median(loops),
+        "optlab_iterations": float(iterations.mean()),
+        "scipy_iterations": float(scipy_iterations.mean()),
+        "converged": bool(np.all(np.asarray(results.status)[: B.shape[0]] == Status.CONVERGED)),
+        "compile_seconds": timing.compile_seconds,
+    }
+    log(
+        f"{B.shape[0]} right-hand sides: optlab {1e3 * row['optlab_seconds']:.1f} ms vmapped, "
+        f"scipy {1e3 * row['scipy_seconds']:.1f} ms in a loop"
+    )
+    return row
+
+
+def compare_poisson(size: int, iterations: int, repeats: int, log) -> list[dict]:
+    """Time per CG iteration on the Poisson matrix, a fixed number of iterations."""
+    A = linalg.poisson2d(size, as_scipy=True)
+    n = A.shape[0]
+    b = np.random.default_rng(0).standard_normal(n)
+    x0 = np.zeros(n)
+    tol = 1e-300  # never met: both sides do exactly `iterations` iterations
+    solve = functools.partial(_solve, tol=tol, max_iters=iterations)
+    runs = [scipy_cg(A, b, x0, tol=tol, max_iters=iterations) for _ in range(repeats)]
+    scipy_per_iteration = statistics.median(run.seconds for run in runs) / iterations
+    rows = []
+    for layout in ("diagonal", "bcoo"):
+        A_op = linalg.sparse_matrix(A, layout)
+        result, timing = sweep.time_compiled(solve, A_op, b, x0, None, repeats=repeats)
+        rows.append(
+            {
+                "comparison": f"Poisson 2-D, per iteration ({layout} layout)",
+                "goal_key": "Poisson 2-D, per iteration" if layout == "diagonal" else None,
+                "optlab_seconds": timing.run_seconds / iterations,
+                "scipy_seconds": scipy_per_iteration,
+                "optlab_iterations": int(result.iterations),
+                "scipy_iterations": runs[-1].iterations,
+                "converged": True,  # not the point: both ran the same fixed count
+                "compile_seconds": timing.compile_seconds,
+            }
+        )
+        log(
+            f"Poisson n = {n} ({layout}): optlab {1e6 * rows[-1]['optlab_seconds']:.0f} µs "
+            f"per iteration, scipy {1e6 * scipy_per_iteration:.0f} µs"
+        )
+    return rows
+
+
+def measure(
+    *, matrix: str = "1138_bus", rhs: int = 20, poisson_size: int = 1000,
+    poisson_iterations: int = 100, repeats: int = 5, log=print,
+) -> dict:
+    """Every comparison; the figures that BENCHMARKS.md reports."""
+    with single_threaded_blas():
+        A = linalg.read_matrix_market(matrix)
+        n = A.shape[0]
+        rng = np.random.default_rng(0)
+        b = 20.0 * rng.standard_normal(n)
+        B = 20.0 * rng.standard_normal((rhs, n))
+        x0 = np.ones(n)
+        rows = compare_solves(A, b, x0, tol=1e-7, repeats=repeats, log=log)
+        setup = ic0_setup(A, repeats)
+        log(f"IC(0) set-up: {1e3 * setup['ic0_seconds']:.1f} ms")
+        rows.append(compare_many(A, B, x0, tol=1e-7, repeats=repeats, log=log))
+        rows += compare_poisson(poisson_size, poisson_iterations, repeats, log)
+    for row in rows:
+        row["ratio"] = row["optlab_seconds"] / row["scipy_seconds"]
+        row.setdefault("goal_key", row["comparison"])
+        row["agree"] = _agree(round(row["optlab_iterations"]), round(row["scipy_iterations"]))
+    return {"matrix": matrix, "n": n, "poisson_n": poisson_size**2, "rows": rows, **setup}
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{1e3 * seconds:.3g} ms"
+    return f"{1e6 * seconds:.3g} µs"
+
+
+def format_report(measured: dict) -> str:
+    lines = [
+        "| comparison | optlab | scipy | optlab / scipy | goal | iterations (optlab / scipy) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in measured["rows"]:
+        goal = GOALS.get(row["goal_key"]) if row["goal_key"] else None
+        verdict = "—"
+        if goal is not None:
+            met = row["ratio"] <= goal and row["agree"]
+            verdict = f"≤ {goal:g}: {'yes' if met else '**no**'}"
+        counts = f"{row['optlab_iterations']:g} / {row['scipy_iterations']:g}"
+        if not row["agree"]:
+            counts += " (**differ by more than 3%**)"
+        lines.append(
+            f"| {row['comparison']} | {_time(row['optlab_seconds'])} | "
+            f"{_time(row['scipy_seconds'])} | {row['ratio']:.2f} | {verdict} | {counts} |"
+        )
+    met = measured["ic0_seconds"] < IC0_SETUP_GOAL_S
+    lines += [
+        "",
+        f"- IC(0) set-up on {measured['matrix']}: {_time(measured['ic0_seconds'])} "
+        f"(goal < {_time(IC0_SETUP_GOAL_S)}: {'yes' if met else '**no**'}), of which the "
+        f"host factorization {_time(measured['factor_seconds'])}.",
+        "- compile times (apart from the figures above): "
+        + ", ".join(f"{row['comparison']} {_time(row['compile_seconds'])}" for row in measured["rows"]),
+    ]
+    return "\n".join(lines)
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("matrix", "1138_bus", "Shipped matrix or .mtx path of the solve comparisons.")
+    flags.DEFINE_integer("rhs", 20, "Right-hand sides of the vmapped comparison.")
+    flags.DEFINE_integer("poisson_size", 1000, "Grid side of the Poisson comparison (size^2 unknowns).")
+    flags.DEFINE_integer("poisson_iterations", 100, "CG iterations timed on the Poisson matrix.")
+    flags.DEFINE_integer("repeats", 5, "Timed calls per comparison (median reported).")
+
+
+def main(argv):
+    del argv
+    FLAGS = flags.FLAGS
+    for name in ("rhs", "poisson_size", "poisson_iterations", "repeats"):
+        if getattr(FLAGS, name) < (2 if name == "poisson_size" else 1):
+            return cli.fail("bench_pcg", f"--{name} is too small: {getattr(FLAGS, name)}")
+    try:
+        linalg.read_matrix_market(FLAGS.matrix)
+    except ValueError as error:
+        return cli.fail("bench_pcg", str(error))
+    jax.config.update("jax_enable_x64", True)
+    info = machine()
+    print(
+        f"machine: {info['processor']}, {info['cpu_count']} CPUs, devices [{info['devices']}], "
+        f"python {info['python']}, jax {info['jax']}, numpy {np.__version__}"
+    )
+    start = time.perf_counter()
+    measured = measure(
+        matrix=FLAGS.matrix, rhs=FLAGS.rhs, poisson_size=FLAGS.poisson_size,
+        poisson_iterations=FLAGS.poisson_iterations, repeats=FLAGS.repeats,
+    )
+    print(f"benchmark took {time.perf_counter() - start:.1f} s\n")
+    print(format_report(measured))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run("bench_pcg", main, define_flags)
