@@ -1,0 +1,199 @@
+"""Tests of optlab.models.manual_mlp: the hand-written backward pass against jax.grad (of
+its own loss and of the NNX MLP's), and SGD with it against optax on the NNX model."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from optlab import models
+from optlab.models import manual_mlp
+
+SIZES = (11, 16, 12, 8, 3)
+L2 = 0.01
+
+
+def _data(count: int = 32, features: int = SIZES[0], classes: int = SIZES[-1], seed: int = 0):
+    x_key, label_key = jax.random.split(jax.random.key(seed))
+    x = jax.random.normal(x_key, (count, features), jnp.float64)
+    labels = jax.random.randint(label_key, (count,), 0, classes)
+    return x, labels
+
+
+def _random_params(power_layers, seed: int = 1):
+    # Random biases, so that the test does not rest on zero ones; float64 for the 1e-10
+    # comparison. Both branches of every activation are taken (tested below).
+    params = manual_mlp.init(
+        jax.random.key(seed), SIZES, power_layers=power_layers, dtype=jnp.float64
+    )
+    bias_keys = jax.random.split(jax.random.key(seed + 100), len(params))
+    for layer, key in zip(params, bias_keys):
+        layer["bias"] = 0.1 * jax.random.normal(key, layer["bias"].shape, jnp.float64)
+    return params
+
+
+def _assert_trees_close(actual, expected, atol):
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=0, atol=atol), actual, expected)
+
+
+@pytest.mark.parametrize("power_layers, l2", [((), 0.0), ((2,), L2), ((0, 1, 2), L2)])
+def test_manual_gradients_equal_autodiff(power_layers, l2):
+    params = _random_params(power_layers)
+    x, labels = _data()
+    expected = jax.grad(manual_mlp.loss)(params, x, labels, l2=l2)
+    actual = manual_mlp.gradients(params, x, labels, l2=l2)
+    _assert_trees_close(actual, expected, atol=1e-10)
+    # The exponents' gradients are not trivially zero.
+    for index in power_layers:
+        assert abs(actual[index]["exponent"]) > 1e-4
+
+
+def test_both_branches_of_the_activations_are_exercised():
+    params = _random_params((2,))
+    x, _ = _data()
+    activation = x
+    for layer in params[:-1]:
+        z = activation @ layer["kernel"] + layer["bias"][None, :]
+        assert 0.1 < float(jnp.mean(z > 0)) < 0.9
+        activation = jnp.where(z > 0, z, 0.01 * z)
+
+
+def test_loss_matches_an_independent_numpy_computation():
+    params = _random_params((1,))
+    x, labels = _data()
+    activation = np.asarray(x)
+    for layer in params[:-1]:
+        z = activation @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"])
+        if "exponent" in layer:
+            power = np.abs(z) ** float(layer["exponent"])
+            activation = np.where(z > 0, power, 0.01 * z)
+        else:
+            activation = np.where(z > 0, z, 0.01 * z)
+    logits = activation @ np.asarray(params[-1]["kernel"]) + np.asarray(params[-1]["bias"])
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    cross_entropy = -log_probabilities[np.arange(len(labels)), np.asarray(labels)].mean()
+    penalty = sum(float(np.sum(np.asarray(layer["kernel"]) ** 2)) for layer in params)
+    expected = cross_entropy + L2 * penalty
+    assert float(manual_mlp.loss(params, x, labels, l2=L2)) == pytest.approx(expected, rel=1e-12)
+
+
+def _nnx_model(seed: int = 3):
+    return models.MLP(
+        SIZES,
+        activation=("leaky_relu", "leaky_relu", "power"),
+        dtype=jnp.float64,
+        rngs=nnx.Rngs(seed),
+    )
+
+
+def _nnx_loss(model, x, labels, l2):
+    logits = model(x)
+    cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return cross_entropy + l2 * sum(jnp.sum(dense.kernel[...] ** 2) for dense in model.dense)
+
+
+def test_manual_gradients_equal_jax_grad_of_the_nnx_model():
+    model = _nnx_model()
+    params = manual_mlp.from_model(model)
+    assert [sorted(layer) for layer in params] == [
+        ["bias", "kernel"], ["bias", "kernel"], ["bias", "exponent", "kernel"], ["bias", "kernel"]
+    ]
+    x, labels = _data()
+    np.testing.assert_allclose(manual_mlp.forward(params, x), model(x), rtol=0, atol=1e-12)
+
+    nnx_grads = nnx.grad(_nnx_loss)(model, x, labels, L2)
+    manual = manual_mlp.to_model_state(manual_mlp.gradients(params, x, labels, l2=L2))
+    for index, dense in enumerate(nnx_grads["dense"].values()):
+        for name in ("kernel", "bias"):
+            np.testing.assert_allclose(
+                manual["dense"][index][name], dense[name][...], rtol=0, atol=1e-10
+            )
+    np.testing.assert_allclose(
+        manual["activations"][2]["exponent"],
+        nnx_grads["activations"][2]["exponent"][...],
+        rtol=0,
+        atol=1e-10,
+    )
+
+
+def test_sgd_with_manual_gradients_trains_like_optax_on_the_nnx_model():
+    model = _nnx_model(seed=4)
+    params = manual_mlp.from_model(model)
+    x, labels = _data(seed=5)
+    learning_rate, steps = 0.1, 20
+
+    optimizer = nnx.Optimizer(
+        model, optax.chain(optax.sgd(learning_rate), models.project_exponents()), wrt=nnx.Param
+    )
+    losses = []
+    for _ in range(steps):
+        losses.append(float(manual_mlp.loss(params, x, labels, l2=L2)))
+        grads = manual_mlp.gradients(params, x, labels, l2=L2)
+        params = jax.tree.map(lambda p, g: p - learning_rate * g, params, grads)
+        optimizer.update(model, nnx.grad(_nnx_loss)(model, x, labels, L2))
+
+    _assert_trees_close(manual_mlp.from_model(model), params, atol=1e-10)
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_to_model_state_round_trips_through_the_model():
+    model = _nnx_model()
+    shifted = jax.tree.map(lambda p: p + 0.5, manual_mlp.from_model(model))
+    nnx.update(model, manual_mlp.to_model_state(shifted))
+    _assert_trees_close(manual_mlp.from_model(model), shifted, atol=0)
+
+
+def test_init_layout_and_ranges():
+    params = manual_mlp.init(jax.random.key(0), (5, 4, 3, 2), power_layers=(1,))
+    assert [layer["kernel"].shape for layer in params] == [(5, 4), (4, 3), (3, 2)]
+    assert all(layer["kernel"].dtype == jnp.float32 for layer in params)
+    assert all(not np.any(layer["bias"]) for layer in params)
+    assert [("exponent" in layer) for layer in params] == [False, True, False]
+    assert 1.4 <= float(params[1]["exponent"]) < 2.0
+
+
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda: manual_mlp.init(jax.random.key(0), (3,)), ValueError, "at least two"),
+        (
+            lambda: manual_mlp.init(jax.random.key(0), (3, 4, 2), power_layers=(1,)),
+            ValueError,
+            "power_layers",
+        ),
+        (
+            lambda: manual_mlp.from_model(models.MLP((3, 4, 2), rngs=nnx.Rngs(0))),
+            ValueError,
+            "Leaky ReLU and power",
+        ),
+        (
+            lambda: manual_mlp.from_model(
+                models.MLP((3, 4, 2), activation="leaky_relu", dropout=0.1, rngs=nnx.Rngs(0))
+            ),
+            ValueError,
+            "no dropout",
+        ),
+        (
+            lambda: manual_mlp.from_model(models.DenseAutoencoder((3, 2), rngs=nnx.Rngs(0))),
+            TypeError,
+            "needs an optlab.models.MLP",
+        ),
+    ],
+)
+def test_bad_input_raises(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_wrong_data_shapes_raise():
+    params = manual_mlp.init(jax.random.key(0), (3, 4, 2))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 3\)"):
+        manual_mlp.forward(params, jnp.zeros((5, 4), jnp.float32))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        manual_mlp.gradients(params, jnp.zeros((5, 3), jnp.float32), jnp.zeros(4, jnp.int32))
