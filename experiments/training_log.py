@@ -1,0 +1,107 @@
+"""Per-run training metrics of the neural-network studies: JSON lines and Weights & Biases.
+
+A study trains with :func:`optlab.train.fit` and keeps the :class:`~optlab.train.FitResult`
+histories in its results. When it writes its run directory it calls :func:`write_metrics`,
+which writes ``metrics.jsonl``: one JSON object per (variant, run, epoch) that trained,
+``{"variant": ..., "run": i, "seed": s, "epoch": e, "train_loss": ..., ...}``, ready for
+``pandas.read_json(path, lines=True)``. With ``--wandb`` the same records go to Weights &
+Biases, one W&B run per (variant, run), in offline mode unless ``WANDB_MODE`` says
+otherwise; the package is optional and only imported then.
+
+Long studies pass ``checkpoint_dir(workdir, variant)`` to ``fit`` so that an interrupted
+study, started again with the same ``--workdir``, resumes each variant where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from experiments.rundir import RunDir
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def history_records(
+    variant: str, history: Mapping[str, np.ndarray], seeds: Sequence[int]
+) -> Iterator[dict[str, Any]]:
+    """One record per (run, epoch) that trained: epochs where every metric is NaN are skipped.
+
+    ``history`` maps a metric name to an array ``(runs, epochs)`` (``FitResult.history``);
+    ``seeds[i]`` is run ``i``'s seed.
+    """
+    names = sorted(history)
+    arrays = {name: np.asarray(history[name], dtype=float) for name in names}
+    runs, epochs = arrays[names[0]].shape
+    if len(seeds) != runs:
+        raise ValueError(f"{len(seeds)} seeds for a history of {runs} runs")
+    for run in range(runs):
+        for epoch in range(epochs):
+            values = {name: float(arrays[name][run, epoch]) for name in names}
+            if all(math.isnan(value) for value in values.values()):
+                continue
+            record = {"variant": variant, "run": run, "seed": int(seeds[run]), "epoch": epoch}
+            record.update({k: (None if math.isnan(v) else v) for k, v in values.items()})
+            yield record
+
+
+def write_metrics(
+    run_dir: RunDir,
+    histories: Mapping[str, tuple[Mapping[str, np.ndarray], Sequence[int]]],
+    *,
+    wandb_project: str | None = None,
+) -> Path:
+    """Writes ``metrics.jsonl`` for every variant; logs to W&B when a project is named.
+
+    ``histories`` maps a variant name to ``(history, seeds)``.
+    """
+    records = [
+        record
+        for variant, (history, seeds) in histories.items()
+        for record in history_records(variant, history, seeds)
+    ]
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    path = run_dir.write_text(METRICS_FILE, text)
+    if wandb_project is not None:
+        log_to_wandb(records, project=wandb_project, directory=run_dir.path)
+    return path
+
+
+def log_to_wandb(records: Sequence[dict[str, Any]], *, project: str, directory: Path) -> None:
+    """One W&B run per (variant, run), offline unless ``WANDB_MODE`` is set.
+
+    Raises ``RuntimeError`` when the optional ``wandb`` package is not installed.
+    """
+    try:
+        import wandb
+    except ImportError:
+        raise RuntimeError("--wandb needs the optional package wandb: pip install wandb") from None
+    os.environ.setdefault("WANDB_MODE", "offline")
+    by_run: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for record in records:
+        by_run.setdefault((record["variant"], record["run"]), []).append(record)
+    for (variant, run), rows in by_run.items():
+        session = wandb.init(
+            project=project,
+            name=f"{variant}-run{run}",
+            config={"variant": variant, "run": run, "seed": rows[0]["seed"]},
+            dir=str(directory),
+            reinit=True,
+        )
+        for row in rows:
+            metrics = {k: v for k, v in row.items() if k not in ("variant", "run", "seed")}
+            session.log(metrics, step=row["epoch"])
+        session.finish()
+
+
+def checkpoint_dir(workdir: str | None, variant: str) -> str | None:
+    """Where ``fit`` keeps the checkpoints of one variant under ``--workdir`` (or None)."""
+    if not workdir:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in variant)
+    return str(Path(workdir).resolve() / safe)

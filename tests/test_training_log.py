@@ -1,0 +1,45 @@
+"""experiments.training_log: JSON lines of per-run, per-epoch metrics."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import training_log
+from experiments.rundir import RunDir
+
+
+def test_metrics_jsonl_has_one_line_per_trained_epoch(tmp_path):
+    history = {
+        "train_loss": np.array([[1.0, 0.5, np.nan], [2.0, 1.5, 1.0]]),
+        "val_loss": np.array([[1.1, 0.6, np.nan], [2.1, np.nan, 1.1]]),
+    }
+    run_dir = RunDir.create(tmp_path, "study")
+    path = training_log.write_metrics(run_dir, {"adam": (history, [7, 8])})
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+
+    assert [(r["run"], r["epoch"]) for r in records] == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]
+    assert records[0] == {"variant": "adam", "run": 0, "seed": 7, "epoch": 0,
+                          "train_loss": 1.0, "val_loss": 1.1}
+    assert records[3]["val_loss"] is None  # a NaN that is not a whole missing epoch
+
+
+def test_seed_count_must_match_runs():
+    with pytest.raises(ValueError, match="2 seeds for a history of 1 runs"):
+        list(training_log.history_records("v", {"loss": np.zeros((1, 3))}, [0, 1]))
+
+
+def test_checkpoint_dir_is_per_variant_and_optional(tmp_path):
+    assert training_log.checkpoint_dir(None, "sgd") is None
+    path = training_log.checkpoint_dir(str(tmp_path), "momentum=0.9 / lr")
+    assert path.startswith(str(tmp_path.resolve())) and path.endswith("momentum_0.9___lr")
+
+
+def test_wandb_is_optional(tmp_path):
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="pip install wandb"):
+            training_log.log_to_wandb([], project="p", directory=tmp_path)
+    else:
+        pytest.skip("wandb is installed; the optional path is exercised by the studies")
