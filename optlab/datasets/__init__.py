@@ -13,11 +13,23 @@ never downloaded). The loaders return NumPy arrays and need no jax.
   :func:`anomalous_points`.
 * ``matrices/``: SPD matrices from the SuiteSparse Matrix Collection in Matrix Market
   format (load them with :func:`optlab.linalg.read_matrix_market`, e.g. ``"1138_bus"``).
+* Machine sounds (no file: **synthetic**, generated in JAX from a seed, since no public
+  machine-sound recordings could be shipped): :func:`machine_sound_dataset` (log-mel
+  spectrograms 64 x 312 of normal and anomalous clips), :func:`machine_sound`,
+  :class:`BandStandardizer`; the spectrogram itself is :mod:`optlab.datasets.audio`
+  (:func:`stft`, :func:`mel_filterbank`, :func:`log_mel_spectrogram`). These need jax.
 
 Sources, licences, modifications and checksums are in ``PROVENANCE.md`` beside this file;
 locate files with ``importlib.resources.files("optlab.datasets")``.
 """
 
+from optlab.datasets.audio import log_mel_spectrogram, mel_filterbank, stft
+from optlab.datasets.machine_sounds import (
+    BandStandardizer,
+    MachineSounds,
+    machine_sound,
+    machine_sound_dataset,
+)
 from optlab.datasets.mnist import (
     Mnist,
     MnistSplits,
@@ -38,6 +50,8 @@ from optlab.datasets.nab import (
 from optlab.datasets.wine import WineSplit, WineTable, load_wine, load_wine_table
 
 __all__ = [
+    "BandStandardizer",
+    "MachineSounds",
     "Mnist",
     "MnistSplits",
     "NabSeries",
@@ -51,8 +65,13 @@ __all__ = [
     "load_nab",
     "load_wine",
     "load_wine_table",
+    "log_mel_spectrogram",
+    "machine_sound",
+    "machine_sound_dataset",
+    "mel_filterbank",
     "mnist_arrays",
     "mnist_splits",
     "read_idx",
     "sliding_windows",
+    "stft",
 ]
