@@ -26,6 +26,7 @@ from flax import nnx
 
 from optlab.models.activations import activation_function
 from optlab.models.mlp import apply_optional, dropout_or_none
+from optlab.models.pooling import max_pool
 
 _LAYER_OPTIONS = dict(
     kernel_init=nnx.initializers.glorot_uniform(), dtype=jnp.float32, param_dtype=jnp.float32
@@ -117,7 +118,7 @@ class ConvAutoencoder2D(nnx.Module):
     def encode(self, x: jax.Array) -> jax.Array:
         _check_shape("ConvAutoencoder2D", x, self.input_shape)
         for conv in self.encoder:
-            x = nnx.max_pool(jax.nn.relu(conv(x)), window_shape=_POOL, strides=_POOL)
+            x = max_pool(jax.nn.relu(conv(x)), _POOL)
         return x
 
     def decode(self, code: jax.Array) -> jax.Array:
@@ -210,7 +211,7 @@ class SpectrogramAutoencoder(nnx.Module):
     def encode(self, x: jax.Array) -> jax.Array:
         _check_shape("SpectrogramAutoencoder", x, self.input_shape)
         for conv in self.encoder:
-            x = nnx.max_pool(jax.nn.relu(conv(x)), window_shape=_POOL, strides=_POOL)
+            x = max_pool(jax.nn.relu(conv(x)), _POOL)
         return x
 
     def decode(self, code: jax.Array) -> jax.Array:

@@ -24,6 +24,7 @@ from flax import nnx
 
 from optlab.models.activations import activation_function
 from optlab.models.mlp import apply_optional, dropout_or_none
+from optlab.models.pooling import max_pool
 
 _POOL = (2, 2)
 
@@ -104,7 +105,7 @@ class CNN(nnx.Module):
         if jnp.ndim(x) != 4 or tuple(jnp.shape(x)[1:]) != self.input_shape:
             raise ValueError(f"CNN expects images (N, {self.input_shape}), got {jnp.shape(x)}")
         for conv, dropout in zip(self.convs, self.conv_dropouts):
-            x = nnx.max_pool(self.activation(conv(x)), window_shape=_POOL, strides=_POOL)
+            x = max_pool(self.activation(conv(x)), _POOL)
             x = apply_optional(dropout, x)
         x = x.reshape(x.shape[0], -1)
         for dense, dropout in zip(self.dense, self.dense_dropouts):
