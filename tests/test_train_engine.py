@@ -222,6 +222,17 @@ def test_early_stopping_freezes_each_run_and_restores_its_best_epoch():
     np.testing.assert_allclose(result.history["val_loss"][1], val_losses, rtol=1e-5)
 
 
+def test_restore_best_can_maximise_a_metric(batched_runs):
+    result = _fit(batched_runs, max_epochs=5, monitor="val_accuracy")
+    history = result.history["val_accuracy"]
+    # The first epoch of the highest validation accuracy, and its evaluation.
+    np.testing.assert_array_equal(result.best_epoch, np.argmax(history, axis=1))
+    scores = train.evaluate(result, TASK, VAL)
+    np.testing.assert_allclose(scores["accuracy"], history.max(axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="monitor must be one of"):
+        _fit(batched_runs, monitor="penalty")
+
+
 def test_loop_ends_when_every_run_has_stopped(batched_runs):
     seen, lines = [], []
     printer = train.progress_printer(20, every_seconds=0.0, print_fn=lines.append)

@@ -46,8 +46,10 @@ move during the epoch); ``val_loss`` and ``val_<metric>`` are those of the param
 the end of the epoch, on the whole validation set; ``penalty`` is the penalty at the end
 of the epoch. Losses are data losses: unlike Keras, no penalty is added to them.
 
-Early stopping (``patience`` set) monitors ``val_loss`` (``train_loss`` without validation
-data): an epoch improves when it is lower than the best so far by more than
+Early stopping (``patience`` set) and restore-best monitor ``val_loss`` (``train_loss``
+without validation data) or any history name given as ``monitor``, e.g.
+``"val_accuracy"``: names ending in ``loss`` are minimised and others maximised (as
+Keras's ``mode="auto"``). An epoch improves when it beats the best so far by more than
 ``min_delta``; a run stops after ``patience`` epochs in a row without improvement. A
 stopped run is frozen (every later update is discarded with ``jnp.where``; its history is
 NaN from then on) while the others go on; the loop ends when all have stopped. With
@@ -280,7 +282,8 @@ class _Carry(NamedTuple):
 
     run: RunState
     best: tuple[nnx.State, nnx.State] | None  # params and rest of the best epoch (restore_best)
-    best_loss: jax.Array  # () float32, +inf before the first finite monitored loss
+    # () float32 best monitored value (negated when maximised); +inf before a finite one
+    best_loss: jax.Array
     best_epoch: jax.Array  # () int32, -1 before it
     wait: jax.Array  # () int32 epochs since the last improvement
     stopped_epoch: jax.Array  # () int32 epoch at which the run stopped, -1 while it trains
@@ -351,6 +354,7 @@ def fit(
     patience: int | None = None,
     min_delta: float = 0.0,
     restore_best: bool = True,
+    monitor: str | None = None,
     epochs_per_call: int = 1,
     runs_per_vmap: int | None = None,
     on_epoch: EpochCallback | None = None,
@@ -370,6 +374,9 @@ def fit(
       validation: a validation set of the same form (see :func:`validation_split`).
       eval_batch_size: rows per evaluation batch (default: the whole validation set).
       patience, min_delta, restore_best: early stopping; ``patience=None`` never stops.
+      monitor: the history name that early stopping and restore-best watch (default
+        ``val_loss``, or ``train_loss`` without validation); minimised when it ends in
+        ``loss``, maximised otherwise.
       epochs_per_call: epochs per compiled call: more saves host round-trips; callbacks,
         the all-stopped check and checkpoints happen between calls.
       runs_per_vmap: ``None`` vmaps all the runs (of a device) at once; ``k`` vmaps ``k``
@@ -427,10 +434,17 @@ def fit(
     history_names = ["train_loss", *(f"train_{m}" for m in task.metrics), "penalty"]
     if val_arrays is not None:
         history_names += ["val_loss", *(f"val_{m}" for m in task.metrics)]
+    if monitor is None:
+        monitor = "val_loss" if val_arrays is not None else "train_loss"
+    if monitor not in history_names or monitor == "penalty":
+        raise ValueError(
+            f"monitor must be one of {[n for n in history_names if n != 'penalty']}, got {monitor!r}"
+        )
 
     epoch_program = _epoch_program(
         runs, task, n, batch_size, max_epochs, epochs_per_call, patience, min_delta,
         restore_best, has_validation=val_arrays is not None, runs_per_vmap=runs_per_vmap,
+        monitor=monitor,
     )
     carry = _initial_carry(runs.state, history_names, max_epochs, restore_best)
     config = {
@@ -443,7 +457,7 @@ def fit(
         "eval_batch_size": eval_batch_size,
         "batch_size": batch_size,
         "max_epochs": max_epochs,
-        "early_stopping": [patience, min_delta, restore_best],
+        "early_stopping": [patience, min_delta, restore_best, monitor],
     }
     checkpointer = None if checkpoint_dir is None else Checkpointer(checkpoint_dir)
     try:
@@ -514,7 +528,7 @@ def train_step(
 def _epoch_program(
     runs: Runs, task: Task, n: int, batch_size: int, max_epochs: int, epochs_per_call: int,
     patience: int | None, min_delta: float, restore_best: bool, *, has_validation: bool,
-    runs_per_vmap: int | None,
+    runs_per_vmap: int | None, monitor: str,
 ) -> Callable:
     """``program(carry, first_epoch, data, val_batches) -> carry``: ``epochs_per_call``
     epochs of every run (the runs axis of ``carry`` first), see :func:`fit`."""
@@ -533,7 +547,8 @@ def _epoch_program(
         if has_validation:
             model = nnx.merge(runs.eval_graph, run.params, run.rest)
             scores |= {f"val_{k}": v for k, v in _evaluate(model, task, val_batches).items()}
-        monitored = scores["val_loss" if has_validation else "train_loss"]
+        # Minimise a loss, maximise anything else: compare sign-flipped values.
+        monitored = scores[monitor] if monitor.endswith("loss") else -scores[monitor]
         improved = monitored < carry.best_loss - min_delta
         wait = jnp.where(improved, 0, carry.wait + 1)
         stops = (wait >= patience) if patience is not None else jnp.zeros((), bool)
