@@ -1,0 +1,120 @@
+"""The wine MLP study on a tiny config: its results, the manual backward pass, its files."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from configs import wine_mlp as default_config
+from experiments import wine_mlp as study
+from optlab.models import activations
+
+SEEDS, EPOCHS = 2, 3
+CONFIG = dataclasses.replace(
+    default_config.get_config(), seeds=SEEDS, epochs=EPOCHS, train_limit=320, test_limit=100
+)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return study.run_study(CONFIG, log=lambda line: None)
+
+
+def test_default_config_is_the_issue_recipe():
+    config = default_config.get_config()
+    assert config.learning_rates[0] == 1e-3 and config.epochs == 150
+    assert (config.batch_size, config.l2, config.seeds) == (32, 0.01, 5)
+    assert config.hidden_sizes == (16, 12, 8) and config.test_fraction == 0.25
+
+
+def test_one_row_per_variant_and_learning_rate(results):
+    rows = results["rows"]
+    assert [(row["variant"], row["learning_rate"]) for row in rows] == [
+        (variant, rate) for variant in study.VARIANTS for rate in CONFIG.learning_rates
+    ]
+    assert results["parameters"] == {"leaky_relu": 518, "power": 519}
+    assert results["data"] == {
+        "train_rows": 320,
+        "test_rows": 100,
+        "test_majority_accuracy": pytest.approx(results["data"]["test_majority_accuracy"]),
+    }
+    for row in rows:
+        per_seed = np.asarray(row["test_accuracy_per_seed"])
+        assert per_seed.shape == (SEEDS,)
+        # Accuracies of 100 test rows are multiples of 1/100.
+        np.testing.assert_allclose(per_seed * 100, np.round(per_seed * 100), atol=1e-4)
+        assert row["test_accuracy_mean"] == pytest.approx(per_seed.mean())
+        assert row["test_accuracy_std"] == pytest.approx(per_seed.std(ddof=1))
+        assert row["above_target"] == (row["test_accuracy_mean"] > CONFIG.target_accuracy)
+        assert 0 <= row["train_accuracy_mean"] <= 1
+
+
+def test_the_power_variant_reports_projected_exponents(results):
+    for row in results["rows"]:
+        if row["variant"] == "power":
+            exponents = np.asarray(row["exponent_per_seed"])
+            assert exponents.shape == (SEEDS,)
+            assert np.all(exponents >= activations.MIN_EXPONENT)
+            assert row["exponent_mean"] == pytest.approx(exponents.mean())
+        else:
+            assert "exponent" not in row
+
+
+def test_histories_have_runs_by_epochs(results):
+    runs = SEEDS * len(CONFIG.learning_rates)
+    for history in results["histories"].values():
+        assert history["train_loss"].shape == (runs, EPOCHS)
+        assert np.all(np.isfinite(history["val_loss"]))
+        # A few epochs from Glorot weights stay near log 2, the loss of a coin flip.
+        assert np.all(np.abs(history["train_loss"] - np.log(2)) < 0.1)
+
+
+def test_manual_backpropagation_trains_like_autodiff(results):
+    assert [entry["variant"] for entry in results["manual"]] == list(study.VARIANTS)
+    first_rate = CONFIG.learning_rates[0]
+    first_rate_rows = {
+        row["variant"]: row for row in results["rows"] if row["learning_rate"] == first_rate
+    }
+    for entry in results["manual"]:
+        # float32: the two backward passes round differently, by far less than one step.
+        assert entry["max_param_difference"] < 1e-5
+        assert entry["max_loss_difference"] < 1e-5
+        assert entry["manual_test_accuracy"] == entry["autodiff_test_accuracy"]
+        # The autodiff accuracy, recomputed from the parameters with manual_mlp.forward,
+        # is the engine's own for seed 0.
+        expected = first_rate_rows[entry["variant"]]["test_accuracy_per_seed"][0]
+        assert entry["autodiff_test_accuracy"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_writes_json_table_csv_figures_and_metrics(results, tmp_path):
+    run_dir = study.write_outputs(CONFIG, results, tmp_path)
+    names = sorted(p.name for p in run_dir.path.iterdir())
+    assert names == [
+        "loss_curves.png", "manual.csv", "manual_vs_autodiff.png", "metrics.jsonl",
+        "results.csv", "results.json", "table.md",
+    ]
+    saved = json.loads((run_dir.path / "results.json").read_text())
+    assert len(saved["rows"]) == len(results["rows"]) and "histories" not in saved
+    lines = (run_dir.path / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == len(study.VARIANTS) * len(CONFIG.learning_rates) * SEEDS * EPOCHS
+    assert {record["variant"] for record in records} == {
+        f"{variant} lr={rate:g}" for variant in study.VARIANTS for rate in CONFIG.learning_rates
+    }
+    table = (run_dir.path / "table.md").read_text()
+    assert "learned exponent" in table and "Manual backpropagation" in table
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--learning_rates=0.01,-1"], "a learning rate must be positive"),
+        (["--batch_size=5000"], "larger than the 1199 training rows"),
+    ],
+)
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.wine_mlp", f"--out={tmp_path}", *args)
+    assert done.returncode != 0
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
