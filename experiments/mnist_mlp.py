@@ -622,7 +622,7 @@ COLUMNS = [
     report.Column("updates", "updates"),
     report.Column("test_accuracy_text", "test accuracy % (mean ± std)"),
     report.Column("test_f1_text", "test macro F1"),
-    report.Column("val_accuracy_text", "final val accuracy %"),
+    report.Column("val_accuracy_text", "val accuracy % (kept weights)"),
     report.Column("fit_runs", "runs in its fit"),
     report.Column("run_seconds", "fit time", _SECONDS),
     report.Column("compile_seconds", "compile", _SECONDS),
