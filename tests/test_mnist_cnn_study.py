@@ -1,0 +1,112 @@
+"""The MNIST CNN dropout study on a tiny configuration: models, results, files and errors."""
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import mnist_cnn as default_config
+from experiments import mnist_cnn as study
+from optlab import models
+
+# 240 / 60 / 100 images, a small CNN, 2 seeds, 3 epochs of 4 steps.
+CONFIG = dataclasses.replace(
+    default_config.get_config(),
+    train_limit=300,
+    test_limit=100,
+    conv_features=(8, 4),
+    dense_features=(16,),
+    batch_size=60,
+    epochs=3,
+    seeds=2,
+    eval_batch_size=100,
+)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return study.run_study(CONFIG, log=lambda line: None)
+
+
+def test_default_model_has_the_coursework_parameter_count():
+    config = default_config.get_config()
+    for placement in config.placements:
+        model = nnx.eval_shape(lambda: study.model_fn(placement, config)(rngs=nnx.Rngs(0)))
+        assert models.count_params(model) == 628_810, placement
+
+
+def test_input_dropout_cnn_is_the_plain_cnn_after_dropout_on_the_image():
+    small = dataclasses.replace(CONFIG, conv_features=(4,), dense_features=(8,), dropout_rate=0.5)
+    plain = study.model_fn("none", small)(rngs=nnx.Rngs(params=3, dropout=4))
+    wrapped = study.model_fn("input", small)(rngs=nnx.Rngs(params=3, dropout=4))
+    # Same params key, same initial weights: the dropout layer uses the dropout stream only.
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        nnx.state(plain, nnx.Param),
+        nnx.state(wrapped.cnn, nnx.Param),
+    )
+    images = np.ones((2, 28, 28, 1), np.float32)
+    zeroed = float(np.mean(np.asarray(wrapped.input_dropout(images)) == 0))
+    assert 0.4 < zeroed < 0.6  # 1568 pixels, each dropped with probability 0.5
+    wrapped.eval()
+    np.testing.assert_array_equal(wrapped.input_dropout(images), images)
+    np.testing.assert_allclose(wrapped(images), plain(images), rtol=1e-6)
+
+
+def test_every_variant_has_a_row_per_seed(results):
+    assert [row["variant"] for row in results["variants"]] == ["none", "input", "hidden"]
+    assert [(row["variant"], row["seed"]) for row in results["runs"]] == [
+        (v, s) for v in ("none", "input", "hidden") for s in (0, 1)
+    ]
+    for history in results["histories"].values():
+        assert history["val_accuracy"].shape == (2, CONFIG.epochs)
+        assert np.isfinite(history["train_loss"]).all()
+
+
+def test_gaps_and_means_are_consistent(results):
+    for run in results["runs"]:
+        assert run["accuracy_gap"] == pytest.approx(run["train_accuracy"] - run["val_accuracy"])
+        assert run["loss_gap"] == pytest.approx(run["val_loss"] - run["train_loss"])
+        for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
+            assert 0 <= run[key] <= 1
+        assert 1 <= run["best_val_epoch"] <= CONFIG.epochs
+    for row in results["variants"]:
+        runs = [r for r in results["runs"] if r["variant"] == row["variant"]]
+        assert row["test_accuracy"] == pytest.approx(np.mean([r["test_accuracy"] for r in runs]))
+        assert row["test_accuracy_std"] == pytest.approx(
+            np.std([r["test_accuracy"] for r in runs], ddof=1)
+        )
+
+
+def test_training_lowers_the_loss(results):
+    losses = results["histories"]["none"]["train_loss"]
+    assert (losses[:, -1] < losses[:, 0]).all()
+
+
+def test_writes_every_file(results, tmp_path):
+    run_dir = study.write_outputs(CONFIG, results, tmp_path)
+    names = sorted(p.name for p in run_dir.path.iterdir())
+    assert names == ["curves.png", "metrics.jsonl", "results.csv", "results.json", "runs.csv",
+                     "table.md"]
+    saved = json.loads((run_dir.path / "results.json").read_text())
+    assert len(saved["runs"]) == 6
+    records = (run_dir.path / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 3 * 2 * CONFIG.epochs
+    assert "acc gap (train - val)" in (run_dir.path / "table.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dropout_rate=1.5"], "--dropout_rate must be in (0, 1)"),
+        (["--placements=none,everywhere"], "--placements must name some of"),
+    ],
+)
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.mnist_cnn", f"--out={tmp_path}", *args)
+    assert done.returncode != 0
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
