@@ -1,0 +1,42 @@
+"""Default configuration of ``python -m experiments.spectrogram_anomaly``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # The synthetic data set (optlab.datasets.machine_sound_dataset), as in the coursework:
+    # 1000 normal training clips; 1000 normal and 143 anomalous test clips.
+    data_seed: int = 0
+    n_train: int = 1000
+    n_test_normal: int = 1000
+    n_test_anomalous: int = 143
+    # Fault amplitude multiplier. At 1.0 the trivial detector (distance to the mean
+    # training spectrogram) flags about 5 % of the anomalies: the task is not trivial.
+    severity: float = 1.0
+    synthesis_batch: int = 32  # clips synthesised at once (about 10 MB of audio each)
+    # Held-out normal training clips (seeded by data_seed): their errors set the threshold
+    # and give the validation loss; the autoencoder never trains on them.
+    validation_fraction: float = 0.1
+    threshold_sigmas: float = 2.0  # threshold = mean + threshold_sigmas * std of their errors
+    seeds: int = 5  # runs; seed s gives the initial weights and minibatch order
+    # Adam, no early stopping. 5 epochs were too few in an earlier measurement; 20 is a
+    # guess not verified on the full data here (see the study's docstring for the cost).
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3  # Adam, Keras's default
+    pca_components: int = 16  # the linear reference detector
+    # Seeds trained one after another inside the one program (optlab.train.fit): on a
+    # CPU the vmapped convolutions measured about 3x slower per clip and compiled 4x
+    # slower (29 s against 6.5 s) than runs_per_vmap=1. None vmaps every seed at once
+    # (on an accelerator).
+    runs_per_vmap: int | None = 1
+    workdir: str | None = None  # checkpoints; a rerun with the same workdir resumes
+    wandb_project: str | None = None  # log metrics.jsonl's records to W&B too
+
+
+def get_config() -> Config:
+    """The study of the issue: 5 seeds, 20 epochs of Adam on 900 + 100 normal clips."""
+    return Config()

@@ -1,0 +1,143 @@
+"""The spectrogram anomaly study on a tiny configuration: its detection rule, results,
+files and errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from configs import spectrogram_anomaly as default_config
+from experiments import spectrogram_anomaly as study
+
+# 20 normal training clips (4 held out), 12 normal + 8 anomalous test clips (2 per
+# kind), 2 seeds, 2 epochs of one minibatch of 16: one compiled training program. A
+# clip costs 0.25 to 0.7 s per training pass on this CPU, so the clips are few; 20 training
+# and 20 test clips share one compiled synthesis program.
+CONFIG = dataclasses.replace(
+    default_config.get_config(),
+    n_train=20,
+    n_test_normal=12,
+    n_test_anomalous=8,
+    validation_fraction=0.2,
+    seeds=2,
+    epochs=2,
+    batch_size=16,
+    pca_components=4,
+    synthesis_batch=20,
+)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return study.run_study(CONFIG, log=lambda line: None)
+
+
+def test_detection_counts_match_a_clip_by_clip_reference():
+    rng = np.random.default_rng(0)
+    validation = rng.normal(1.0, 0.1, size=30)
+    test = rng.normal(1.2, 0.3, size=50)
+    kinds = rng.integers(0, 5, size=50)
+    row = study.detection(validation, test, kinds, sigmas=2.0)
+    mean = sum(validation) / len(validation)
+    std = (sum((v - mean) ** 2 for v in validation) / (len(validation) - 1)) ** 0.5
+    threshold = mean + 2 * std
+    counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    per_kind = [0] * 5
+    for score, kind in zip(test, kinds):
+        flagged = score > threshold
+        key = ("t" if flagged == (kind != 0) else "f") + ("p" if flagged else "n")
+        counts[key] += 1
+        per_kind[kind] += flagged
+    assert row["threshold"] == pytest.approx(threshold)
+    assert {key: row[key] for key in counts} == counts
+    assert [row[kind] for kind in study.FAULT_KINDS] == per_kind[1:]
+    assert row["detection_rate"] == counts["tp"] / np.sum(kinds != 0)
+    assert row["false_positive_rate"] == counts["fp"] / np.sum(kinds == 0)
+
+
+def test_clip_mse_keeps_leading_axes():
+    inputs = np.arange(12.0).reshape(3, 2, 2)
+    reconstructions = np.stack([inputs + 1.0, inputs - 2.0])  # (runs, clips, ...)
+    np.testing.assert_allclose(study.clip_mse(inputs, reconstructions), [[1.0] * 3, [4.0] * 3])
+    np.testing.assert_allclose(study.clip_mse(inputs, inputs * 0.0), [3.5, 31.5, 91.5])
+
+
+def test_reference_detectors_match_their_definitions():
+    rng = np.random.default_rng(1)
+    low_rank = rng.normal(size=(20, 2)) @ rng.normal(size=(2, 8 * 16))
+    clips = (low_rank + 0.01 * rng.normal(size=low_rank.shape)).reshape(20, 8, 16, 1)
+    data = study.Data(clips[:12], clips[12:16], clips[16:], np.zeros(4), np.zeros(4))
+    config = dataclasses.replace(CONFIG, pca_components=2)
+    scores = study.reference_scores(config, data)
+    template_validation, _ = scores["mean spectrogram"]
+    mean = data.train.mean(axis=0)
+    np.testing.assert_allclose(
+        template_validation, [np.mean((clip - mean) ** 2) for clip in data.validation]
+    )
+    # Reference PCA: the top eigenvectors of the training clips' scatter matrix.
+    flat = data.train.reshape(12, -1)
+    centred_train = flat - flat.mean(axis=0)
+    _, eigenvectors = np.linalg.eigh(centred_train.T @ centred_train)
+    top = eigenvectors[:, -2:]
+    for clips, pca_scores in zip((data.validation, data.test), scores["PCA 2"]):
+        centred = clips.reshape(len(clips), -1) - flat.mean(axis=0)
+        residual = centred - centred @ top @ top.T
+        np.testing.assert_allclose(pca_scores, np.mean(residual**2, axis=1), rtol=1e-6)
+    pca_validation = scores["PCA 2"][0]
+    assert np.all(template_validation > 100 * pca_validation)
+
+
+def test_results_have_one_row_per_seed_with_consistent_counts(results):
+    assert results["data"]["synthetic"] is True
+    assert results["data"]["validation_clips"] == 4 and results["data"]["train_clips"] == 16
+    assert results["data"]["anomalies_per_kind"] == {kind: 2 for kind in study.FAULT_KINDS}
+    assert results["parameters"] == 11_193
+    assert [row["seed"] for row in results["runs"]] == [0, 1]
+    for row in [*results["runs"], *results["references"]]:
+        assert row["tp"] + row["fn"] == 8 and row["fp"] + row["tn"] == 12
+        assert sum(row[kind] for kind in study.FAULT_KINDS) == row["tp"]
+        assert row["threshold"] > 0
+    assert [row["detector"] for row in results["detectors"]] == [
+        study.AUTOENCODER, "mean spectrogram", "PCA 4"
+    ]
+    autoencoder = results["detectors"][0]
+    assert autoencoder["tp"] == np.mean([row["tp"] for row in results["runs"]])
+    assert results["history"]["val_loss"].shape == (2, 2)
+    assert np.all(np.isfinite(results["history"]["val_loss"]))
+    # The thresholds sit on the histograms' scale: each seed's own scores.
+    for row, histogram in zip(results["runs"], results["histograms"]["autoencoder"]):
+        flagged = histogram["test_scores"] > row["threshold"]
+        assert flagged.sum() == row["tp"] + row["fp"]
+    assert results["examples"]["kinds"] == list(study.machine_sounds.KINDS)
+
+
+def test_writes_json_tables_metrics_and_figures(results, tmp_path):
+    run_dir = study.write_outputs(CONFIG, results, tmp_path)
+    names = sorted(p.name for p in run_dir.path.iterdir())
+    assert names == [
+        "error_histograms.png", "loss_curves.png", "metrics.jsonl", "results.csv",
+        "results.json", "runs.csv", "spectrograms.png", "table.md",
+    ]
+    saved = json.loads((run_dir.path / "results.json").read_text())
+    assert saved["runs"][1]["seed"] == 1 and saved["data"]["synthetic"] is True
+    table = (run_dir.path / "table.md").read_text()
+    assert "SYNTHETIC" in table and "mean spectrogram" in table
+    lines = (run_dir.path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == CONFIG.seeds * CONFIG.epochs
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds=0"], "--seeds must be at least 1"),
+        (["--severity=0"], "--severity must be positive"),
+        (["--validation_fraction=1.5"], "--validation_fraction must be in (0, 1)"),
+        (["--n_train=10", "--batch_size=32"], "must hold out at least 2 clips"),
+    ],
+)
+def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
+    done, errors = run_script("experiments.spectrogram_anomaly", f"--out={tmp_path}", *args)
+    assert done.returncode != 0
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
