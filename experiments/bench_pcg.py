@@ -39,6 +39,7 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
+from experiments import pcg as study
 from experiments.bench_quasi_newton import machine
 from experiments.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
 from optlab import linalg, sweep
@@ -55,19 +56,6 @@ GOALS = {  # comparison -> largest allowed optlab / scipy time ratio
 IC0_SETUP_GOAL_S = 0.05
 
 
-def _median_seconds(fn, repeats: int):
-    times, value = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return value, statistics.median(times)
-
-
-def _solve(A, b, x0, precond, *, tol, max_iters):
-    return linalg.cg(A, b, x0, precond=precond, tol=tol, max_iters=max_iters)
-
-
 def _agree(ours: int, theirs: int) -> bool:
     return abs(ours - theirs) <= max(1, AGREEMENT * theirs)
 
@@ -76,7 +64,7 @@ def compare_solves(A, b, x0, *, tol: float, repeats: int, log) -> list[dict]:
     """CG, Jacobi-PCG and IC(0)-PCG: one row each, optlab against scipy."""
     A_op = linalg.to_bcoo(A)
     max_iters = 10 * A.shape[0]
-    solve = functools.partial(_solve, tol=tol, max_iters=max_iters)
+    solve = functools.partial(study.solve, history=0, tol=tol, max_iters=max_iters)
     rows = []
     for name, preconditioner, factory in (
         ("CG", "none", None),
@@ -109,8 +97,8 @@ def compare_solves(A, b, x0, *, tol: float, repeats: int, log) -> list[dict]:
 def ic0_setup(A, repeats: int) -> dict:
     """Median time of ``optlab.linalg.ic0(A)`` after a warm-up, and of the bare factor."""
     linalg.ic0(A)  # warm-up: first use of the small device kernels that move the arrays
-    _, total = _median_seconds(lambda: linalg.ic0(A), repeats)
-    _, factor = _median_seconds(lambda: linalg.ic0_factor(A), repeats)
+    _, total = study.timed(lambda: linalg.ic0(A), repeats)
+    _, factor = study.timed(lambda: linalg.ic0_factor(A), repeats)
     return {"ic0_seconds": total, "factor_seconds": factor}
 
 
@@ -118,13 +106,9 @@ def compare_many(A, B, x0, *, tol: float, repeats: int, log) -> dict:
     """Plain CG on every row of B: one vmapped optlab call against a scipy loop."""
     A_op = linalg.to_bcoo(A)
     max_iters = 10 * A.shape[0]
-    solve = functools.partial(_solve, tol=tol, max_iters=max_iters)
+    solve = functools.partial(study.solve_many, tol=tol, max_iters=max_iters)
     placed, padding = sweep.shard_seeds(jnp.asarray(B))
-
-    def many(A_op, B, x0):
-        return jax.vmap(solve, in_axes=(None, 0, None, None))(A_op, B, x0, None)
-
-    results, timing = sweep.time_compiled(many, A_op, placed, x0, repeats=repeats)
+    results, timing = sweep.time_compiled(solve, A_op, placed, x0, None, repeats=repeats)
     iterations = np.asarray(results.iterations)[: B.shape[0]]
     loops = []
     for _ in range(repeats):
@@ -156,7 +140,7 @@ def compare_poisson(size: int, iterations: int, repeats: int, log) -> list[dict]
     b = np.random.default_rng(0).standard_normal(n)
     x0 = np.zeros(n)
     tol = 1e-300  # never met: both sides do exactly `iterations` iterations
-    solve = functools.partial(_solve, tol=tol, max_iters=iterations)
+    solve = functools.partial(study.solve, history=0, tol=tol, max_iters=iterations)
     runs = [scipy_cg(A, b, x0, tol=tol, max_iters=iterations) for _ in range(repeats)]
     scipy_per_iteration = statistics.median(run.seconds for run in runs) / iterations
     rows = []

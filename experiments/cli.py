@@ -25,6 +25,23 @@ def fail(name: str, message: str) -> int:
     return 2
 
 
+def parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
+    """The numbers of a ``DEFINE_list`` flag; ``ValueError`` names the flag otherwise."""
+    try:
+        return tuple(float(text) for text in texts)
+    except ValueError:
+        raise ValueError(
+            f"--{name} must be a comma-separated list of numbers, got {','.join(texts)}"
+        ) from None
+
+
+def define_training_flags() -> None:
+    """``--out``, ``--workdir`` and ``--wandb``, the flags every training study shares."""
+    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    flags.DEFINE_string("workdir", None, "Checkpoint directory; a rerun with it resumes.")
+    flags.DEFINE_bool("wandb", False, "Also log the metrics to Weights & Biases (offline).")
+
+
 def run(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
     """Defines the script's flags and runs ``main`` under absl."""
     define_flags()

@@ -661,15 +661,6 @@ def _parse_sizes(texts: list[str]) -> tuple[tuple[int, int], ...]:
     return tuple(sizes)
 
 
-def _parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
-    try:
-        return tuple(float(text) for text in texts)
-    except ValueError:
-        raise ValueError(
-            f"--{name} takes numbers separated by commas, got {','.join(texts)}"
-        ) from None
-
-
 def config_from_flags() -> default_config.Config:
     overrides: dict[str, Any] = {}
     if FLAGS.sizes is not None:
@@ -681,7 +672,7 @@ def config_from_flags() -> default_config.Config:
         overrides["methods"] = tuple(FLAGS.methods)
     for name in ("learning_rates", "betas"):
         if getattr(FLAGS, name) is not None:
-            overrides[name] = _parse_floats(name, getattr(FLAGS, name))
+            overrides[name] = cli.parse_floats(name, getattr(FLAGS, name))
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

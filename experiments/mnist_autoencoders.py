@@ -379,9 +379,7 @@ def define_flags() -> None:
     flags.DEFINE_float("learning_rate", None, "Adam's learning rate.")
     flags.DEFINE_integer("train_limit", None, "Training images used (80 % train, 20 % validation).")
     flags.DEFINE_integer("test_limit", None, "Test images used.")
-    flags.DEFINE_string("workdir", None, "Checkpoint directory (resumable); none by default.")
-    flags.DEFINE_boolean("wandb", False, "Also log metrics to Weights & Biases (offline).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    cli.define_training_flags()
 
 
 # Training runs in float32.

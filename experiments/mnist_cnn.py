@@ -320,9 +320,7 @@ def define_flags() -> None:
         "placements", None, f"Dropout placements: {','.join(default_config.PLACEMENTS)}."
     )
     flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time.")
-    flags.DEFINE_string("workdir", None, "Checkpoint directory; a rerun with it resumes.")
-    flags.DEFINE_bool("wandb", False, "Also log the metrics to Weights & Biases (offline).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    cli.define_training_flags()
 
 
 main = cli.study_main(

@@ -866,9 +866,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("eta", None, "Hyperband's reduction factor.")
     flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time (default all; 1 is "
                          "a little faster on a CPU).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
-    flags.DEFINE_string("workdir", None, "Checkpoints of every fit; a rerun resumes there.")
-    flags.DEFINE_bool("wandb", False, "Also log the histories to Weights & Biases (offline).")
+    cli.define_training_flags()
 
 
 main = cli.study_main(

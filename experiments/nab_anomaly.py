@@ -501,15 +501,6 @@ def anomaly_figure(results: dict):
     return fig
 
 
-def _floats(name: str, texts: list[str]) -> tuple[float, ...]:
-    try:
-        return tuple(float(text) for text in texts)
-    except ValueError:
-        raise ValueError(
-            f"--{name} must be a comma-separated list of numbers, got {texts}"
-        ) from None
-
-
 def config_from_flags() -> default_config.Config:
     overrides = {
         name: getattr(FLAGS, name)
@@ -519,7 +510,7 @@ def config_from_flags() -> default_config.Config:
     }
     for name in ("momentum_sweep", "adam_beta1_sweep"):
         if getattr(FLAGS, name) is not None:
-            overrides[name] = _floats(name, getattr(FLAGS, name))
+            overrides[name] = cli.parse_floats(name, getattr(FLAGS, name))
     if FLAGS.families is not None:
         overrides["families"] = tuple(FLAGS.families)
     if FLAGS.wandb:
@@ -538,9 +529,7 @@ def define_flags() -> None:
     flags.DEFINE_list("adam_beta1_sweep", None, "Adam's beta1 values.")
     flags.DEFINE_list("families", None, f"Optimizer families: {','.join(default_config.FAMILIES)}.")
     flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time (default: all).")
-    flags.DEFINE_string("workdir", None, "Checkpoint directory; a rerun with it resumes.")
-    flags.DEFINE_bool("wandb", False, "Also log the metrics to Weights & Biases (offline).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    cli.define_training_flags()
 
 
 main = cli.study_main(

@@ -523,9 +523,7 @@ def define_flags() -> None:
     flags.DEFINE_float("threshold_sigmas", None, "Threshold = mean + this many std.")
     flags.DEFINE_integer("pca_components", None, "Components of the PCA reference.")
     flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time (default: all).")
-    flags.DEFINE_string("workdir", None, "Checkpoint directory; a rerun with it resumes.")
-    flags.DEFINE_bool("wandb", False, "Also log the metrics to Weights & Biases (offline).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    cli.define_training_flags()
 
 
 main = cli.study_main(

@@ -489,15 +489,6 @@ def write_outputs(config, results: dict, root) -> RunDir:
     return run_dir
 
 
-def _parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
-    try:
-        return tuple(float(text) for text in texts)
-    except ValueError:
-        raise ValueError(
-            f"--{name} takes numbers separated by commas, got {','.join(texts)}"
-        ) from None
-
-
 def config_from_flags() -> default_config.Config:
     overrides = {
         name: getattr(FLAGS, name)
@@ -505,7 +496,7 @@ def config_from_flags() -> default_config.Config:
         if getattr(FLAGS, name) is not None
     }
     if FLAGS.learning_rates is not None:
-        overrides["learning_rates"] = _parse_floats("learning_rates", FLAGS.learning_rates)
+        overrides["learning_rates"] = cli.parse_floats("learning_rates", FLAGS.learning_rates)
     overrides["wandb"] = FLAGS.wandb
     return dataclasses.replace(default_config.get_config(), **overrides)
 
@@ -517,9 +508,7 @@ def define_flags() -> None:
     flags.DEFINE_list("learning_rates", None, "SGD learning rates, e.g. 0.001,0.01.")
     flags.DEFINE_float("l2", None, "L2 strength on every kernel (Keras l2).")
     flags.DEFINE_boolean("manual_check", None, "Compare manual_mlp with autodiff.")
-    flags.DEFINE_string("workdir", None, "Checkpoint directory (resumable); none by default.")
-    flags.DEFINE_boolean("wandb", False, "Also log metrics to Weights & Biases (offline).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    cli.define_training_flags()
 
 
 # Training runs in float32.
