@@ -19,7 +19,7 @@ teaching reference checked against ``jax.grad``.
 import jax
 from flax import nnx
 
-from optlab.models import activations, manual_mlp
+from optlab.models import activations, convolution, manual_mlp
 from optlab.models.activations import (
     PowerActivation,
     leaky_relu,
@@ -52,6 +52,7 @@ __all__ = [
     "PowerActivation",
     "SpectrogramAutoencoder",
     "activations",
+    "convolution",
     "count_params",
     "kernel_initializer",
     "leaky_relu",
