@@ -163,4 +163,4 @@ def apply(layer: nnx.Conv | nnx.ConvTranspose, x: jax.Array) -> jax.Array:
             ((0, 0, 0), *((low, high, s - 1) for (low, high), s in zip(pads, strides)), (0, 0, 0)),
         )
         y = conv(x, kernel, (1,) * spatial, [(0, 0)] * spatial, precision=layer.precision)
-    return y if bias is None else y + bias
+    return y if bias is None else y + jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
