@@ -28,10 +28,10 @@ class Config:
     batch_size: int = 32
     learning_rate: float = 1e-3  # Adam, Keras's default
     pca_components: int = 16  # the linear reference detector
-    # Seeds trained one after another inside the one program (optlab.train.fit): on a
-    # CPU the vmapped convolutions measured about 3x slower per clip and compiled 4x
-    # slower (29 s against 6.5 s) than runs_per_vmap=1. None vmaps every seed at once
-    # (on an accelerator).
+    # Seeds trained one after another inside the one program (optlab.train.fit). With
+    # XLA's convolution ops, vmapped seeds measured about 3x slower per clip on a CPU and
+    # compiled 4x slower (29 s against 6.5 s); with optlab.models.convolution's matrix
+    # products not re-measured. None vmaps every seed at once (on an accelerator).
     runs_per_vmap: int | None = 1
     workdir: str | None = None  # checkpoints; a rerun with the same workdir resumes
     wandb_project: str | None = None  # log metrics.jsonl's records to W&B too

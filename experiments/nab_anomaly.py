@@ -45,6 +45,13 @@ directory under ``--out``: results.json, table.md, results.csv (per variant), ru
 validation loss, log scale, median and interquartile band over seeds),
 mae_histogram.png, reconstruction.png (first test window) and anomalies.png (the test
 series with the anomalous points in red) for the first seed of "adam".
+
+Measured (``--families=adam``, the default otherwise: 2 variants x 5 seeds, 15 min on the
+2-core CPU with another job beside it): every seed of both Adam variants flags 106 to 113
+points, all inside the labelled window, none outside; early stopping ended 4 of the 10
+runs after 12 to 24 epochs, and the best epochs reached train / validation MSE 0.0130 /
+0.0133 on average (the coursework's one Keras run: 0.0049 / 0.0046). The other families
+(40 runs in the SGD program) were not run whole here.
 """
 
 from __future__ import annotations

@@ -17,8 +17,7 @@ generated once per run of the study.
 Model and training: ``optlab.models.SpectrogramAutoencoder`` (11,193 parameters), MSE,
 Adam (lr 1e-3), batch 32, ``epochs`` epochs without early stopping, the seeds as runs
 of one compiled program (seed s: initial weights and minibatch order; one after another
-inside it by default, ``runs_per_vmap=1``, since vmapped convolutions are slower on a
-CPU). A random
+inside it by default, ``runs_per_vmap=1``, see the config). A random
 ``validation_fraction`` of the normal training clips is held out: the autoencoder never
 trains on them.
 
