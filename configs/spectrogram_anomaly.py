@@ -22,8 +22,8 @@ class Config:
     validation_fraction: float = 0.1
     threshold_sigmas: float = 2.0  # threshold = mean + threshold_sigmas * std of their errors
     seeds: int = 5  # runs; seed s gives the initial weights and minibatch order
-    # Adam, no early stopping. 5 epochs were too few in an earlier measurement; 20 is a
-    # guess not verified on the full data here (see the study's docstring for the cost).
+    # Adam, no early stopping. At 20 epochs the validation MSE is still falling and the
+    # autoencoder detects about 60 of 143 (see the study's docstring).
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3  # Adam, Keras's default

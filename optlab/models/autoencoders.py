@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from optlab.models.activations import activation_function
 from optlab.models import convolution
+from optlab.models.activations import activation_function
 from optlab.models.mlp import apply_optional, dropout_or_none
 from optlab.models.pooling import max_pool
 
@@ -143,7 +143,6 @@ class ConvAutoencoder1D(nnx.Module):
     Decoder: Conv1DTranspose 16 k7 stride 2 -> dropout -> Conv1DTranspose 32 k7 stride 2
     -> Conv1DTranspose 1 k7 stride 1, linear (72 -> 144 -> 288). ReLU elsewhere; this is
     the Keras time-series anomaly-detection model. ``length`` must be divisible by 4.
-
     """
 
     def __init__(self, *, length: int = 288, dropout: float = 0.2, rngs: nnx.Rngs):
