@@ -11,8 +11,8 @@ by that call while the peer's program is traced. Both train one run with
 ``optlab.train.fit`` (Adam 1e-3, MSE or cross-entropy, no dropout, epochs as a
 ``lax.scan`` of steps, every epoch in one call) from the same initial weights on the same
 random data, so their final losses must agree to float32 rounding; the difference is
-reported. The peer is also timed as separate compiled steps called from Python (the
-"no loop" column): on XLA's CPU backend a convolution's gradients are many times slower
+reported. The peer is also timed as one compiled step called from Python (the "no
+loop" column, median of an epoch's worth of calls): on XLA's CPU backend a convolution's gradients are many times slower
 inside a loop body than outside one (jax-ml/jax#12868), which is what the matrix
 products avoid.
 
@@ -46,7 +46,7 @@ from absl import flags
 
 from experiments import cli
 from experiments.bench_quasi_newton import machine
-from optlab import models, report, train
+from optlab import models, report, sweep, train
 from optlab.models import convolution
 
 NAME = "bench_conv"
@@ -99,20 +99,15 @@ def time_fit(case: Case, epochs: int) -> dict:
 
 
 def time_separate_steps(case: Case, steps: int) -> float:
-    """Milliseconds per step of ``train.train_step`` compiled alone and called ``steps``
-    times from Python (after one warm-up call)."""
+    """Milliseconds per step of ``train.train_step`` compiled alone (no loop around it):
+    the median of ``steps`` calls timed by ``optlab.sweep.time_compiled``."""
     task, data = _data(case)
     runs = train.init_runs(case.build, optax.adam(1e-3), seeds=[0])
     run = jax.tree.map(lambda leaf: leaf[0], runs.state)
     batch = tuple(jnp.asarray(array[: case.batch_size]) for array in data)
-    step = jax.jit(functools.partial(train.train_step, runs, task))
-    run, _ = step(run, batch)
-    jax.block_until_ready(run)
-    start = time.perf_counter()
-    for _ in range(steps):
-        run, _ = step(run, batch)
-    jax.block_until_ready(run)
-    return 1e3 * (time.perf_counter() - start) / steps
+    step = functools.partial(train.train_step, runs, task)
+    _, timing = sweep.time_compiled(step, run, batch, repeats=steps)
+    return 1e3 * timing.run_seconds
 
 
 def measure(
