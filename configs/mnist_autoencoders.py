@@ -31,7 +31,7 @@ class Config:
     runs_per_vmap: int | None = 1
     figure_run: int = 0  # the run whose codes and reconstructions the figure shows
     workdir: str | None = None  # checkpoints of each model (resumable); None: none
-    wandb: bool = False  # also log the metrics to Weights & Biases (offline by default)
+    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
 
 
 def get_config() -> Config:

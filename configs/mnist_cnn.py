@@ -38,7 +38,7 @@ class Config:
     runs_per_vmap: int | None = 1
     eval_batch_size: int = 600  # rows per evaluation batch (validation, test, train)
     workdir: str | None = None  # per-variant checkpoints; a rerun with it resumes
-    wandb_project: str | None = None  # log metrics.jsonl's records to W&B too
+    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
 
 
 def get_config() -> Config:

@@ -56,7 +56,7 @@ class Config:
     # epochs on the full set (loaded 2-core CPU); on a GPU vmap all.
     runs_per_vmap: int | None = None
     workdir: str | None = None  # checkpoints of every fit, to resume an interrupted study
-    wandb: bool = False  # also log the training histories to Weights & Biases (offline)
+    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
 
 
 def get_config() -> Config:

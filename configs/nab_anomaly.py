@@ -38,7 +38,7 @@ class Config:
     runs_per_vmap: int | None = None  # see optlab.train.fit; None vmaps every run at once
     seed: int = 0  # the validation split
     workdir: str | None = None  # per-family checkpoints; a rerun with it resumes
-    wandb_project: str | None = None  # log metrics.jsonl's records to W&B too
+    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
 
 
 def get_config() -> Config:

@@ -34,7 +34,7 @@ class Config:
     # products not re-measured. None vmaps every seed at once (on an accelerator).
     runs_per_vmap: int | None = 1
     workdir: str | None = None  # checkpoints; a rerun with the same workdir resumes
-    wandb_project: str | None = None  # log metrics.jsonl's records to W&B too
+    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
 
 
 def get_config() -> Config:

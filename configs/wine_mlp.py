@@ -33,7 +33,7 @@ class Config:
     # variant at the first learning rate.
     manual_check: bool = True
     workdir: str | None = None  # checkpoints of each variant (resumable); None: none
-    wandb: bool = False  # also log the metrics to Weights & Biases (offline by default)
+    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
 
 
 def get_config() -> Config:

@@ -11,6 +11,7 @@ studies. A malformed flag (``--seeds=abc``, an unknown flag) prints one line
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any, Callable
@@ -42,9 +43,17 @@ def define_training_flags() -> None:
     flags.DEFINE_bool("wandb", False, "Also log the metrics to Weights & Biases (offline).")
 
 
+def wandb_project(name: str) -> str | None:
+    """The W&B project of study ``name`` when ``--wandb`` is given (``optlab-NAME``), else
+    None; the value of the configs' ``wandb_project`` field."""
+    return f"optlab-{name}" if flags.FLAGS.wandb else None
+
+
 def run(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
     """Defines the script's flags and runs ``main`` under absl."""
     define_flags()
+    # absl shows INFO records; JAX's note that no TPU runtime is installed is not news.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
     def parse(argv: list[str]) -> list[str]:
         try:

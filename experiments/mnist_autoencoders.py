@@ -350,7 +350,7 @@ def write_outputs(config, results: dict, root) -> RunDir:
     training_log.write_metrics(
         run_dir,
         {name: (history, seeds) for name, history in results["histories"].items()},
-        wandb_project=f"optlab-{NAME}" if config.wandb else None,
+        wandb_project=config.wandb_project,
     )
     return run_dir
 
@@ -365,7 +365,7 @@ def config_from_flags() -> default_config.Config:
     }
     if FLAGS.models is not None:
         overrides["models"] = tuple(FLAGS.models)
-    overrides["wandb"] = FLAGS.wandb
+    overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

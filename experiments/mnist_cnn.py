@@ -303,8 +303,7 @@ def config_from_flags() -> default_config.Config:
     }
     if FLAGS.placements is not None:
         overrides["placements"] = tuple(FLAGS.placements)
-    if FLAGS.wandb:
-        overrides["wandb_project"] = NAME
+    overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

@@ -819,7 +819,7 @@ def write_outputs(config, results: dict, root) -> RunDir:
         run_dir.save_figure(f"{study}_confusion.png",
                             confusion_figure(result["reference"], reference["confusion"]))
     training_log.write_metrics(run_dir, histories,
-                               wandb_project=f"optlab-{NAME}" if config.wandb else None)
+                               wandb_project=config.wandb_project)
     return run_dir
 
 
@@ -850,7 +850,7 @@ def config_from_flags() -> default_config.Config:
         overrides["batch_sizes"] = _parse_batch_sizes(FLAGS.batch_sizes)
     if FLAGS.full:
         overrides |= {"train_limit": None, "test_limit": None}
-    overrides["wandb"] = FLAGS.wandb
+    overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

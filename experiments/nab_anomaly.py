@@ -522,8 +522,7 @@ def config_from_flags() -> default_config.Config:
             overrides[name] = cli.parse_floats(name, getattr(FLAGS, name))
     if FLAGS.families is not None:
         overrides["families"] = tuple(FLAGS.families)
-    if FLAGS.wandb:
-        overrides["wandb_project"] = NAME
+    overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

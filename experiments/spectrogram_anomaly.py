@@ -509,8 +509,7 @@ def config_from_flags() -> default_config.Config:
                      "runs_per_vmap", "workdir")
         if getattr(FLAGS, name) is not None
     }
-    if FLAGS.wandb:
-        overrides["wandb_project"] = NAME
+    overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

@@ -487,7 +487,7 @@ def write_outputs(config, results: dict, root) -> RunDir:
     training_log.write_metrics(
         run_dir,
         metric_histories(config, results),
-        wandb_project=f"optlab-{NAME}" if config.wandb else None,
+        wandb_project=config.wandb_project,
     )
     return run_dir
 
@@ -500,7 +500,7 @@ def config_from_flags() -> default_config.Config:
     }
     if FLAGS.learning_rates is not None:
         overrides["learning_rates"] = cli.parse_floats("learning_rates", FLAGS.learning_rates)
-    overrides["wandb"] = FLAGS.wandb
+    overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
 

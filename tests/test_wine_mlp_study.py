@@ -118,3 +118,15 @@ def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_scri
     assert done.returncode != 0
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+def test_the_script_runs_and_keeps_its_output_clean(tmp_path, run_script):
+    done, errors = run_script(
+        "experiments.wine_mlp", f"--out={tmp_path}", "--seeds=1", "--epochs=1",
+        "--learning_rates=0.01", "--manual_check=false",
+    )
+    assert done.returncode == 0 and not errors, done.stderr[-2000:]
+    assert "Results in" in done.stdout
+    assert len(list(tmp_path.iterdir())) == 1
+    # No traceback, and no INFO line from JAX about the missing TPU runtime.
+    assert "Traceback" not in done.stderr and "tpu" not in done.stderr.lower(), done.stderr
