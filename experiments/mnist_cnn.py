@@ -13,7 +13,7 @@ Keras's defaults (lr 1e-3, rho 0.9, eps 1e-7), batch 1000, softmax cross-entropy
 number of epochs (no early stopping: the study is about what happens after the best
 epoch). Variants, each one ``fit`` call (the same parameter shapes but three different
 graphs) whose runs are the seeds: "none" (no dropout); "input" (dropout 0.3 on the input
-image, :class:`InputDropoutCNN`, since ``CNN`` has no input-dropout option); "hidden"
+image, ``CNN(input_dropout=0.3)``); "hidden"
 (dropout 0.3 after each conv block and each hidden dense layer, ``CNN(conv_dropout=0.3,
 dense_dropout=0.3)``). Seed ``s`` gives every variant the same initial weights and
 minibatch order.
@@ -50,21 +50,6 @@ NAME = "mnist_cnn"
 FLAGS = flags.FLAGS
 
 
-class InputDropoutCNN(nnx.Module):
-    """``CNN`` with dropout on its input image; every other argument goes to ``CNN``.
-
-    The dropout layer draws from the ``dropout`` stream only, so for one ``params`` key
-    the CNN's initial weights are those of a plain ``CNN``.
-    """
-
-    def __init__(self, *, input_dropout: float, rngs: nnx.Rngs, **cnn_options):
-        self.input_dropout = nnx.Dropout(input_dropout, rngs=rngs)
-        self.cnn = models.CNN(rngs=rngs, **cnn_options)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.cnn(self.input_dropout(x))
-
-
 def model_fn(placement: str, config: default_config.Config) -> Callable[..., nnx.Module]:
     """The model builder of a dropout placement (see ``configs.mnist_cnn.PLACEMENTS``)."""
     shape = dict(conv_features=config.conv_features, dense_features=config.dense_features)
@@ -72,7 +57,7 @@ def model_fn(placement: str, config: default_config.Config) -> Callable[..., nnx
     if placement == "none":
         return functools.partial(models.CNN, **shape)
     if placement == "input":
-        return functools.partial(InputDropoutCNN, input_dropout=rate, **shape)
+        return functools.partial(models.CNN, input_dropout=rate, **shape)
     if placement == "hidden":
         return functools.partial(models.CNN, conv_dropout=rate, dense_dropout=rate, **shape)
     raise ValueError(f"unknown placement {placement!r}; choose from {default_config.PLACEMENTS}")

@@ -42,19 +42,53 @@ def test_2d_equals_the_flax_layer(cls, padding):
     np.testing.assert_allclose(convolution.apply(layer, x), layer(x), atol=1e-5, rtol=1e-5)
 
 
-def test_conv_equals_lax_on_random_shapes():
+@pytest.mark.parametrize("method", [*convolution.METHODS, None])
+def test_conv_equals_lax_on_random_shapes(method):
     rng = np.random.default_rng(0)
-    for _ in range(5):
+    for _ in range(6):
         window = tuple(rng.integers(1, 4, size=2))
-        strides = tuple(rng.integers(1, 3, size=2))
+        strides = tuple(rng.integers(1, 4, size=2))
         padding = [tuple(rng.integers(0, 3, size=2)) for _ in range(2)]
-        x = rng.normal(size=(2, 9, 8, 3)).astype(np.float32)
-        kernel = rng.normal(size=(*window, 3, 4)).astype(np.float32)
+        channels = rng.integers(1, 6, size=2)
+        x = rng.normal(size=(2, 9, 8, channels[0])).astype(np.float32)
+        kernel = rng.normal(size=(*window, *channels)).astype(np.float32)
         expected = lax.conv_general_dilated(
             x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
-        actual = convolution.conv(x, kernel, strides, padding)
+        actual = convolution.conv(x, kernel, strides, padding, method=method)
         np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", convolution.METHODS)
+def test_every_method_has_the_gradients_of_lax(method):
+    x = jax.random.normal(jax.random.key(8), (2, 11, 3), jnp.float64)
+    kernel = jax.random.normal(jax.random.key(9), (4, 3, 2), jnp.float64)
+    pads = [(2, 1)]
+
+    def loss(conv, x, kernel):
+        return jnp.sum(jnp.sin(conv(x, kernel)))
+
+    ours = jax.grad(loss, argnums=(1, 2))(
+        lambda x, k: convolution.conv(x, k, (2,), pads, method=method), x, kernel
+    )
+    reference = jax.grad(loss, argnums=(1, 2))(
+        lambda x, k: lax.conv_general_dilated(
+            x, k, (2,), pads, dimension_numbers=("NWC", "WIO", "NWC")
+        ),
+        x, kernel,
+    )
+    for a, e in zip(ours, reference):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("taps, channels, ratio, method", [
+    (9, (1, 256), 1.2, "patches"),    # the CNN's first layer: one input channel
+    (9, (256, 128), 1.4, "taps"),     # the CNN's second layer: the products dominate
+    (9, (32, 1), 1.06, "products"),   # the spectrogram autoencoder's output layer
+    (7, (32, 16), 2.0, "taps"),       # a strided layer: "products" would compute 2x too much
+])
+def test_the_cost_model_picks_the_method_measured_fastest(taps, channels, ratio, method):
+    assert convolution._cheapest(taps, *channels, ratio) == method
 
 
 @pytest.mark.parametrize("cls", LAYERS)
@@ -136,3 +170,7 @@ def test_bad_inputs_are_rejected():
         convolution.conv(jnp.zeros((1, 8, 3)), jnp.zeros((3, 2, 4)), (1,), [(0, 0)])
     with pytest.raises(ValueError, match="non-negative"):
         convolution.conv(jnp.zeros((1, 8, 2)), jnp.zeros((3, 2, 4)), (1,), [(-1, 0)])
+    with pytest.raises(ValueError, match="method must be one of"):
+        convolution.conv(jnp.zeros((1, 8, 2)), jnp.zeros((3, 2, 4)), (1,), [(0, 0)], method="fft")
+    with pytest.raises(ValueError, match="strides and padding"):
+        convolution.conv(jnp.zeros((1, 8, 2)), jnp.zeros((3, 2, 4)), (1, 1), [(0, 0)])

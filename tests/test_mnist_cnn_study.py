@@ -38,22 +38,24 @@ def test_default_model_has_the_coursework_parameter_count():
         assert models.count_params(model) == 628_810, placement
 
 
-def test_input_dropout_cnn_is_the_plain_cnn_after_dropout_on_the_image():
+def test_placements_put_dropout_where_they_say_on_the_same_initial_weights():
     small = dataclasses.replace(CONFIG, conv_features=(4,), dense_features=(8,), dropout_rate=0.5)
-    plain = study.model_fn("none", small)(rngs=nnx.Rngs(params=3, dropout=4))
-    wrapped = study.model_fn("input", small)(rngs=nnx.Rngs(params=3, dropout=4))
-    # Same params key, same initial weights: the dropout layer uses the dropout stream only.
-    jax.tree.map(
-        np.testing.assert_array_equal,
-        nnx.state(plain, nnx.Param),
-        nnx.state(wrapped.cnn, nnx.Param),
-    )
-    images = np.ones((2, 28, 28, 1), np.float32)
-    zeroed = float(np.mean(np.asarray(wrapped.input_dropout(images)) == 0))
-    assert 0.4 < zeroed < 0.6  # 1568 pixels, each dropped with probability 0.5
-    wrapped.eval()
-    np.testing.assert_array_equal(wrapped.input_dropout(images), images)
-    np.testing.assert_allclose(wrapped(images), plain(images), rtol=1e-6)
+    built = {
+        placement: study.model_fn(placement, small)(rngs=nnx.Rngs(params=3, dropout=4))
+        for placement in ("none", "input", "hidden")
+    }
+    for model in built.values():  # the dropout layers draw from the dropout stream only
+        jax.tree.map(
+            np.testing.assert_array_equal,
+            nnx.state(built["none"], nnx.Param),
+            nnx.state(model, nnx.Param),
+        )
+    rates = {
+        placement: [node.rate for _, node in nnx.iter_graph(model) if isinstance(node, nnx.Dropout)]
+        for placement, model in built.items()
+    }
+    assert rates == {"none": [], "input": [0.5], "hidden": [0.5, 0.5]}
+    assert built["input"].input_dropout is not None
 
 
 def test_every_variant_has_a_row_per_seed(results):

@@ -158,6 +158,7 @@ def test_wrong_input_shapes_raise(name, bad_shape):
         (lambda r: models.MLP((5, 4, 2), kernel_init=("normal", 0.0), rngs=r), "'normal'"),
         (lambda r: models.MLP((5, 4, 2), kernel_init=("normal", 0, -1), rngs=r), "std"),
         (lambda r: models.CNN(input_shape=(8, 8, 1), rngs=r), "too small"),
+        (lambda r: models.CNN(input_dropout=1.0, rngs=r), "input_dropout"),
         (lambda r: models.ConvAutoencoder1D(length=30, rngs=r), "multiple of 4"),
         (lambda r: models.SpectrogramAutoencoder(input_shape=(60, 312, 1), rngs=r), "of 8"),
     ],
@@ -206,6 +207,7 @@ def test_dropout_is_active_in_train_mode_only_and_its_key_is_model_state():
     [
         (lambda r: models.CNN(conv_dropout=0.3, rngs=r), 2),
         (lambda r: models.CNN(dense_dropout=0.3, rngs=r), 2),
+        (lambda r: models.CNN(input_dropout=0.3, rngs=r), 1),
         (lambda r: models.CNN(conv_dropout=0.3, dense_dropout=0.3, rngs=r), 4),
         (lambda r: models.MLP(WINE, dropout=(0.0, 0.5, 0.0), rngs=r), 1),
         (lambda r: models.MLP(WINE, input_dropout=0.5, rngs=r), 1),
@@ -447,3 +449,21 @@ def test_each_model_trains_a_few_steps(name, constructor, example_shape, classes
     model.eval()
     after = float(evaluate(model))
     assert np.isfinite(after) and after < before
+
+
+def test_cnn_input_dropout_masks_the_image_in_train_mode_and_keeps_the_weights():
+    small = dict(input_shape=(12, 12, 1), conv_features=(3,), dense_features=(4,))
+    plain = models.CNN(**small, rngs=nnx.Rngs(params=3, dropout=5))
+    dropped = models.CNN(**small, input_dropout=0.5, rngs=nnx.Rngs(params=3, dropout=5))
+    jax.tree.map(
+        np.testing.assert_array_equal, nnx.state(plain, nnx.Param), nnx.state(dropped, nnx.Param)
+    )
+    x = jax.random.uniform(jax.random.key(0), (6, 12, 12, 1)) + 0.5
+    dropped.eval()
+    np.testing.assert_allclose(dropped(x), plain(x), rtol=1e-6)
+    dropped.train()
+    masked = nnx.clone(dropped).input_dropout(x)  # the key that dropped(x) will use
+    kept = np.asarray(masked) != 0
+    assert 0.2 < kept.mean() < 0.8
+    np.testing.assert_allclose(np.asarray(masked)[kept], 2 * np.asarray(x)[kept], rtol=1e-6)
+    np.testing.assert_allclose(dropped(x), plain(masked), rtol=1e-6)

@@ -10,8 +10,11 @@ pooling that drops a trailing odd row or column, as Keras's defaults
 (28 -> 26 -> 13 -> 11 -> 5, flattened to 5 * 5 * 128 = 3200): 628,810 parameters.
 Kernels are Glorot-uniform and biases zeros (the Keras defaults); parameters are float32.
 
-Dropout placements: ``conv_dropout`` after each pooling, ``dense_dropout`` after each
-hidden dense layer (0 means no dropout layer there).
+Dropout placements: ``input_dropout`` on the input image, ``conv_dropout`` after each
+pooling, ``dense_dropout`` after each hidden dense layer (0 means no dropout layer
+there). Dropout layers draw from the ``dropout`` stream: given separate ``params`` and
+``dropout`` streams (as :func:`optlab.train.init_runs` gives), the initial weights do not
+depend on the placements.
 
 The convolutions are ``nnx.Conv`` layers applied through
 :func:`optlab.models.convolution.apply` (matrix products, the same values), which
@@ -50,6 +53,7 @@ class CNN(nnx.Module):
       num_classes: number of logits.
       kernel_size: side of the square convolution kernels.
       activation: after convolutions and hidden dense layers (a name or a function).
+      input_dropout: rate on the input image; 0 for none.
       conv_dropout: rate after each pooling; 0 for none.
       dense_dropout: rate after each hidden dense layer; 0 for none.
       rngs: ``params`` (or default) and ``dropout`` (or default) streams.
@@ -67,6 +71,7 @@ class CNN(nnx.Module):
         num_classes: int = 10,
         kernel_size: int = 3,
         activation: str | Callable = "relu",
+        input_dropout: float = 0.0,
         conv_dropout: float = 0.0,
         dense_dropout: float = 0.0,
         rngs: nnx.Rngs,
@@ -77,6 +82,7 @@ class CNN(nnx.Module):
         glorot = nnx.initializers.glorot_uniform()
         layer_options = dict(kernel_init=glorot, dtype=jnp.float32, param_dtype=jnp.float32)
 
+        self.input_dropout = dropout_or_none("input_dropout", input_dropout, rngs)
         convs, in_channels = [], channels
         for features in conv_features:
             convs.append(
@@ -109,6 +115,7 @@ class CNN(nnx.Module):
         on another shape."""
         if jnp.ndim(x) != 4 or tuple(jnp.shape(x)[1:]) != self.input_shape:
             raise ValueError(f"CNN expects images (N, {self.input_shape}), got {jnp.shape(x)}")
+        x = apply_optional(self.input_dropout, x)
         for conv, dropout in zip(self.convs, self.conv_dropouts):
             x = max_pool(self.activation(convolution.apply(conv, x)), _POOL)
             x = apply_optional(dropout, x)

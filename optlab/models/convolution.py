@@ -1,11 +1,14 @@
-"""Convolutions as sums of shifted matrix products, for fast training on a CPU.
+"""Convolutions as matrix products, for fast training on a CPU.
 
 :func:`apply` computes what a :class:`flax.nnx.Conv` or :class:`flax.nnx.ConvTranspose`
-computes, from the same parameters, without a convolution op: for every kernel tap
-``t`` it takes the (strided) window of the padded input that the tap sees and multiplies
-it by the ``(in, out)`` matrix ``kernel[t]``; the output is the sum over taps
-(:func:`conv`). A transposed convolution is the same on the input with ``stride - 1``
-zeros between its elements. The gradients are matrix products and slices too.
+computes, from the same parameters, without a convolution op (:func:`conv`): each kernel
+tap ``t`` meets a (strided) window of the padded input, which is multiplied by the
+``(in, out)`` matrix ``kernel[t]``, and the output is the sum over taps. :func:`conv`
+arranges that sum in one of three ways (the windows side by side and one product; one
+product per tap; all taps' products first, then shifted sums), whichever moves the
+least memory for the layer's channel counts. A transposed convolution is the same on
+the input with ``stride - 1`` zeros between its elements. The gradients are matrix
+products and slices too.
 
 Why: on XLA's CPU backend the gradients of a convolution run many times slower inside a
 loop body (a ``lax.scan`` or ``while_loop``) than outside one (jax-ml/jax#12868); the
@@ -26,13 +29,25 @@ strides, no kernel or input dilation, one feature group, no mask, inputs
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
+import operator
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+
+
+METHODS = ("patches", "taps", "products")
+
+# Floating-point operations that cost as much time as moving one float through memory,
+# for the choice of a method; about right for the 2-core CPU of BENCHMARKS.md, where the
+# small-channel layers of the autoencoders are bound by memory traffic and the CNN's
+# 256 -> 128 layer by arithmetic.
+_FLOPS_PER_FLOAT = 16
 
 
 def conv(
@@ -42,9 +57,24 @@ def conv(
     padding: Sequence[tuple[int, int]],
     *,
     precision=None,
+    method: str | None = None,
 ) -> jax.Array:
-    """The cross-correlation of ``lax.conv_general_dilated`` (channels last), as a sum of
-    one matrix product per kernel tap.
+    """The cross-correlation of ``lax.conv_general_dilated`` (channels last), as matrix
+    products.
+
+    Three equivalent ways, which differ in the memory they move (per output position,
+    with ``T`` kernel taps, ``C`` input and ``D`` output channels):
+
+    * ``"patches"``: gather the ``T`` shifted windows of the input side by side
+      (``T * C`` channels) and multiply once by the ``(T * C, D)`` kernel; cheap when
+      ``C`` is small (a one-channel image);
+    * ``"taps"``: one ``(C, D)`` matrix product per tap on that tap's shifted window,
+      summed; moves ``T * (C + 2 D)`` floats, and is the choice when the products
+      dominate (many channels);
+    * ``"products"``: multiply the unshifted input by all taps at once (``(C, T * D)``),
+      then add up the ``T`` shifted slices of the product; cheap when ``D`` is small (an
+      output layer with one channel), but it computes the products at every input
+      position, ``prod(strides)`` times too many for a strided convolution.
 
     Args:
       x: ``(N, *spatial, C_in)``.
@@ -52,6 +82,9 @@ def conv(
       strides: one per spatial axis.
       padding: ``(low, high)`` zeros added on each spatial axis, non-negative.
       precision: passed to the matrix products.
+      method: one of :data:`METHODS`, or None for the one that a cost model (floats
+        moved plus floating-point operations) finds cheapest; every method gives the
+        same values up to rounding.
 
     Returns:
       ``(N, *out, C_out)`` with ``out = (size + low + high - window) // stride + 1``.
@@ -62,20 +95,60 @@ def conv(
             f"inputs {x.shape} do not fit a kernel {kernel.shape}: expected "
             f"(N, {len(window)} spatial dimensions, {kernel.shape[-2]})"
         )
+    if len(strides) != len(window) or len(padding) != len(window):
+        raise ValueError(
+            f"expected {len(window)} strides and padding pairs, got {strides} and {padding}"
+        )
     if any(low < 0 or high < 0 for low, high in padding):
         raise ValueError(f"padding must be non-negative, got {padding}")
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
     x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
     out = [(size - k) // s + 1 for size, k, s in zip(x.shape[1:-1], window, strides)]
     if min(out) < 1:
         raise ValueError(f"the window {window} is larger than the padded input {x.shape[1:-1]}")
-    y = None
-    for tap in itertools.product(*map(range, window)):
-        seen = x[(slice(None),
-                  *(slice(t, t + (o - 1) * s + 1, s) for t, o, s in zip(tap, out, strides)),
-                  slice(None))]
-        term = jnp.matmul(seen, kernel[tap], precision=precision)
-        y = term if y is None else y + term
-    return y
+    taps = list(itertools.product(*map(range, window)))
+    in_channels, out_channels = kernel.shape[-2:]
+    if method is None:
+        positions_ratio = math.prod(x.shape[1:-1]) / math.prod(out)
+        method = _cheapest(len(taps), in_channels, out_channels, positions_ratio)
+
+    def window_at(array, tap, channels=slice(None)):
+        """The positions of ``array`` that tap ``tap`` meets, for every output position."""
+        return array[(slice(None),
+                      *(slice(t, t + (o - 1) * s + 1, s) for t, o, s in zip(tap, out, strides)),
+                      channels)]
+
+    if method == "patches":
+        patches = jnp.concatenate([window_at(x, tap) for tap in taps], axis=-1)
+        flat = jnp.reshape(kernel, (len(taps) * in_channels, out_channels))
+        return jnp.matmul(patches, flat, precision=precision)
+    if method == "taps":
+        terms = (jnp.matmul(window_at(x, tap), kernel[tap], precision=precision) for tap in taps)
+    else:
+        # (C, T * D), tap-major columns: tap i's outputs are columns i * D ... (i + 1) * D.
+        by_tap = jnp.reshape(kernel, (len(taps), in_channels, out_channels))
+        flat = jnp.reshape(jnp.moveaxis(by_tap, 0, 1), (in_channels, len(taps) * out_channels))
+        products = jnp.matmul(x, flat, precision=precision)
+        terms = (
+            window_at(products, tap, slice(i * out_channels, (i + 1) * out_channels))
+            for i, tap in enumerate(taps)
+        )
+    return functools.reduce(operator.add, terms)
+
+
+def _cheapest(taps: int, in_channels: int, out_channels: int, positions_ratio: float) -> str:
+    """The method of :func:`conv` with the smallest modelled time per output position:
+    floats written and read, plus floating-point operations over ``_FLOPS_PER_FLOAT``.
+    ``positions_ratio`` is padded input positions per output position."""
+    flops = 2 * taps * in_channels * out_channels / _FLOPS_PER_FLOAT
+    cost = {
+        "patches": 2 * taps * in_channels + out_channels + flops,
+        "taps": taps * (in_channels + 2 * out_channels) + flops,
+        "products": positions_ratio * (in_channels + taps * out_channels + flops)
+        + taps * out_channels,
+    }
+    return min(cost, key=cost.get)
 
 
 def _as_tuple(value, length: int) -> tuple[int, ...]:
