@@ -11,13 +11,13 @@ studies. A malformed flag (``--seeds=abc``, an unknown flag) prints one line
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import Any, Callable
 
 import jax
 from absl import app, flags
+from absl import logging as absl_logging
 
 
 def fail(name: str, message: str) -> int:
@@ -52,14 +52,17 @@ def wandb_project(name: str) -> str | None:
 def run(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
     """Defines the script's flags and runs ``main`` under absl."""
     define_flags()
-    # absl shows INFO records; JAX's note that no TPU runtime is installed is not news.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
     def parse(argv: list[str]) -> list[str]:
         try:
-            return flags.FLAGS(argv)
+            remaining = flags.FLAGS(argv)
         except flags.Error as error:
             sys.exit(fail(name, str(error)))
+        # Progress goes to stdout; log records below WARNING (orbax's checkpoint notes,
+        # JAX's note that no TPU runtime is installed) only with --verbosity=0 or higher.
+        if not flags.FLAGS["verbosity"].present:
+            absl_logging.set_verbosity(absl_logging.WARNING)
+        return remaining
 
     app.run(main, flags_parser=parse)
 

@@ -121,12 +121,14 @@ def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_scri
 
 
 def test_the_script_runs_and_keeps_its_output_clean(tmp_path, run_script):
+    out = tmp_path / "out"
     done, errors = run_script(
-        "experiments.wine_mlp", f"--out={tmp_path}", "--seeds=1", "--epochs=1",
-        "--learning_rates=0.01", "--manual_check=false",
+        "experiments.wine_mlp", f"--out={out}", f"--workdir={tmp_path / 'work'}", "--seeds=1",
+        "--epochs=1", "--learning_rates=0.01", "--manual_check=false",
     )
     assert done.returncode == 0 and not errors, done.stderr[-2000:]
-    assert "Results in" in done.stdout
-    assert len(list(tmp_path.iterdir())) == 1
-    # No traceback, and no INFO line from JAX about the missing TPU runtime.
+    assert "Results in" in done.stdout and len(list(out.iterdir())) == 1
+    # No traceback and no INFO records (JAX's missing TPU runtime, orbax's checkpoint
+    # manager): absl shows WARNING and above unless --verbosity is given.
     assert "Traceback" not in done.stderr and "tpu" not in done.stderr.lower(), done.stderr
+    assert not [line for line in done.stderr.splitlines() if line.startswith("I")], done.stderr
