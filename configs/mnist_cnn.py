@@ -32,9 +32,10 @@ class Config:
     rho: float = 0.9
     eps: float = 1e-7
     seeds: int = 5  # runs per variant; seed s gives every variant the same initial weights
-    # Runs vmapped at a time; 1 loops over them inside the program. Chosen when the CNN
-    # used XLA's convolution ops, which vmapped over runs were slower than a loop on a
-    # CPU; with optlab.models.convolution's matrix products not re-measured.
+    # Runs vmapped at a time; 1 loops over them inside the program, None (flag 0) vmaps
+    # all. 1 was chosen when the CNN used XLA's convolution ops, which vmapped over runs
+    # were slower than a loop on a CPU; with optlab.models.convolution's matrix products
+    # not re-measured.
     runs_per_vmap: int | None = 1
     eval_batch_size: int = 600  # rows per evaluation batch (validation, test, train)
     workdir: str | None = None  # per-variant checkpoints; a rerun with it resumes

@@ -35,7 +35,7 @@ class Config:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-7
     families: tuple[str, ...] = FAMILIES  # which programs run (tests run fewer)
-    runs_per_vmap: int | None = None  # see optlab.train.fit; None vmaps every run at once
+    runs_per_vmap: int | None = None  # see optlab.train.fit; None (flag 0) vmaps all runs
     seed: int = 0  # the validation split
     workdir: str | None = None  # per-family checkpoints; a rerun with it resumes
     wandb_project: str | None = None  # also log the metrics to this W&B project (offline)

@@ -32,7 +32,7 @@ class Config:
     # Seeds trained one after another inside the one program (optlab.train.fit). With
     # XLA's convolution ops, vmapped seeds measured about 3x slower per clip on a CPU and
     # compiled 4x slower (29 s against 6.5 s); with optlab.models.convolution's matrix
-    # products not re-measured. None vmaps every seed at once (on an accelerator).
+    # products not re-measured. None (--runs_per_vmap=0) vmaps every seed at once.
     runs_per_vmap: int | None = 1
     workdir: str | None = None  # checkpoints; a rerun with the same workdir resumes
     wandb_project: str | None = None  # also log the metrics to this W&B project (offline)

@@ -36,17 +36,45 @@ def parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
         ) from None
 
 
-def define_training_flags() -> None:
+def define_training_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """``--out``, ``--workdir`` and ``--wandb``, the flags every training study shares."""
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
-    flags.DEFINE_string("workdir", None, "Checkpoint directory; a rerun with it resumes.")
-    flags.DEFINE_bool("wandb", False, "Also log the metrics to Weights & Biases (offline).")
+    flags.DEFINE_string(
+        "out", "runs", "Directory that receives the run directory.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "workdir", None, "Checkpoint directory; a rerun with it resumes.", flag_values=flag_values
+    )
+    flags.DEFINE_bool(
+        "wandb", False, "Also log the metrics to Weights & Biases (offline).",
+        flag_values=flag_values,
+    )
 
 
-def wandb_project(name: str) -> str | None:
+def wandb_project(name: str, flag_values: flags.FlagValues = flags.FLAGS) -> str | None:
     """The W&B project of study ``name`` when ``--wandb`` is given (``optlab-NAME``), else
     None; the value of the configs' ``wandb_project`` field."""
-    return f"optlab-{name}" if flags.FLAGS.wandb else None
+    return f"optlab-{name}" if flag_values.wandb else None
+
+
+def define_runs_per_vmap(
+    default: int | None, flag_values: flags.FlagValues = flags.FLAGS
+) -> None:
+    """``--runs_per_vmap``: runs vmapped at a time; 0 vmaps them all (a config's None).
+    ``default`` is the config's value, named in the help; read the flag with
+    :func:`runs_per_vmap`."""
+    described = "all" if default is None else str(default)
+    flags.DEFINE_integer(
+        "runs_per_vmap", None,
+        f"Runs vmapped at a time; 1 loops over them inside the program, 0 vmaps them all "
+        f"(default {described}).",
+        flag_values=flag_values,
+    )
+
+
+def runs_per_vmap(overrides: dict[str, Any], flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Puts ``--runs_per_vmap`` into a config's ``overrides`` when given, 0 as None."""
+    if flag_values.runs_per_vmap is not None:
+        overrides["runs_per_vmap"] = flag_values.runs_per_vmap or None
 
 
 def run(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:

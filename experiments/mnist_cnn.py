@@ -82,7 +82,9 @@ def validate(config: default_config.Config) -> None:
             f"got {','.join(config.placements)}"
         )
     if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(f"--runs_per_vmap must be at least 1, got {config.runs_per_vmap}")
+        raise ValueError(
+            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
+        )
     if config.train_limit is not None and config.train_limit < 2:
         raise ValueError(f"--train_limit must be at least 2, got {config.train_limit}")
 
@@ -283,11 +285,12 @@ def config_from_flags() -> default_config.Config:
     overrides = {
         name: getattr(FLAGS, name)
         for name in ("seeds", "epochs", "batch_size", "dropout_rate", "learning_rate",
-                     "train_limit", "test_limit", "runs_per_vmap", "workdir")
+                     "train_limit", "test_limit", "workdir")
         if getattr(FLAGS, name) is not None
     }
     if FLAGS.placements is not None:
         overrides["placements"] = tuple(FLAGS.placements)
+    cli.runs_per_vmap(overrides)
     overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
@@ -303,7 +306,7 @@ def define_flags() -> None:
     flags.DEFINE_list(
         "placements", None, f"Dropout placements: {','.join(default_config.PLACEMENTS)}."
     )
-    flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time.")
+    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
     cli.define_training_flags()
 
 

@@ -164,7 +164,9 @@ def validate(config: default_config.Config) -> None:
             f"got {config.objective!r}"
         )
     if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(f"--runs_per_vmap must be at least 1, got {config.runs_per_vmap}")
+        raise ValueError(
+            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
+        )
     if config.eta < 2:
         raise ValueError(f"--eta must be at least 2, got {config.eta}")
     positive = {
@@ -841,7 +843,7 @@ def _parse_batch_sizes(texts: list[str]) -> tuple[int | str, ...]:
 
 def config_from_flags() -> default_config.Config:
     overrides: dict[str, Any] = {}
-    for name in ("seeds", "epochs", "batch_size", "objective", "eta", "runs_per_vmap", "workdir"):
+    for name in ("seeds", "epochs", "batch_size", "objective", "eta", "workdir"):
         if getattr(FLAGS, name) is not None:
             overrides[name] = getattr(FLAGS, name)
     if FLAGS.study is not None:
@@ -850,6 +852,7 @@ def config_from_flags() -> default_config.Config:
         overrides["batch_sizes"] = _parse_batch_sizes(FLAGS.batch_sizes)
     if FLAGS.full:
         overrides |= {"train_limit": None, "test_limit": None}
+    cli.runs_per_vmap(overrides)
     overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
@@ -864,8 +867,7 @@ def define_flags() -> None:
     flags.DEFINE_list("batch_sizes", None, "The batch-size study's sizes; N = full batch.")
     flags.DEFINE_string("objective", None, "Search objective: val_accuracy or val_f1.")
     flags.DEFINE_integer("eta", None, "Hyperband's reduction factor.")
-    flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time (default all; 1 is "
-                         "a little faster on a CPU).")
+    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
     cli.define_training_flags()
 
 

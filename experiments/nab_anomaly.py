@@ -167,7 +167,9 @@ def validate(config: default_config.Config) -> None:
         if not values or any(not 0 <= value < 1 for value in values):
             raise ValueError(f"--{name} needs values in [0, 1), got {values}")
     if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(f"--runs_per_vmap must be at least 1, got {config.runs_per_vmap}")
+        raise ValueError(
+            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
+        )
     if config.train_points is not None and config.train_points < config.window_length + 1:
         raise ValueError(
             f"train_points must exceed window_length ({config.window_length}), "
@@ -514,7 +516,7 @@ def config_from_flags() -> default_config.Config:
     overrides = {
         name: getattr(FLAGS, name)
         for name in ("seeds", "epochs", "batch_size", "patience", "validation_fraction",
-                     "sgd_decay", "runs_per_vmap", "workdir")
+                     "sgd_decay", "workdir")
         if getattr(FLAGS, name) is not None
     }
     for name in ("momentum_sweep", "adam_beta1_sweep"):
@@ -522,6 +524,7 @@ def config_from_flags() -> default_config.Config:
             overrides[name] = cli.parse_floats(name, getattr(FLAGS, name))
     if FLAGS.families is not None:
         overrides["families"] = tuple(FLAGS.families)
+    cli.runs_per_vmap(overrides)
     overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
@@ -536,7 +539,7 @@ def define_flags() -> None:
     flags.DEFINE_list("momentum_sweep", None, "Momentum values of the heavy-ball sweep.")
     flags.DEFINE_list("adam_beta1_sweep", None, "Adam's beta1 values.")
     flags.DEFINE_list("families", None, f"Optimizer families: {','.join(default_config.FAMILIES)}.")
-    flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time (default: all).")
+    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
     cli.define_training_flags()
 
 

@@ -123,7 +123,9 @@ def validate(config: default_config.Config) -> None:
     if not config.threshold_sigmas > 0:
         raise ValueError(f"--threshold_sigmas must be positive, got {config.threshold_sigmas}")
     if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(f"--runs_per_vmap must be at least 1, got {config.runs_per_vmap}")
+        raise ValueError(
+            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
+        )
 
 
 def load_data(config: default_config.Config) -> Data:
@@ -506,9 +508,10 @@ def config_from_flags() -> default_config.Config:
         for name in ("seeds", "epochs", "batch_size", "learning_rate", "severity",
                      "data_seed", "n_train", "n_test_normal", "n_test_anomalous",
                      "validation_fraction", "threshold_sigmas", "pca_components",
-                     "runs_per_vmap", "workdir")
+                     "workdir")
         if getattr(FLAGS, name) is not None
     }
+    cli.runs_per_vmap(overrides)
     overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
@@ -526,7 +529,7 @@ def define_flags() -> None:
     flags.DEFINE_float("validation_fraction", None, "Normal training clips held out.")
     flags.DEFINE_float("threshold_sigmas", None, "Threshold = mean + this many std.")
     flags.DEFINE_integer("pca_components", None, "Components of the PCA reference.")
-    flags.DEFINE_integer("runs_per_vmap", None, "Runs vmapped at a time (default: all).")
+    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
     cli.define_training_flags()
 
 
