@@ -85,6 +85,8 @@ def test_every_method_has_the_gradients_of_lax(method):
     (9, (1, 256), 1.2, "patches"),    # the CNN's first layer: one input channel
     (9, (256, 128), 1.4, "taps"),     # the CNN's second layer: the products dominate
     (9, (32, 1), 1.06, "products"),   # the spectrogram autoencoder's output layer
+    (9, (16, 8), 1.31, "taps"),       # the 2-D autoencoder's second layer, 14 x 14 maps
+    (9, (32, 16), 1.08, "taps"),      # the spectrogram autoencoder's second layer
     (7, (32, 16), 2.0, "taps"),       # a strided layer: "products" would compute 2x too much
 ])
 def test_the_cost_model_picks_the_method_measured_fastest(taps, channels, ratio, method):
