@@ -13,9 +13,8 @@ Keras's defaults (lr 1e-3, rho 0.9, eps 1e-7), batch 1000, softmax cross-entropy
 number of epochs (no early stopping: the study is about what happens after the best
 epoch). Variants, each one ``fit`` call (the same parameter shapes but three different
 graphs) whose runs are the seeds: "none" (no dropout); "input" (dropout 0.3 on the input
-image, ``CNN(input_dropout=0.3)``); "hidden"
-(dropout 0.3 after each conv block and each hidden dense layer, ``CNN(conv_dropout=0.3,
-dense_dropout=0.3)``). Seed ``s`` gives every variant the same initial weights and
+image, ``CNN(input_dropout=0.3)``); "hidden" (dropout 0.3 after each conv block and each
+hidden dense layer, ``CNN(conv_dropout=0.3, dense_dropout=0.3)``). Seed ``s`` gives every variant the same initial weights and
 minibatch order.
 
 Reported per variant (mean ± std over seeds), at the last epoch: training accuracy and
@@ -35,7 +34,6 @@ import dataclasses
 import functools
 from typing import Callable, NamedTuple
 
-import jax
 import numpy as np
 from absl import flags
 from flax import nnx
