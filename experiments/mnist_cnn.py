@@ -14,8 +14,8 @@ number of epochs (no early stopping: the study is about what happens after the b
 epoch). Variants, each one ``fit`` call (the same parameter shapes but three different
 graphs) whose runs are the seeds: "none" (no dropout); "input" (dropout 0.3 on the input
 image, ``CNN(input_dropout=0.3)``); "hidden" (dropout 0.3 after each conv block and each
-hidden dense layer, ``CNN(conv_dropout=0.3, dense_dropout=0.3)``). Seed ``s`` gives every variant the same initial weights and
-minibatch order.
+hidden dense layer, ``CNN(conv_dropout=0.3, dense_dropout=0.3)``). Seed ``s`` gives every
+variant the same initial weights and minibatch order.
 
 Reported per variant (mean ± std over seeds), at the last epoch: training accuracy and
 loss of the final model in eval mode on the whole training set, validation and test
