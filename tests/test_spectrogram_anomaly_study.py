@@ -12,7 +12,7 @@ from experiments import spectrogram_anomaly as study
 
 # 20 normal training clips (4 held out), 12 normal + 8 anomalous test clips (2 per
 # kind), 2 seeds, 2 epochs of one minibatch of 16: one compiled training program. A
-# clip costs 0.25 to 0.7 s per training pass on this CPU, so the clips are few; 20 training
+# clip costs tens of milliseconds per training pass on this CPU; the clips are few; 20 training
 # and 20 test clips share one compiled synthesis program.
 CONFIG = dataclasses.replace(
     default_config.get_config(),
