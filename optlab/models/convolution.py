@@ -13,11 +13,11 @@ products and slices too.
 Why: on XLA's CPU backend the gradients of a convolution run many times slower inside a
 loop body (a ``lax.scan`` or ``while_loop``) than outside one (jax-ml/jax#12868); the
 forward convolution is hardly affected.
-Measured on a 2-core CPU (``python -m experiments.bench_conv``, see BENCHMARKS.md), an
-Adam step of the 1-D autoencoder on 128 windows took 570 ms with flax's layers inside
-``optlab.train.fit`` (whose epochs are a ``lax.scan`` of steps), 107 ms as a separately
-compiled step, and 59 ms inside ``fit`` with these functions; for the CNN at batch 250,
-48.7 s, 2.7 s and 1.3 s. Matrix products have no such penalty, and vmapped
+Measured on an idle 2-core CPU (``python -m experiments.bench_conv``, see BENCHMARKS.md),
+an Adam step of the 1-D autoencoder on 128 windows took 334 ms with flax's layers inside
+``optlab.train.fit`` (whose epochs are a ``lax.scan`` of steps), 66 ms as a separately
+compiled step, and 22 ms inside ``fit`` with these functions; for the CNN at batch 250,
+33.8 s, 1.6 s and 0.72 s. Matrix products have no such penalty, and vmapped
 over runs (kernels with a leading runs axis) they stay batched matrix products instead
 of the grouped convolutions that vmapping a convolution makes. On an accelerator the
 convolution ops are as good; these functions are still correct there.
