@@ -36,11 +36,13 @@ def test_rows_report_the_issue_parameter_counts_and_code_shapes(results):
     assert rows["conv"]["parameters"] == 3_217 and rows["conv"]["code_shape"] == "7x7x8"
     splits = datasets.mnist_splits(train_limit=250, test_limit=100)
     mean_image_mse = np.mean((splits.x_test - splits.x_train.mean(axis=0)) ** 2)
+    mean_pixel = splits.x_train.mean(dtype=np.float64)
     assert results["data"] == {
         "train_images": 200,
         "validation_images": 50,
         "test_images": 100,
         "mean_image_test_mse": pytest.approx(mean_image_mse, rel=1e-5),
+        "output_bias": pytest.approx(np.log(mean_pixel / (1 - mean_pixel)), rel=1e-6),
     }
     for row in rows.values():
         per_seed = np.asarray(row["test_mse_per_seed"])
@@ -116,3 +118,23 @@ def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_scri
     assert done.returncode != 0
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+def test_the_mean_pixel_start_keeps_the_conv_model_out_of_saturation():
+    # 80 Adam steps at 1e-3 (400 images, batch 50, 10 epochs). From Keras's zero bias the
+    # sigmoid output saturates at 0 and the test MSE sticks above the mean image's; from
+    # logit(mean pixel) the model learns the digits.
+    small = dataclasses.replace(
+        CONFIG, models=("conv",), seeds=1, train_limit=500, epochs=10, batch_size=50
+    )
+    rows, bias = {}, {}
+    for at_mean in (False, True):
+        results = study.run_study(
+            dataclasses.replace(small, output_bias_at_mean=at_mean), log=lambda line: None
+        )
+        rows[at_mean], bias[at_mean] = results["rows"][0], results["data"]["output_bias"]
+    mean_pixel = datasets.mnist_splits(train_limit=500, test_limit=100).x_train.mean()
+    assert bias == {False: 0.0, True: pytest.approx(np.log(mean_pixel / (1 - mean_pixel)))}
+    assert rows[False]["collapsed_seeds"] == 1
+    assert rows[True]["collapsed_seeds"] == 0
+    assert rows[True]["test_mse_mean"] < 0.5 * rows[False]["test_mse_mean"]

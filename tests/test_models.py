@@ -127,6 +127,43 @@ def test_autoencoder_output_is_a_sigmoid_and_classifier_output_raw_logits():
 
 
 @pytest.mark.parametrize(
+    "make, output_layer",
+    [
+        (lambda bias: models.DenseAutoencoder((6, 4, 3), output_bias=bias, rngs=nnx.Rngs(0)),
+         lambda m: m.decoder[-1]),
+        (lambda bias: models.ConvAutoencoder2D(output_bias=bias, rngs=nnx.Rngs(0)),
+         lambda m: m.output_conv),
+    ],
+)
+def test_output_bias_starts_only_the_output_layer_and_shifts_every_pre_activation(
+    make, output_layer
+):
+    bias = -1.875  # exact in float32
+    zero, shifted = make(0.0), make(bias)
+    np.testing.assert_array_equal(output_layer(shifted).bias[...], bias)
+    # Every other parameter equals the zero start's (the same draws), so the output's
+    # pre-activation moves by exactly the bias.
+    differing = [
+        path
+        for (path, a), (_, b) in zip(
+            nnx.to_flat_state(nnx.state(zero, nnx.Param)),
+            nnx.to_flat_state(nnx.state(shifted, nnx.Param)),
+        )
+        if not np.array_equal(a[...], b[...])
+    ]
+    assert len(differing) == 1 and differing[0][-1] == "bias"
+    x = jax.random.uniform(jax.random.key(1), (2, *_input_shape(zero)), jnp.float32)
+    logit = lambda p: jnp.log(p / (1 - p))
+    np.testing.assert_allclose(logit(shifted(x)), logit(zero(x)) + bias, atol=1e-4)
+    with pytest.raises(ValueError, match="output_bias must be finite"):
+        make(float("nan"))
+
+
+def _input_shape(model):
+    return (model.sizes[0],) if isinstance(model, models.DenseAutoencoder) else model.input_shape
+
+
+@pytest.mark.parametrize(
     "name, bad_shape",
     [
         ("mlp_wine", (2, 12)),
