@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -153,10 +154,24 @@ def test_writes_json_tables_metrics_and_figures(results, tmp_path):
     assert saved["studies"]["search"]["best"] == results["studies"]["search"]["best"]
     table = (run_dir.path / "table.md").read_text()
     assert "coursework time (Keras, 1 run)" in table and "± " in table
+    machine = saved["machine"]
+    assert machine["cpu_count"] == os.cpu_count() and machine["load_15min"] >= 0
+    assert f"(15 min) on {os.cpu_count()} CPUs." in table
     lines = (run_dir.path / "metrics.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     assert first["variant"] == "batch_size/batch 1" and first["epoch"] == 0
     assert len(lines) > 2 * CONFIG.seeds * CONFIG.epochs
+
+
+def test_load_sentence_reports_the_load_or_says_it_is_unknown():
+    machine = {"cpu_count": 2, "load_1min": 4.25, "load_5min": 3.0, "load_15min": 2.5}
+    assert study.load_sentence(machine) == (
+        "Load average when the study ended: 4.2 (1 min), 2.5 (15 min) on 2 CPUs."
+    )
+    assert study.load_sentence(None) == "The machine's load was not recorded."
+    assert study.load_sentence(machine | {"load_15min": float("nan")}) == (
+        "The machine's load was not recorded."
+    )
 
 
 @pytest.mark.parametrize(
