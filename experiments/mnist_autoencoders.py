@@ -26,16 +26,16 @@ below Adam's eps, so it never recovers. From zero, with the default otherwise (5
 20 epochs): at 1e-3 all 5 seeds collapse (test MSE 0.104); at 3e-4 2 of 5 do and the
 other 3 reach 0.012-0.015; at 1e-4 none does, test MSE 0.0278 ± 0.0020, still falling; a
 linear warm-up to 1e-3 over 370 steps left 2 of 3 seeds collapsed. From the mean pixel
-at 1e-3, the default (``python -m experiments.mnist_autoencoders``, 252 s beside another
-study on the 2-core CPU): conv test MSE 0.00688 ± 0.00038, dense 0.01113 ± 0.00032 (from
+at 1e-3, the default (``python -m experiments.mnist_autoencoders``, 157 s on the idle
+2-core CPU): conv test MSE 0.00688 ± 0.00038, dense 0.01113 ± 0.00032 (from
 zero: 0.0127 ± 0.0003), no seed collapsed. ``--nooutput_bias_at_mean`` gives Keras's
 start. The table counts the collapsed seeds: test MSE no lower than that of the mean
 training image.
 
 Runs: per model, the ``--seeds`` seeds are runs of one ``optlab.train.fit`` call (one
 compiled program); seed ``s`` draws the initial weights and the minibatch order.
-``runs_per_vmap=1`` loops over them inside the program: on a CPU a vmapped matrix
-product or convolution is no faster than a loop.
+``runs_per_vmap=1`` loops over them inside the program (``--runs_per_vmap=0`` vmaps
+them: on the 2-core CPU it is no faster).
 
 Reported per model: the parameter count, the test MSE and MAE of the final weights
 (mean ± std over seeds), the number of collapsed seeds, the last validation MSE, and
@@ -116,7 +116,9 @@ def validate(config: default_config.Config) -> None:
             f"{config.train_limit - held_out} training images"
         )
     if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(f"runs_per_vmap must be at least 1 or None, got {config.runs_per_vmap}")
+        raise ValueError(
+            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
+        )
     if not 0 <= config.figure_run < config.seeds:
         raise ValueError(f"figure_run must be in [0, {config.seeds}), got {config.figure_run}")
 
@@ -384,6 +386,7 @@ def config_from_flags() -> default_config.Config:
         overrides["models"] = tuple(FLAGS.models)
     if FLAGS.output_bias_at_mean is not None:
         overrides["output_bias_at_mean"] = FLAGS.output_bias_at_mean
+    cli.runs_per_vmap(overrides)
     overrides["wandb_project"] = cli.wandb_project(NAME)
     return dataclasses.replace(default_config.get_config(), **overrides)
 
@@ -402,6 +405,7 @@ def define_flags() -> None:
     )
     flags.DEFINE_integer("train_limit", None, "Training images used (80 % train, 20 % validation).")
     flags.DEFINE_integer("test_limit", None, "Test images used.")
+    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
     cli.define_training_flags()
 
 

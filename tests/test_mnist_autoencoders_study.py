@@ -111,6 +111,7 @@ def test_writes_json_table_csv_figures_and_metrics(results, tmp_path):
     [
         (["--models=dense,vae"], "unknown model vae"),
         (["--batch_size=9999"], "larger than the 4800 training images"),
+        (["--runs_per_vmap=-1"], "--runs_per_vmap must be at least 1 (or 0 for all)"),
     ],
 )
 def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
