@@ -226,6 +226,7 @@ def run_model(
     return {
         "row": row,
         "history": result.history,
+        "first_epoch": result.first_epoch,
         "codes": code,
         "reconstructions": reconstruction.reshape(DIGITS, 28, 28),
     }
@@ -251,6 +252,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
         },
         "rows": [entry["row"] for entry in trained.values()],
         "histories": {name: entry["history"] for name, entry in trained.items()},
+        "resumed": {name: entry["first_epoch"] for name, entry in trained.items()},
         "figure": {
             "test_indices": digits,
             "originals": data.x_test[digits],
@@ -296,6 +298,7 @@ def summary(config, results: dict) -> str:
             "learned nothing about the digits.",
             "",
             report.markdown_table(results["rows"], COLUMNS),
+            *training_log.resume_lines(results["resumed"]),
         ]
     )
 

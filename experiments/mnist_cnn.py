@@ -26,6 +26,14 @@ and the compile and run time of the variant's program. Written into a new run di
 under ``--out``: results.json, table.md, results.csv, runs.csv, metrics.jsonl and
 curves.png (3 x 2 panels: per variant, accuracy and loss of training and validation per
 epoch, median and interquartile band over seeds).
+
+Measured with ``--seeds=1`` (idle 2-core CPU, about 10 min per placement; the default's 5
+seeds would take about 2.6 h there): every placement fits the training set (final-model
+training accuracy 0.9996 / 0.9960 / 0.9988 for none / input / hidden) while validation
+stays near 0.97, an accuracy gap of 0.029 / 0.030 / 0.023 and a loss gap (val - train)
+of 0.114 / 0.085 / 0.094. Without dropout the validation loss is lowest at epoch 31
+(0.105) and rises to 0.119 by epoch 50; input dropout delays its minimum to epoch 42,
+hidden dropout to epoch 49 (0.092). Test accuracy 0.976 / 0.969 / 0.981.
 """
 
 from __future__ import annotations
@@ -158,7 +166,7 @@ def run_variant(config, placement: str, data: Data, log) -> dict:
         "history": result.history,
         "program": {"variant": placement, "runs": runs.count,
                     "compile_seconds": result.compile_seconds,
-                    "run_seconds": result.run_seconds},
+                    "run_seconds": result.run_seconds, "first_epoch": result.first_epoch},
     }
 
 
@@ -197,6 +205,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
         "variants": rows,
         "runs": runs,
         "histories": histories,
+        "resumed": {program["variant"]: program["first_epoch"] for program in programs},
     }
 
 
@@ -240,11 +249,12 @@ def summary(config, results: dict) -> str:
         f"{config.dropout_rate:g}",
         "",
         f"RMSprop (lr {config.learning_rate:g}), batch {config.batch_size}, {config.epochs} "
-        f"epochs, {config.seeds} seeds (mean ± std). Accuracies and losses of the final "
-        "models in eval mode; the gaps measure the overfitting. Compile and run time are "
-        "those of the variant's program (all its seeds).",
+        f"epochs, {config.seeds} seed{'s' if config.seeds != 1 else ''} (mean ± std). "
+        "Accuracies and losses of the final models in eval mode; the gaps measure the "
+        "overfitting. Compile and run time are those of the variant's program (all its seeds).",
         "",
         report.markdown_table(_with_spread(results["variants"]), TABLE_COLUMNS),
+        *training_log.resume_lines(results["resumed"]),
     ])
 
 

@@ -84,7 +84,7 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -325,6 +325,7 @@ def fit_group(
             "fit_runs": runs.count,
             "run_seconds": result.run_seconds,
             "compile_seconds": result.compile_seconds,
+            "first_epoch": result.first_epoch,
             # Seed 0's kernels, layer by layer, for the violin plots.
             "initial_kernels": [kernel[k * seeds] for kernel in initial_kernels],
             "final_kernels": [kernel[k * seeds] for kernel in final_kernels],
@@ -498,6 +499,11 @@ def fit_seconds(records: Sequence[dict]) -> dict[str, float]:
             for key in ("run_seconds", "compile_seconds")}
 
 
+def resumed_fits(records: Iterable[dict]) -> dict[str, int]:
+    """The epoch each fit that trained ``records`` started at (> 0: resumed from --workdir)."""
+    return {record["fit"]: record["first_epoch"] for record in records}
+
+
 def objective_scores(config, records: Sequence[dict]) -> np.ndarray:
     """Mean over seeds of the objective; NaN (a diverged run) counts as the worst."""
     scores = np.array([np.mean(record[config.objective]) for record in records])
@@ -556,6 +562,7 @@ def run_search(config, splits: Splits, log) -> dict:
         "seconds": {"grid": fit_seconds(list(grid.values())),
                     "hyperband": fit_seconds(hyperband_records)},
         "reference": bests["grid"].name,
+        "resumed": resumed_fits([*grid.values(), *hyperband_records, *retrained.values()]),
     }
 
 
@@ -587,6 +594,8 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
                 config, study, [variant], splits, log=log, select_by="val_accuracy"
             )
             studies[study] = {"records": records, "reference": variant.name}
+    for result in studies.values():  # the search has its own, over all its fits
+        result.setdefault("resumed", resumed_fits(result["records"].values()))
     return {"config": dataclasses.asdict(config), "studies": studies, "machine": machine_load()}
 
 
@@ -702,6 +711,10 @@ def summary(config, results: dict) -> str:
         "",
         "Variants in one fit are trained together; their fit time is shared. "
         + load_sentence(results.get("machine")),
+        *training_log.resume_lines(
+            {fit: epoch for result in results["studies"].values()
+             for fit, epoch in result["resumed"].items()}
+        ),
     ]
     for study, result in results["studies"].items():
         rows = study_rows(study, result)
@@ -819,7 +832,8 @@ def json_view(results: dict) -> dict:
     studies = {}
     for study, result in results["studies"].items():
         view = {"rows": study_rows(study, result), "reference": result["reference"],
-                "variants": {n: _record_view(r) for n, r in result["records"].items()}}
+                "variants": {n: _record_view(r) for n, r in result["records"].items()},
+                "resumed": result["resumed"]}
         if study == "search":
             band = result["hyperband"]
             view |= {

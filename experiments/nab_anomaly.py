@@ -310,6 +310,7 @@ def run_family(config, family: Family, data: Data, log) -> dict:
             "runs": runs.count,
             "compile_seconds": result.compile_seconds,
             "run_seconds": result.run_seconds,
+            "first_epoch": result.first_epoch,
         },
     }
 
@@ -442,6 +443,9 @@ def summary(config, results: dict) -> str:
         "",
         "Coursework (Keras, one run): SGD 0.0525 / 0.0369, momentum 0.8 0.0297 / 0.0251, "
         "Adam 0.0049 / 0.0046 (train / validation loss).",
+        *training_log.resume_lines(
+            {program["family"]: program["first_epoch"] for program in results["programs"]}
+        ),
     ]
     return "\n".join(lines)
 

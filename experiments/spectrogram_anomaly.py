@@ -298,7 +298,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
         reference_histograms[name] = {"test_scores": test, "threshold": row["threshold"]}
         log(f"{name}: {row['tp']} anomalies detected, {row['fp']} false positives")
     program = {"runs": runs.count, "compile_seconds": result.compile_seconds,
-               "run_seconds": result.run_seconds}
+               "run_seconds": result.run_seconds, "first_epoch": result.first_epoch}
     examples = [int(np.flatnonzero(data.test_kinds == kind)[0])
                 for kind in range(len(machine_sounds.KINDS))
                 if np.any(data.test_kinds == kind)]
@@ -417,6 +417,7 @@ def summary(config, results: dict) -> str:
         "clips, with the same threshold rule. Compile and run time: the seeds' one program.",
         "",
         report.markdown_table(_with_spread(results["detectors"]), DETECTOR_COLUMNS),
+        *training_log.resume_lines({AUTOENCODER: results["program"]["first_epoch"]}),
         "",
         f"Coursework target, more than {TARGET_DETECTED} of the 143 anomalies detected: "
         f"the autoencoder's mean over seeds, {autoencoder['tp']:.1f} ± "

@@ -9,7 +9,9 @@ Biases, one W&B run per (variant, run), in offline mode unless ``WANDB_MODE`` sa
 otherwise; the package is optional and only imported then.
 
 Long studies pass ``checkpoint_dir(workdir, variant)`` to ``fit`` so that an interrupted
-study, started again with the same ``--workdir``, resumes each variant where it stopped.
+study, started again with the same ``--workdir``, resumes each variant where it stopped;
+their tables add :func:`resume_lines`, since a resumed fit's times cover only the epochs
+trained after the resume.
 """
 
 from __future__ import annotations
@@ -105,3 +107,19 @@ def checkpoint_dir(workdir: str | None, variant: str) -> str | None:
         return None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in variant)
     return str(Path(workdir).resolve() / safe)
+
+
+def resume_lines(first_epochs: Mapping[str, int]) -> list[str]:
+    """Lines for a study's Markdown summary when some fits resumed from ``--workdir``.
+
+    ``first_epochs`` maps a fit's name to its ``FitResult.first_epoch``. Fits that started
+    from scratch (0) are left out; with none resumed there are no lines, else a blank line
+    and a sentence naming where each resumed fit started: their timings cover only the
+    epochs trained after the resume ("—" when nothing was left to train).
+    """
+    resumed = {name: int(epoch) for name, epoch in first_epochs.items() if epoch > 0}
+    if not resumed:
+        return []
+    where = ", ".join(f"{name} at epoch {epoch}" for name, epoch in resumed.items())
+    return ["", f"Resumed from checkpoints: {where}. Their times cover only the epochs "
+                'trained after the resume ("—" when none were left).']

@@ -337,9 +337,10 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
     """Trains both variants (and the manual check) and returns the results; no file output."""
     validate(config)
     data = load_data(config)
-    rows, manual, histories, parameters = [], [], {}, {}
+    rows, manual, histories, parameters, resumed = [], [], {}, {}, {}
     for variant in VARIANTS:
         runs, result = run_variant(config, variant, data, log)
+        resumed[variant] = result.first_epoch
         parameters[variant] = models.count_params(
             nnx.eval_shape(lambda: model_fn(config, variant)(rngs=nnx.Rngs(0)))
         )
@@ -360,6 +361,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
         "rows": rows,
         "manual": manual,
         "histories": histories,
+        "resumed": resumed,
     }
 
 
@@ -411,9 +413,11 @@ def summary(config, results: dict) -> str:
         "SGD default 1e-2; every rate runs on the same seeds.",
         "",
         report.markdown_table(results["rows"], COLUMNS),
+        *training_log.resume_lines(results["resumed"]),
     ]
     if results["manual"]:
         lines += [
+            "",
             "Manual backpropagation (optlab.models.manual_mlp) against autodiff: run 0 "
             "(seed 0), same initial weights, minibatches and update, float32.",
             "",

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import jax
 import numpy as np
@@ -98,6 +99,22 @@ def test_writes_every_file(results, tmp_path):
     records = (run_dir.path / "metrics.jsonl").read_text().splitlines()
     assert len(records) == 3 * 2 * CONFIG.epochs
     assert "acc gap (train - val)" in (run_dir.path / "table.md").read_text()
+
+
+def test_a_rerun_with_the_workdir_restores_and_says_so(results, tmp_path):
+    assert results["resumed"] == {"none": 0, "input": 0, "hidden": 0}
+    assert "Resumed" not in study.summary(CONFIG, results)
+    config = dataclasses.replace(CONFIG, placements=("none",), seeds=1, workdir=str(tmp_path))
+    first = study.run_study(config, log=lambda line: None)
+    again = study.run_study(config, log=lambda line: None)
+    assert again["resumed"] == {"none": CONFIG.epochs}
+    assert again["runs"] == first["runs"]
+    table = study.summary(config, again)
+    assert f"Resumed from checkpoints: none at epoch {CONFIG.epochs}." in table
+    row = again["variants"][0]
+    assert math.isnan(row["compile_seconds"]) and math.isnan(row["run_seconds"])  # not timed
+    table_row = next(line for line in table.splitlines() if line.startswith("| none"))
+    assert table_row.replace(" ", "").endswith("|—|—|")
 
 
 @pytest.mark.parametrize(

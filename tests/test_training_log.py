@@ -43,3 +43,12 @@ def test_wandb_is_optional(tmp_path):
             training_log.log_to_wandb([], project="p", directory=tmp_path)
     else:
         pytest.skip("wandb is installed; the optional path is exercised by the studies")
+
+
+def test_resume_lines_name_the_resumed_fits_only():
+    assert training_log.resume_lines({}) == []
+    assert training_log.resume_lines({"sgd": 0, "adam": 0}) == []
+    blank, note = training_log.resume_lines({"sgd": 0, "adam": 20, "nesterov": 50})
+    assert blank == ""
+    assert note.startswith("Resumed from checkpoints: adam at epoch 20, nesterov at epoch 50.")
+    assert "sgd" not in note

@@ -84,6 +84,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import math
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -268,8 +269,11 @@ class FitResult(NamedTuple):
     best_epoch: np.ndarray  # (runs,) index of the best epoch in the history, -1 if none
     epochs_trained: np.ndarray  # (runs,)
     stopped_early: np.ndarray  # (runs,) bool
-    compile_seconds: float  # tracing, lowering and compiling the epoch program
-    run_seconds: float  # wall time of the epoch loop (host work included)
+    # Tracing, lowering and compiling the epoch program, and the wall time of the epoch loop
+    # (host work included), of this call only: NaN when it had nothing left to train.
+    compile_seconds: float
+    run_seconds: float
+    first_epoch: int = 0  # where this call started: > 0 when it resumed from a checkpoint
 
     def model(self, run: int) -> nnx.Module:
         """Run ``run``'s model in eval mode, e.g. for predictions."""
@@ -391,6 +395,8 @@ def fit(
         end of a call) and at the end, and resume from the newest checkpoint there. After a
         resume the epochs since the last checkpoint are computed, and reported to
         ``on_epoch``, again; a writer of per-epoch records should key them by epoch.
+        ``FitResult.first_epoch`` says where the call resumed; its timings cover only
+        the epochs from there on (NaN when the checkpoint was of the finished fit).
         The configuration that must match covers the task, the seeds, the initial state
         (parameters, optimizer state with its hyperparameters, penalties), the data, the
         batch sizes, ``max_epochs`` and the early-stopping settings; it cannot see
@@ -649,8 +655,9 @@ def _train(
         return bool((np.asarray(unpadded(carry.stopped_epoch)) >= 0).all())
 
     epoch, saved_epoch = first_epoch, first_epoch
-    compile_seconds = 0.0  # a study restored finished is not compiled
-    if epoch < max_epochs and not all_stopped(carry):
+    compile_seconds = run_seconds = math.nan  # a fit restored finished is not timed
+    trains = epoch < max_epochs and not all_stopped(carry)
+    if trains:
         start = time.perf_counter()
         program = (
             jax.jit(epoch_program, donate_argnums=0)
@@ -673,7 +680,8 @@ def _train(
         if checkpointer is not None and (finished or epoch - saved_epoch >= checkpoint_every):
             checkpointer.save(epoch, jax.device_get(unpadded(carry)), config)
             saved_epoch = epoch
-    run_seconds = time.perf_counter() - start
+    if trains:
+        run_seconds = time.perf_counter() - start
 
     carry = unpadded(carry)
     params, rest = carry.best if restore_best else (carry.run.params, carry.run.rest)
@@ -688,6 +696,7 @@ def _train(
         stopped_early=np.asarray(carry.stopped_epoch) >= 0,
         compile_seconds=compile_seconds,
         run_seconds=run_seconds,
+        first_epoch=first_epoch,
     )
 
 
