@@ -28,7 +28,7 @@ curves.png (3 x 2 panels: per variant, accuracy and loss of training and validat
 epoch, median and interquartile band over seeds).
 
 Measured with ``--seeds=1`` (idle 2-core CPU, about 10 min per placement; the default's 5
-seeds take about 48 min per placement there, 2.4 h in all): every placement fits the training set (final-model
+seeds take 48 min for "none" and for "input" there, about 2.5 h in all): every placement fits the training set (final-model
 training accuracy 0.9996 / 0.9960 / 0.9988 for none / input / hidden) while validation
 stays near 0.97, an accuracy gap of 0.029 / 0.030 / 0.023 and a loss gap (val - train)
 of 0.114 / 0.085 / 0.094. Without dropout the validation loss is lowest at epoch 31
