@@ -28,12 +28,13 @@ curves.png (3 x 2 panels: per variant, accuracy and loss of training and validat
 epoch, median and interquartile band over seeds).
 
 Measured with ``--seeds=1`` (idle 2-core CPU, about 10 min per placement; the default's 5
-seeds take 48 min for "none" and for "input" there, about 2.5 h in all): every placement fits the training set (final-model
-training accuracy 0.9996 / 0.9960 / 0.9988 for none / input / hidden) while validation
-stays near 0.97, an accuracy gap of 0.029 / 0.030 / 0.023 and a loss gap (val - train)
-of 0.114 / 0.085 / 0.094. Without dropout the validation loss is lowest at epoch 31
-(0.105) and rises to 0.119 by epoch 50; input dropout delays its minimum to epoch 42,
-hidden dropout to epoch 49 (0.092). Test accuracy 0.976 / 0.969 / 0.981.
+seeds take 48 min for "none" and for "input" there, about 2.5 h in all): every placement
+fits the training set (final-model training accuracy 0.9996 / 0.9960 / 0.9988 for none /
+input / hidden) while validation stays near 0.97, an accuracy gap of 0.029 / 0.030 /
+0.023 and a loss gap (val - train) of 0.114 / 0.085 / 0.094. Without dropout the
+validation loss is lowest at epoch 31 (0.105) and rises to 0.119 by epoch 50; input
+dropout delays its minimum to epoch 42, hidden dropout to epoch 49 (0.092). Test
+accuracy 0.976 / 0.969 / 0.981.
 """
 
 from __future__ import annotations
