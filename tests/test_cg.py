@@ -45,9 +45,10 @@ def as_kind(matrix, kind):
 @pytest.mark.parametrize("kind", ["dense", "bcoo", "callable"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cg_solves_random_spd_systems(kind, seed):
-    # Well conditioned, so CG ends long before n steps and rounding (which differs between
-    # dense and sparse products) cannot change the path.
-    matrix, b = random_spd(30, seed, condition=10.0)
+    # Condition 2: CG ends after 14 of n = 30 steps, long before the loss of orthogonality
+    # near n steps lets rounding (which differs between dense and sparse products) change
+    # the path. At condition 10 it needs 28 steps, and the BCOO product took 29 for seed 1.
+    matrix, b = random_spd(30, seed, condition=2.0)
     result = cg(as_kind(matrix, kind), b, tol=1e-10, history=40)
     reference = cg(jnp.asarray(matrix), b, tol=1e-10, history=40)
 
