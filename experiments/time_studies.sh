@@ -2,7 +2,8 @@
 # Wall time of studies at their default configuration, one after another, each a fresh
 # Python process (imports and compiles included), as BENCHMARKS.md reports them.
 #
-#   experiments/time_studies.sh OUT BUDGET_S 'mnist_cnn' 'wine_mlp' 'nab_anomaly --runs_per_vmap=0' ...
+#   experiments/time_studies.sh OUT BUDGET_S mnist_cnn wine_mlp \
+#     'nab_anomaly --runs_per_vmap=0' ...
 #
 # OUT receives one run directory per study (under OUT/NAME[-k]), each study's log
 # (OUT/NAME[-k].log) and times.tsv (study, flags, exit status, wall seconds). A study

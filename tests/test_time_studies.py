@@ -12,7 +12,8 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "time_stu
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
     # python3 must be this interpreter (the test environment's), whatever PATH says.
-    env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = dict(os.environ, PATH=path)
     return subprocess.run(
         ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300
     )
