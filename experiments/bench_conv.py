@@ -44,7 +44,7 @@ import numpy as np
 import optax
 from absl import flags
 
-from experiments import cli
+from experiments.kit import cli
 from experiments.bench_quasi_newton import machine
 from optlab import models, report, sweep, train
 from optlab.models import convolution

@@ -18,7 +18,7 @@ per size), 10 seeds, 1000 steps of 32 rows; 720 runs in all.
   epochs (``rng.permutation(n)``) and minibatches, with NumPy float64 arrays and the
   update rules written out (the same formulas as ``optlab.momentum``, ``rmsprop`` and
   ``adam``, ``eps = 1e-8`` outside the square root). BLAS runs on one thread
-  (``experiments.scipy_reference.single_threaded_blas``), NumPy's faster setting for
+  (``experiments.kit.scipy_reference.single_threaded_blas``), NumPy's faster setting for
   these tiny products. Its time is the wall time of those loops.
 
 What is identical: the data (``make_problem``, the study's own arrays), the initial
@@ -62,7 +62,7 @@ from absl import flags
 
 from configs import linear_regression as default_config
 from experiments import linear_regression as study
-from experiments import cli, scipy_reference
+from experiments.kit import cli, scipy_reference
 from experiments.bench_quasi_newton import machine
 
 REPO = Path(__file__).resolve().parent.parent

@@ -38,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from experiments import cli
+from experiments.kit import cli
 from experiments import pcg as study
 from experiments.bench_quasi_newton import machine
-from experiments.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
+from experiments.kit.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
 from optlab import linalg, sweep
 from optlab.status import Status
 

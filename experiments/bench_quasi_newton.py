@@ -30,7 +30,7 @@ The rows of the table:
    gradient ``A x + b``, ``gtol=0`` and a callback ``callback(intermediate_result)``
    that raises ``StopIteration`` at the same rule (mean wall time per run over the seeds,
    run one after the other). Mean iterations of both are reported as a row of their own.
-   scipy runs with BLAS limited to one thread (``experiments.scipy_reference``): its
+   scipy runs with BLAS limited to one thread (``experiments.kit.scipy_reference``): its
    many small matrix-vector products are slower with a thread pool beside XLA's.
 3. *L-BFGS*: ``optlab.lbfgs(memory=10)`` against ``optax.lbfgs(memory_size=10)``, both run
    by ``optlab.minimize`` (which reads the value and gradient that optax keeps in its
@@ -68,7 +68,7 @@ import optax
 from absl import flags
 
 import optlab
-from experiments import cli, scipy_reference
+from experiments.kit import cli, scipy_reference
 from optlab import sweep
 
 # Keys of every row returned by `measure`; `ratio` is ours / peer, `met` None when the
@@ -165,7 +165,7 @@ def scipy_bfgs_to_eps(problems, eps: float, max_iters: int, repeats: int) -> dic
 
     Returns the median over `repeats` passes (after one warm-up pass) of the mean wall
     time per run, and the iterations and final distances of each seed. BLAS runs on one
-    thread (see experiments.scipy_reference).
+    thread (see experiments.kit.scipy_reference).
     """
     matrices = np.asarray(problems.matrix)
     linears = np.asarray(problems.linear)

@@ -66,7 +66,7 @@ from absl import flags
 from flax import nnx
 from jax import lax
 
-from experiments import cli
+from experiments.kit import cli
 from experiments.bench_quasi_newton import machine
 from optlab import datasets, models, train
 from optlab.train.minibatch import batches_per_epoch, random_permutation_at, take_batches

@@ -60,8 +60,8 @@ from absl import flags
 
 import optlab
 from configs import linear_regression as default_config
-from experiments import cli
-from experiments.rundir import RunDir
+from experiments.kit import cli
+from experiments.kit.rundir import RunDir
 from optlab import plots, report, stats, sweep
 from optlab.problems import regression
 from optlab.train import minibatch

@@ -64,8 +64,8 @@ from flax import nnx
 
 import optlab
 from configs import mnist_cnn as default_config
-from experiments import cli, training_log
-from experiments.rundir import RunDir
+from experiments.kit import cli, training_log
+from experiments.kit.rundir import RunDir
 from optlab import datasets, models, plots, report, stats, train
 
 NAME = "mnist_cnn"

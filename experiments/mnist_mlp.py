@@ -69,7 +69,7 @@ validation accuracy, the number of updates, and the fit's run and compile time (
 trained together share one fit: its time is theirs together). Written into a new run
 directory under ``--out``: ``results.json`` (every number but the per-epoch curves),
 ``table.md``, ``results.csv`` (one row per study and variant), ``metrics.jsonl`` (the
-per-epoch histories, ``experiments.training_log``; ``--wandb`` sends them to Weights &
+per-epoch histories, ``experiments.kit.training_log``; ``--wandb`` sends them to Weights &
 Biases too) and, per study, ``<study>_learning_curves.png`` (train and validation
 accuracy and loss: median over seeds, interquartile band), ``<study>_weights.png``
 (violin plots of each layer's kernel at initialization and after training, seed 0 of
@@ -94,8 +94,8 @@ from matplotlib.figure import Figure
 
 import optlab
 from configs import mnist_mlp as default_config
-from experiments import cli, training_log
-from experiments.rundir import RunDir
+from experiments.kit import cli, training_log
+from experiments.kit.rundir import RunDir
 from optlab import datasets, models, plots, report, stats, train
 from optlab.train.losses import kernels
 

@@ -28,8 +28,8 @@ from absl import flags
 
 import optlab
 from configs import newton_cycle as default_config
-from experiments import cli
-from experiments.rundir import RunDir
+from experiments.kit import cli
+from experiments.kit.rundir import RunDir
 from optlab import plots, problems, report
 
 NAME = "newton_cycle"

@@ -49,9 +49,9 @@ import scipy.sparse.linalg
 from absl import flags
 
 from configs import pcg as default_config
-from experiments import cli
-from experiments.rundir import RunDir
-from experiments.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
+from experiments.kit import cli
+from experiments.kit.rundir import RunDir
+from experiments.kit.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
 from optlab import linalg, plots, report, stats, sweep
 from optlab.status import Status
 

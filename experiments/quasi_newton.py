@@ -30,9 +30,9 @@ from absl import flags
 
 import optlab
 from configs import quasi_newton as default_config
-from experiments import scipy_reference
-from experiments import cli
-from experiments.rundir import RunDir
+from experiments.kit import scipy_reference
+from experiments.kit import cli
+from experiments.kit.rundir import RunDir
 from optlab import plots, problems, report, stats, sweep
 
 METHODS: dict[str, Callable[[], Any]] = {

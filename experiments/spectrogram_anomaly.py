@@ -74,8 +74,8 @@ from absl import flags
 
 import optlab
 from configs import spectrogram_anomaly as default_config
-from experiments import cli, training_log
-from experiments.rundir import RunDir
+from experiments.kit import cli, training_log
+from experiments.kit.rundir import RunDir
 from optlab import datasets, models, plots, report, stats, train
 from optlab.datasets import machine_sounds
 

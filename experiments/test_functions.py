@@ -42,8 +42,8 @@ from absl import flags
 import optlab
 from configs import test_functions as default_config
 from configs.test_functions import Config, Method, Scenario
-from experiments import cli
-from experiments.rundir import RunDir
+from experiments.kit import cli
+from experiments.kit.rundir import RunDir
 from optlab import first_order, plots, problems, report, stats, sweep
 
 RULES: dict[str, Callable[[Method], optax.GradientTransformation]] = {

@@ -82,8 +82,8 @@ from jax import lax
 
 import optlab
 from configs import wine_mlp as default_config
-from experiments import cli, training_log
-from experiments.rundir import RunDir
+from experiments.kit import cli, training_log
+from experiments.kit.rundir import RunDir
 from optlab import datasets, models, plots, report, stats, train
 from optlab.models import manual_mlp
 from optlab.train import minibatch

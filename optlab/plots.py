@@ -2,7 +2,7 @@
 
 Contract: functions return `matplotlib.figure.Figure` objects made directly (no pyplot, no
 global figure registry, no display or GUI backend needed) and never save them; saving is
-`experiments/rundir.py`'s job (`fig.savefig` renders through Agg). Curves are arrays of
+`experiments/kit/rundir.py`'s job (`fig.savefig` renders through Agg). Curves are arrays of
 shape (seeds, iterations), one per method, with NaN where a run has no value (it stopped
 early, or diverged: ±inf is treated as NaN). A figure shows per method the median over
 seeds as a line and a percentile band over seeds as a shaded region.

@@ -1,7 +1,7 @@
 """Renders study results as text: Markdown tables, CSV, JSON-ready objects, durations.
 
 Contract: every function here returns a string or plain Python objects and never touches
-the file system; writing results is the job of `experiments/rundir.py`. Rows are mappings
+the file system; writing results is the job of `experiments/kit/rundir.py`. Rows are mappings
 from column key to value; a `Column` says which key to show, under which header and how
 to format it. Missing values (None, NaN, a key absent from a row) are shown as "—" in
 Markdown and left empty in CSV. Enum values are shown by name, 0-d NumPy/JAX arrays as

@@ -21,7 +21,7 @@ from optlab.linalg import (
     sparse_matrix,
     to_bcoo,
 )
-from experiments.scipy_reference import scipy_cg, scipy_preconditioner
+from experiments.kit.scipy_reference import scipy_cg, scipy_preconditioner
 from optlab.status import Status
 
 

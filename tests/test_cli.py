@@ -1,9 +1,9 @@
-"""experiments.cli: the flags the training studies share, read into config overrides."""
+"""experiments.kit.cli: the flags the training studies share, read into config overrides."""
 
 import pytest
 from absl import flags
 
-from experiments import cli
+from experiments.kit import cli
 
 
 @pytest.fixture

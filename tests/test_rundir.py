@@ -1,4 +1,4 @@
-"""Tests of experiments.rundir: unique run directories and atomic writes."""
+"""Tests of experiments.kit.rundir: unique run directories and atomic writes."""
 
 import datetime
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from experiments.rundir import RunDir
+from experiments.kit.rundir import RunDir
 
 
 def _figure():
@@ -38,7 +38,7 @@ def test_create_appends_suffix_when_name_is_taken(tmp_path, monkeypatch):
         def now():
             return datetime.datetime(2024, 5, 6, 7, 8, 9)
 
-    monkeypatch.setattr("experiments.rundir.datetime", FrozenDatetime)
+    monkeypatch.setattr("experiments.kit.rundir.datetime", FrozenDatetime)
     names = [RunDir.create(tmp_path, "cg").path.name for _ in range(3)]
     assert names == ["cg-20240506-070809", "cg-20240506-070809-2", "cg-20240506-070809-3"]
 

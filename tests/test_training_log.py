@@ -1,12 +1,12 @@
-"""experiments.training_log: JSON lines of per-run, per-epoch metrics."""
+"""experiments.kit.training_log: JSON lines of per-run, per-epoch metrics."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments import training_log
-from experiments.rundir import RunDir
+from experiments.kit import training_log
+from experiments.kit.rundir import RunDir
 
 
 def test_metrics_jsonl_has_one_line_per_trained_epoch(tmp_path):

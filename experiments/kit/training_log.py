@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from experiments.rundir import RunDir
+from experiments.kit.rundir import RunDir
 
 METRICS_FILE = "metrics.jsonl"
 
