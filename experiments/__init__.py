@@ -1,0 +1,7 @@
+"""Studies (``python -m experiments.NAME``), benchmarks (``bench_*``) and the study kit.
+
+``STUDIES`` names every study on the kit: each module ``experiments.NAME`` holds a
+``STUDY`` (:class:`experiments.kit.cli.Study`), and one test runs them all.
+"""
+
+STUDIES = ("quasi_newton",)

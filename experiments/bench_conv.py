@@ -179,4 +179,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(NAME, main, define_flags)
+    cli.run_script(NAME, main, define_flags)

@@ -394,4 +394,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run("bench_first_order", main, define_flags)
+    cli.run_script("bench_first_order", main, define_flags)

@@ -263,4 +263,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run("bench_pcg", main, define_flags)
+    cli.run_script("bench_pcg", main, define_flags)

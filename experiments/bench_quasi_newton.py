@@ -500,4 +500,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run("bench_quasi_newton", main, define_flags)
+    cli.run_script("bench_quasi_newton", main, define_flags)

@@ -669,4 +669,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run("bench_train", main, define_flags)
+    cli.run_script("bench_train", main, define_flags)

@@ -934,4 +934,4 @@ main = cli.study_main(
 
 
 if __name__ == "__main__":
-    cli.run(NAME, main, define_flags)
+    cli.run_script(NAME, main, define_flags)

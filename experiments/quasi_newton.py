@@ -1,20 +1,19 @@
-r"""Newton, SR1, BFGS and L-BFGS on random quadratics (or Rosenbrock), averaged over seeds.
+r"""Newton, SR1, BFGS and L-BFGS on random quadratics (or Rosenbrock), over seeds.
+
+Question: how many iterations does each method need to reach ||x_k - x*|| < eps, and what
+does a run cost, once compiled? Every seed's run of one method is a member of one vmapped,
+compiled program; scipy's BFGS and L-BFGS-B, with the same stopping rule, are reference
+rows. "sr1_exact" starts SR1 from the exact inverse Hessian, as the seed study did (on a
+quadratic its first step is Newton's); "sr1" is the honest default, H0 = I.
 
     python -m experiments.quasi_newton --n=228
     python -m experiments.quasi_newton --n=2,50,228 --seeds=20
     python -m experiments.quasi_newton --problem=rosenbrock
 
-For each size n and each method, every seed's run is one member of a single vmapped,
-compiled program that stops each member when ||x_k - x*|| < eps. The study reports
-the iterations (mean, std, min-max, 95% t-interval over the converged seeds), the
-time per run (the batch's median wall time over its seeds) with compile time apart,
-and scipy's BFGS and L-BFGS-B with the analytic gradient and the same stopping rule
-as reference rows. It writes results.json, table.md, results.csv and convergence.png
-(distance to x* against iteration: median over seeds, interquartile band) into a new
-run directory under --out and names it at the end.
-
-"sr1_exact" is SR1 started from the exact inverse Hessian, as in the seed study: on a
-quadratic its first step is Newton's. "sr1" is the honest default, H0 = I.
+Writes table.md (per size: converged seeds, iterations as mean, std, min-max and 95%
+t-interval over the converged seeds, time per run and compile time), results.json,
+results.csv and convergence.png (distance to x* against iteration: median over seeds,
+interquartile band).
 """
 
 from __future__ import annotations
@@ -26,13 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
-from absl import flags
 
 import optlab
 from configs import quasi_newton as default_config
-from experiments.kit import scipy_reference
-from experiments.kit import cli
-from experiments.kit.rundir import RunDir
+from experiments.kit import cli, options, scipy_reference
 from optlab import plots, problems, report, stats, sweep
 
 METHODS: dict[str, Callable[[], Any]] = {
@@ -45,9 +41,6 @@ METHODS: dict[str, Callable[[], Any]] = {
     "steepest_descent": optlab.steepest_descent,
 }
 PROBLEMS = ("quadratic", "rosenbrock")
-
-NAME = "quasi_newton"
-FLAGS = flags.FLAGS
 
 
 class ProblemSet(NamedTuple):
@@ -62,27 +55,9 @@ class ProblemSet(NamedTuple):
 
 
 def validate(config: default_config.Config) -> None:
-    """Raises ValueError with one readable line for a configuration that cannot run."""
-    if config.problem not in PROBLEMS:
-        raise ValueError(f"unknown problem {config.problem!r}; choose from {', '.join(PROBLEMS)}")
-    if not config.sizes:
-        raise ValueError("give at least one problem size with --n")
-    minimum = 2 if config.problem == "rosenbrock" else 1
-    for n in config.sizes:
-        if n < minimum:
-            raise ValueError(f"--n must be at least {minimum} for {config.problem}, got {n}")
-    if config.seeds < 1:
-        raise ValueError(f"--seeds must be a positive number, got {config.seeds}")
-    if not config.eps > 0:
-        raise ValueError(f"--eps must be positive, got {config.eps}")
-    if config.max_iters < 1 or config.repeats < 1:
-        raise ValueError("--max_iters and --repeats must be at least 1")
-    unknown = [m for m in config.methods if m not in METHODS]
-    if unknown or not config.methods:
-        raise ValueError(
-            f"unknown method {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(METHODS)}"
-        )
+    """The check that spans fields: Rosenbrock needs n >= 2."""
+    if config.problem == "rosenbrock" and min(config.sizes) < 2:
+        raise ValueError(f"--n must be at least 2 for rosenbrock, got {min(config.sizes)}")
 
 
 def problem_set(config: default_config.Config, n: int) -> ProblemSet:
@@ -208,7 +183,6 @@ def classic_rosenbrock(config) -> list[dict]:
 
 def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
     """Runs the whole study (no file output) and returns its results."""
-    validate(config)
     results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "sizes": {}}
     for n in config.sizes:
         pset = problem_set(config, n)
@@ -298,56 +272,29 @@ def figure(config, results: dict):
     return fig
 
 
-def write_outputs(config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, f"quasi_newton-{config.problem}")
-    run_dir.write_json("results.json", results)
-    run_dir.write_text("table.md", render_tables(config, results))
+def write(config, results: dict) -> cli.Report:
     rows = [row for entry in results["sizes"].values() for row in entry["rows"]]
-    run_dir.write_text("results.csv", report.csv_text(rows, [report.Column("n", "n")] + COLUMNS))
-    run_dir.save_figure("convergence.png", figure(config, results))
-    return run_dir
-
-
-def config_from_flags() -> default_config.Config:
-    config = default_config.get_config(FLAGS.problem)
-    overrides = {}
-    if FLAGS.n is not None:
-        try:
-            overrides["sizes"] = tuple(int(n) for n in FLAGS.n)
-        except ValueError:
-            raise ValueError(f"--n takes integers separated by commas, got {','.join(FLAGS.n)}")
-    for name in ("seeds", "eps", "max_iters", "repeats"):
-        if getattr(FLAGS, name) is not None:
-            overrides[name] = getattr(FLAGS, name)
-    if FLAGS.methods is not None:
-        overrides["methods"] = tuple(FLAGS.methods)
-    overrides["scipy"] = FLAGS.scipy
-    return dataclasses.replace(config, **overrides)
-
-
-def define_flags() -> None:
-    flags.DEFINE_enum("problem", "quadratic", PROBLEMS, "Test problem.")
-    flags.DEFINE_list("n", None, "Problem sizes, e.g. 2,50,228 (default: the problem's config).")
-    flags.DEFINE_integer("seeds", None, "Number of random problems or starting points.")
-    flags.DEFINE_float("eps", None, "Stop when ||x_k - x*|| < eps.")
-    flags.DEFINE_list("methods", None, f"Methods, any of {', '.join(METHODS)}.")
-    flags.DEFINE_integer("max_iters", None, "Iteration budget per run.")
-    flags.DEFINE_bool("scipy", True, "Add scipy BFGS and L-BFGS-B reference rows.")
-    flags.DEFINE_integer("repeats", None, "Timed calls per compiled program (median reported).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+    return cli.Report(
+        markdown=render_tables(config, results),
+        results=results,
+        tables={"results.csv": (rows, [report.Column("n", "n")] + COLUMNS)},
+        figures={"convergence.png": figure(config, results)},
+    )
 
 
 # Second-order methods and their references run in float64.
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
-    validate=validate,
-    run_study=run_study,
-    render=render_tables,
-    write_outputs=write_outputs,
+STUDY = cli.Study(
+    name="quasi_newton",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     float64=True,
+    validate=validate,
+    checks={"problem": options.one_of(PROBLEMS), "methods": options.one_of(METHODS)},
+    run_name=lambda config: f"quasi_newton-{config.problem}",
+    smoke_flags=("--n=3", "--seeds=2", "--repeats=1", "--methods=bfgs,lbfgs", "--noscipy"),
 )
 
 
 if __name__ == "__main__":
-    cli.run(NAME, main, define_flags)
+    cli.run(STUDY)

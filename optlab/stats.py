@@ -132,3 +132,42 @@ def _bootstrap_mean_interval(
     tail = (1.0 - confidence) / 2
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(low), float(high)
+
+
+def format_mean_std(
+    samples: Any,
+    spec: str = ".3g",
+    *,
+    scale: float = 1.0,
+    spread: str = "std",
+) -> str:
+    """The one text of per-seed results: ``"mean ± std"``, e.g. ``"94.02 ± 0.23"``.
+
+    Args:
+      samples: 1-D per-seed values, or the `Summary` of them.
+      spec: format spec of the numbers (``".2f"``, ``".3g"``, ...).
+      scale: multiplies every number first (100 shows fractions as percentages).
+      spread: what follows the mean: "std" (``"m ± s"``), "range" (``"m ± s (min–max)"``)
+        or "interval" (``"m ± s [ci_low, ci_high]"``).
+
+    Returns:
+      The text, with ``" (k of n)"`` appended when only k of the n samples are finite, and
+      "—" when none is.
+    """
+    if spread not in ("std", "range", "interval"):
+        raise ValueError(f"spread must be 'std', 'range' or 'interval', got {spread!r}")
+    summary = samples if isinstance(samples, Summary) else summarize(samples)
+    if summary.count == 0:
+        return "—"
+
+    def number(value: float) -> str:
+        return format(value * scale, spec)
+
+    text = f"{number(summary.mean)} ± {number(summary.std)}"
+    if spread == "range":
+        text += f" ({number(summary.min)}–{number(summary.max)})"
+    elif spread == "interval":
+        text += f" [{number(summary.ci_low)}, {number(summary.ci_high)}]"
+    if summary.count < summary.total:
+        text += f" ({summary.count} of {summary.total})"
+    return text

@@ -1,29 +1,184 @@
-"""How a study or benchmark script starts: its flags, parsed into one readable error.
+"""The study engine: a study declares what it is, the kit runs it from the command line.
 
-Each script keeps its flag definitions in a function and calls ``cli.run(NAME, main,
-define_flags)`` under ``if __name__ == "__main__"``; a study builds its ``main`` with
-:func:`study_main` from its parts (flags to config, validation, the study, its report). Flags are then defined only when the
-module runs as a script: several studies share flag names (``--seeds``, ``--out``), and
-absl refuses a second definition in one process, e.g. when pytest imports several
-studies. A malformed flag (``--seeds=abc``, an unknown flag) prints one line
-``NAME: error: ...`` and exits with status 2, as the scripts' own checks do.
+A study module builds one :class:`Study` (its name, its config, the function that runs
+it, the function that reports it) and ends with::
+
+    if __name__ == "__main__":
+        cli.run(STUDY)
+
+:func:`main` then does, in this order: flags built from the config's fields (see
+:mod:`experiments.kit.options`), validation, JAX's persistent compilation cache, the run
+directory (created before any work, so an unwritable ``--out`` costs nothing), the study
+with its progress lines, and its :class:`Report` written into the run directory, which is
+named at the end. A bad command line ends with one line ``NAME: error: ...`` on stderr
+and status 2, whether absl, a field's check or the study's own ``validate`` found it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 from absl import app, flags
 from absl import logging as absl_logging
+
+from experiments.kit import options
+from experiments.kit.rundir import RunDir
+from optlab import report
+
+Log = Callable[[str], None]
+
+
+class Report(NamedTuple):
+    """What a study writes: the Markdown summary (printed too), JSON, CSVs and figures."""
+
+    markdown: str  # table.md, also printed
+    results: Any  # results.json, anything optlab.report.to_jsonable takes
+    tables: Mapping[str, tuple[Sequence[Mapping], Sequence[report.Column]]] = {}  # CSV name -> rows, columns
+    figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure, or animation for .gif
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A study as the kit runs it.
+
+    ``run(config, log)`` computes the results (no files; ``log`` takes progress lines) and
+    ``report(config, results)`` turns them into a :class:`Report`. ``validate`` adds the
+    checks that span fields; ``checks`` adds field checks that need the study's own
+    names (field name -> :class:`~experiments.kit.options.Check`). ``smoke_flags`` make
+    the tiny run that the registry's test makes of every study.
+    """
+
+    name: str
+    get_config: Callable[..., Any]
+    run: Callable[[Any, Log], Any]
+    report: Callable[[Any, Any], Report]
+    float64: bool = False
+    validate: Callable[[Any], None] | None = None
+    checks: Mapping[str, options.Check] = dataclasses.field(default_factory=dict)
+    run_name: Callable[[Any], str] | None = None  # the run directory's prefix; default name
+    smoke_flags: tuple[str, ...] = ()
+
+    def check(self, config: Any) -> None:
+        """Raises ``ValueError`` with one readable line for a config that cannot run."""
+        options.validate(config, self.checks)
+        if self.validate is not None:
+            self.validate(config)
+
+
+def default_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/optlab/jax``, or ``~/.cache/optlab/jax``."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return str(Path(root) / "optlab" / "jax")
+
+
+def define_kit_flags(flag_values: flags.FlagValues, module_name: str | None = None) -> None:
+    """The flags of every study: ``--out`` and ``--compilation_cache``."""
+    extra = {"module_name": module_name} if module_name else {}
+    flags.DEFINE_string(
+        "out", "runs", "Directory that receives the run directory.",
+        flag_values=flag_values, **extra,
+    )
+    flags.DEFINE_string(
+        "compilation_cache", default_cache_dir(),
+        "Directory of JAX's persistent compilation cache, so that a rerun does not compile "
+        "again; empty turns it off.",
+        flag_values=flag_values, **extra,
+    )
+
+
+def enable_compilation_cache(directory: str) -> None:
+    """Keeps every compiled program in ``directory``, even those that compile in a blink."""
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def write_report(run_dir: RunDir, written: Report) -> None:
+    """Writes a :class:`Report`: results.json, table.md, the CSVs and the figures."""
+    run_dir.write_json("results.json", written.results)
+    run_dir.write_text("table.md", written.markdown.rstrip("\n") + "\n")
+    for name, (rows, columns) in written.tables.items():
+        run_dir.write_text(name, report.csv_text(rows, columns))
+    for name, figure in written.figures.items():
+        if name.endswith(".gif"):
+            run_dir.save_animation(name, figure)
+        else:
+            run_dir.save_figure(name, figure)
 
 
 def fail(name: str, message: str) -> int:
     """Prints ``name: error: message`` to stderr; returns the exit status 2 for ``main``."""
     print(f"{name}: error: {message}", file=sys.stderr)
     return 2
+
+
+def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> int:
+    """Runs ``study`` for the parsed ``flag_values``; returns the exit status."""
+    if len(argv) > 1:
+        return fail(study.name, f"unexpected argument {argv[1]!r}; every setting is a --flag")
+    try:
+        config = options.config_from_flags(study.get_config, flag_values)
+        study.check(config)
+    except ValueError as error:
+        return fail(study.name, str(error))
+    jax.config.update("jax_enable_x64", study.float64)
+    if flag_values.compilation_cache:
+        enable_compilation_cache(flag_values.compilation_cache)
+    run_name = study.run_name(config) if study.run_name else study.name
+    try:
+        run_dir = RunDir.create(flag_values.out, run_name)
+        run_dir.write_json("config.json", config)
+    except OSError as error:
+        return fail(study.name, f"cannot write the run directory under --out={flag_values.out}: "
+                                f"{error.strerror or error}")
+    print(f"Writing to {run_dir.path}", flush=True)
+    start = time.perf_counter()
+    results = study.run(config, lambda line: print(line, flush=True))
+    written = study.report(config, results)
+    print()
+    print(written.markdown)
+    write_report(run_dir, written)
+    print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
+    return 0
+
+
+def parse(study: Study, argv: Sequence[str], flag_values: flags.FlagValues,
+          module_name: str | None = None) -> list[str] | int:
+    """Defines the study's flags in ``flag_values`` and parses ``argv`` into them.
+
+    Returns the arguments left over, or exit status 2 after one error line.
+    """
+    options.define_flags(study.get_config, flag_values, module_name, study.checks)
+    define_kit_flags(flag_values, module_name)
+    try:
+        return flag_values(list(argv))
+    except flags.Error as error:
+        return fail(study.name, str(error))
+
+
+def run(study: Study) -> None:
+    """The command line of a study module (under ``if __name__ == "__main__"``)."""
+
+    def parse_flags(argv: list[str]) -> list[str]:
+        remaining = parse(study, argv, flags.FLAGS, module_name=sys.argv[0])
+        if isinstance(remaining, int):
+            sys.exit(remaining)
+        # Progress goes to stdout; log records below WARNING (orbax's checkpoint notes,
+        # JAX's note that no TPU runtime is installed) only with --verbosity=0 or higher.
+        if not flags.FLAGS["verbosity"].present:
+            absl_logging.set_verbosity(absl_logging.WARNING)
+        return remaining
+
+    app.run(lambda argv: main(study, argv, flags.FLAGS), flags_parser=parse_flags)
+
+
+# --- Helpers of the training studies not yet on the kit; they go when those studies move.
 
 
 def parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
@@ -77,22 +232,20 @@ def runs_per_vmap(overrides: dict[str, Any], flag_values: flags.FlagValues = fla
         overrides["runs_per_vmap"] = flag_values.runs_per_vmap or None
 
 
-def run(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
-    """Defines the script's flags and runs ``main`` under absl."""
+def run_script(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
+    """Runs a script that is no study (a benchmark, or a study not yet on the kit) under absl."""
     define_flags()
 
-    def parse(argv: list[str]) -> list[str]:
+    def parse_flags(argv: list[str]) -> list[str]:
         try:
             remaining = flags.FLAGS(argv)
         except flags.Error as error:
             sys.exit(fail(name, str(error)))
-        # Progress goes to stdout; log records below WARNING (orbax's checkpoint notes,
-        # JAX's note that no TPU runtime is installed) only with --verbosity=0 or higher.
         if not flags.FLAGS["verbosity"].present:
             absl_logging.set_verbosity(absl_logging.WARNING)
         return remaining
 
-    app.run(main, flags_parser=parse)
+    app.run(main, flags_parser=parse_flags)
 
 
 def study_main(
@@ -105,13 +258,8 @@ def study_main(
     write_outputs: Callable[[Any, dict, str], Any],
     float64: bool,
 ) -> Callable[[list[str]], int]:
-    """The ``main`` of a study: config from flags, checks, the study, its tables and files.
-
-    A configuration that cannot run (``ValueError`` from ``config_from_flags`` or
-    ``validate``, or a stray positional argument) ends with one error line and status 2
-    before anything is computed or written. ``--out`` names the directory that receives
-    the run directory, which is printed at the end.
-    """
+    """The ``main`` of a not-yet-declarative study: config from flags, checks, the study,
+    its tables and files."""
 
     def main(argv: list[str]) -> int:
         if len(argv) > 1:

@@ -1,0 +1,107 @@
+"""Every study of the registry, through the kit: its flags, its errors and its files.
+
+The studies' own tests check what each study finds; these check what the kit promises
+for all of them: ``--help`` lists each flag once with its help and default, every check
+of every field rejects its counterexample with one line before anything is written, an
+unwritable ``--out`` stops before the study runs, and a tiny run writes its run directory.
+"""
+
+import dataclasses
+import importlib
+import json
+import subprocess
+import sys
+
+import jax
+import pytest
+from absl import flags
+
+from experiments import STUDIES
+from experiments.kit import cli, options
+
+
+def study_of(name: str) -> cli.Study:
+    return importlib.import_module(f"experiments.{name}").STUDY
+
+
+@pytest.fixture
+def call(capsys):
+    """``call(study, *args)`` runs the study's command line in this process: the exit
+    status and the error lines; JAX's float64 setting is restored afterwards."""
+    x64 = jax.config.jax_enable_x64
+
+    def run(study, *args):
+        values = flags.FlagValues()
+        remaining = cli.parse(study, ["study", "--compilation_cache=", *args], values)
+        status = remaining if isinstance(remaining, int) else cli.main(study, remaining, values)
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        return status, errors
+
+    yield run
+    jax.config.update("jax_enable_x64", x64)
+
+
+def bad_command_lines(study: cli.Study) -> list[tuple[list[str], str]]:
+    """(arguments, the text the error line must hold) for one study."""
+    config_type = type(study.get_config())
+    cases = [(["--no_such_flag=1"], "no_such_flag"), (["stray"], "unexpected argument")]
+    for flag, checks in options.all_checks(config_type, study.checks).items():
+        cases += [([f"--{flag}={check.counterexample}"], f"--{flag}") for check in checks]
+    numeric = [f for f in options.config_flags(config_type) if f.kind in (int, float)]
+    if numeric:
+        cases.append(([f"--{numeric[0].name}=abc"], f"--{numeric[0].name}"))
+    return cases
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_bad_command_lines_exit_with_one_readable_line(name, call, tmp_path):
+    study = study_of(name)
+    for args, expected in bad_command_lines(study):
+        status, errors = call(study, f"--out={tmp_path}", *args)
+        assert status == 2, args
+        assert len(errors) == 1 and errors[0].startswith(f"{name}: error: "), (args, errors)
+        assert expected in errors[0], (args, errors)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_unwritable_out_stops_before_the_study_runs(name, call, tmp_path):
+    def must_not_run(config, log):
+        raise AssertionError("the study ran")
+
+    study = dataclasses.replace(study_of(name), run=must_not_run)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    status, errors = call(study, f"--out={blocker}/runs")
+    assert status == 2 and len(errors) == 1 and "--out=" in errors[0], errors
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_a_tiny_run_writes_its_run_directory(name, call, tmp_path):
+    study = study_of(name)
+    status, errors = call(study, f"--out={tmp_path}", *study.smoke_flags)
+    assert status == 0 and not errors, errors
+    (run_dir,) = tmp_path.iterdir()
+    names = {path.name for path in run_dir.iterdir()}
+    assert {"config.json", "results.json", "table.md"} <= names
+    config = json.loads((run_dir / "config.json").read_text())
+    assert set(config) == {field.name for field in dataclasses.fields(study.get_config())}
+    json.loads((run_dir / "results.json").read_text())
+    assert (run_dir / "table.md").read_text().strip()
+    assert any(name.endswith(".csv") for name in names)
+    assert any(name.endswith(".png") for name in names)
+    assert not [name for name in names if name.startswith(".")]  # no temporary left
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_help_lists_every_flag_once_with_its_default(name):
+    done = subprocess.run([sys.executable, "-m", f"experiments.{name}", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert not done.stderr, done.stderr[-2000:]  # absl ends --help with status 1
+    config_flags = options.config_flags(type(study_of(name).get_config()))
+    for flag in config_flags:
+        prefix = f"--[no]{flag.name}:" if flag.kind is bool else f"--{flag.name}:"
+        assert done.stdout.count(prefix) == 1, prefix
+    for kit_flag in ("--out:", "--compilation_cache:"):
+        assert done.stdout.count(kit_flag) == 1, kit_flag
+    assert done.stdout.count("(default:") >= len(config_flags) + 2
