@@ -1,19 +1,19 @@
 r"""Why Newton's method cycles on ``f(x, y) = x^4/4 - x^2 + 2x + (y - 1)^2`` from (0, 2).
 
-    python -m experiments.newton_cycle
+Question: why does pure Newton never converge here, and which fixes do? Newton sets
+``y = 1`` in one step while ``x`` jumps 0 -> 1 -> 0 -> ...: ``f_xx = 3x^2 - 2`` is -2 at
+``x = 0`` (the Hessian is indefinite, the step goes to the local model's maximum in x)
+and 1 at ``x = 1``, and the two steps ``-f_x / f_xx`` are +1 and -1. The study runs pure
+Newton (status ``cycling``), gradient descent with a fixed step, steepest descent with a
+line search, and Newton with its eigenvalues floored at their absolute value and
+backtracking (every step descends).
 
-Pure Newton sets ``y = 1`` in its first step, while ``x`` jumps 0 -> 1 -> 0 -> ... for
-ever: ``f_xx = 3x^2 - 2`` is -2 at ``x = 0`` and 1 at ``x = 1``, and ``f_x`` is 2 and 1
-there, so the two Newton steps ``-f_x / f_xx`` are +1 and -1. At ``x = 0`` the Hessian is
-indefinite: Newton's step goes to the stationary point of the local quadratic model,
-here its maximum in ``x``, and there is no descent to stop it. The study runs
-pure Newton (status ``cycling``), gradient descent with a fixed step 0.01, steepest
-descent with a line search, and a regularized Newton method (eigenvalues of the Hessian
-floored at their absolute value, with backtracking: every step descends), and
-reports, for each, the status, iterations, final point and distance to the minimizer
-``(x*, 1)`` with ``x*`` the real root of ``x^3 - 2x + 2 = 0``. It writes results.json,
-table.md, results.csv and contour.png (the paths on the contour plot) into a new run
-directory under --out.
+    python -m experiments.newton_cycle
+    python -m experiments.newton_cycle --learning_rate=0.05
+
+Writes table.md (per method: status, iterations, final point, distance to the minimizer
+``(x*, 1)``, ``x*`` the real root of ``x^3 - 2x + 2 = 0``; the Hessian's signs that explain
+the cycle), results.json, results.csv and contour.png (the paths on the contour plot).
 """
 
 from __future__ import annotations
@@ -24,16 +24,11 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import flags
 
 import optlab
 from configs import newton_cycle as default_config
 from experiments.kit import cli
-from experiments.kit.rundir import RunDir
 from optlab import plots, problems, report
-
-NAME = "newton_cycle"
-FLAGS = flags.FLAGS
 
 DOMAIN = (-2.5, 2.0, -1.0, 3.0)  # x_min, x_max, y_min, y_max of the contour plot
 
@@ -45,15 +40,6 @@ def methods(config) -> dict[str, optlab.GradientTransformationExtraArgs]:
         "steepest descent": optlab.steepest_descent(),
         "regularized newton": optlab.newton("backtracking", min_curvature=config.min_curvature),
     }
-
-
-def validate(config: default_config.Config) -> None:
-    if not config.learning_rate > 0:
-        raise ValueError(f"--learning_rate must be positive, got {config.learning_rate}")
-    if not config.min_curvature > 0:
-        raise ValueError(f"--min_curvature must be positive, got {config.min_curvature}")
-    if config.max_iters < 1:
-        raise ValueError(f"--max_iters must be at least 1, got {config.max_iters}")
 
 
 def hessian_story(x_star: np.ndarray) -> list[dict]:
@@ -79,7 +65,6 @@ def hessian_story(x_star: np.ndarray) -> list[dict]:
 
 def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
     """Runs every method from the start (no file output) and returns the results."""
-    validate(config)
     x_star = problems.newton_cycle_minimizer()
     stop = optlab.stopping.distance_to(x_star, config.eps)
     x0 = jnp.asarray(config.start)
@@ -169,15 +154,6 @@ def summary(config, results: dict) -> str:
     )
 
 
-def write_outputs(config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, "newton_cycle")
-    run_dir.write_json("results.json", results)
-    run_dir.write_text("table.md", summary(config, results) + "\n")
-    run_dir.write_text("results.csv", report.csv_text(results["rows"], COLUMNS))
-    run_dir.save_figure("contour.png", figure(results))
-    return run_dir
-
-
 def figure(results: dict):
     """The four paths on the contour plot of f; Newton's is the two-point cycle."""
     return plots.contour_figure(
@@ -189,32 +165,24 @@ def figure(results: dict):
     )
 
 
-def config_from_flags() -> default_config.Config:
-    overrides = {
-        name: getattr(FLAGS, name)
-        for name in ("learning_rate", "min_curvature", "max_iters")
-        if getattr(FLAGS, name) is not None
-    }
-    return dataclasses.replace(default_config.get_config(), **overrides)
+def write(config, results: dict) -> cli.Report:
+    return cli.Report(
+        markdown=summary(config, results),
+        results=results,
+        tables={"results.csv": (results["rows"], COLUMNS)},
+        figures={"contour.png": figure(results)},
+    )
 
 
-def define_flags() -> None:
-    flags.DEFINE_float("learning_rate", None, "Gradient descent's fixed step.")
-    flags.DEFINE_float("min_curvature", None, "Eigenvalue floor of the regularized Newton method.")
-    flags.DEFINE_integer("max_iters", None, "Iteration budget of each method.")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
-
-
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
-    validate=validate,
-    run_study=run_study,
-    render=summary,
-    write_outputs=write_outputs,
+STUDY = cli.Study(
+    name="newton_cycle",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     float64=True,
+    smoke_flags=("--max_iters=50",),
 )
 
 
 if __name__ == "__main__":
-    cli.run_script(NAME, main, define_flags)
+    cli.run(STUDY)
