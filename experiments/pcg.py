@@ -1,36 +1,22 @@
 r"""Preconditioned conjugate gradients on SuiteSparse matrices and on the 2-D Poisson matrix.
 
+Question: how much does each preconditioner (none, Jacobi, IC(0), the ideal dense
+Cholesky factor) save in iterations and in time, and how does optlab's compiled CG
+compare with scipy's? ``A x = b`` is solved in float64 from ``x0 = --x0 * ones`` for
+``b = --rhs_scale * N(0, I)``, stopping when ``||r_k||_2 < --tol`` (the classic exercise:
+1138_bus, ``b ~ N(0, 20)``, ``x0 = ones``); scipy's ``cg`` with the same preconditioners
+(IC(0) from optlab's factor) gives the reference rows.
+
     python -m experiments.pcg --matrix=1138_bus
     python -m experiments.pcg --matrix=1138_bus --rhs=20
     python -m experiments.pcg --matrix=path/to/any.mtx --tol=1e-8
     python -m experiments.pcg --matrix=poisson2d --size=1000 --max_iters=300 --repeats=1
 
-Solves ``A x = b`` with ``optlab.linalg.cg`` (float64; ``A`` stored as BCOO, or by
-diagonals when it is a stencil: ``--layout``, see ``optlab.linalg.sparse_matrix``) from
-``x0 = --x0 * ones`` for ``b = --rhs_scale * N(0, I)`` drawn from ``--seed`` (the classic
-exercise: ``b ~ N(0, 20)``, ``x0 = ones``), stopping when ``||r_k||_2 < --tol`` on the
-recursively updated residual, with each preconditioner: none, Jacobi, IC(0) (zero fill,
-two level-scheduled sparse triangular solves per iteration) and ideal (a dense Cholesky
-factor of ``A``; skipped above ``ideal_max_n`` unknowns). scipy's
-``scipy.sparse.linalg.cg`` with the same rule and the same preconditioners (IC(0) applied
-with ``spsolve_triangular``, from optlab's factor, since scipy has none) gives the
-reference rows; their iteration counts should agree within a few percent.
-
-Reported per (preconditioner, solver): iterations, status, the set-up time of the
-preconditioner (median of ``--repeats``, apart from the solve), the solve time (median of
-``--repeats`` calls of the compiled solve; compile time apart), time per iteration, the
-true residual ``||b - A x||_2`` of the returned ``x``, and for optlab the cost of
-recording the residual history: the same solve with a history buffer of one entry per
-iteration, timed the same way, as a ratio. With ``--rhs=K > 1`` every preconditioner also
-solves ``K`` further right-hand sides in one vmapped call (sharded over devices when there
-are several): mean ± std of the iterations, the call's time, and scipy's loop of ``K``
-solves. Printed context: n, stored nonzeros, ``cond(A) = lambda_max / lambda_min`` (dense
-``eigvalsh`` up to 5000 unknowns, closed form for poisson2d, ``eigsh`` otherwise), and
-the time of one product ``A v`` in optlab's layout and in scipy's CSR.
-
-Written into a new run directory under ``--out``: ``results.json``, ``table.md``,
-``results.csv`` and ``residuals.png`` (``||r_k||`` against ``k``, log scale, one line per
-preconditioner).
+Writes table.md (per preconditioner and solver: iterations, status, set-up, solve and
+per-iteration time, compile time, the cost of recording the residual history, the true
+residual; with ``--rhs=K`` the K right-hand sides vmapped against scipy's loop; n,
+nonzeros, cond(A) and the time of one product), results.json, results.csv and
+residuals.png (``||r_k||`` against k, one line per preconditioner).
 """
 
 from __future__ import annotations
@@ -46,17 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
-from absl import flags
 
 from configs import pcg as default_config
-from experiments.kit import cli
-from experiments.kit.rundir import RunDir
+from experiments.kit import cli, options
 from experiments.kit.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
 from optlab import linalg, plots, report, stats, sweep
 from optlab.status import Status
 
-NAME = "pcg"
-FLAGS = flags.FLAGS
 PRECONDITIONERS: dict[str, Callable | None] = {
     "none": None,
     "jacobi": linalg.jacobi,
@@ -67,29 +49,8 @@ DENSE_EIGENVALUES_MAX_N = 5000
 
 
 def validate(config: default_config.Config) -> None:
-    unknown = [name for name in config.preconditioners if name not in PRECONDITIONERS]
-    if unknown or not config.preconditioners:
-        raise ValueError(
-            f"--preconditioners must name some of {', '.join(PRECONDITIONERS)}, "
-            f"got {','.join(config.preconditioners)!r}"
-        )
-    if len(set(config.preconditioners)) != len(config.preconditioners):
-        raise ValueError("--preconditioners names one preconditioner twice")
-    if config.matrix == "poisson2d" and config.size < 2:
-        raise ValueError(f"--size must be at least 2, got {config.size}")
-    if not config.tol > 0:
-        raise ValueError(f"--tol must be positive, got {config.tol}")
-    if config.max_iters is not None and config.max_iters < 1:
-        raise ValueError(f"--max_iters must be at least 1, got {config.max_iters}")
-    if config.rhs < 1:
-        raise ValueError(f"--rhs must be at least 1, got {config.rhs}")
-    if config.repeats < 1:
-        raise ValueError(f"--repeats must be at least 1, got {config.repeats}")
-    if not config.rhs_scale > 0:
-        raise ValueError(f"--rhs_scale must be positive, got {config.rhs_scale}")
-    if not config.ic0_shift >= 0:
-        raise ValueError(f"--ic0_shift must be >= 0, got {config.ic0_shift}")
-    load_matrix(config.matrix, config.size)  # a missing or malformed file is a usage error
+    """A missing or malformed matrix file is a usage error."""
+    load_matrix(config.matrix, config.size)
 
 
 @functools.cache
@@ -235,7 +196,7 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> 
         {
             "preconditioner": name,
             "solver": "optlab (vmapped)",
-            "iterations": stats.summarize(iterations).as_dict(),
+            "iterations": stats.summarize(iterations),
             "converged": int(converged.sum()),
             "seconds": timing.run_seconds,
         }
@@ -247,7 +208,7 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> 
             {
                 "preconditioner": name,
                 "solver": "scipy (loop)",
-                "iterations": stats.summarize([run.iterations for run in runs]).as_dict(),
+                "iterations": stats.summarize([run.iterations for run in runs]),
                 "converged": sum(run.info == 0 for run in runs),
                 "seconds": sum(run.seconds for run in runs),
             }
@@ -262,7 +223,6 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
     has its own thread pool, and an idle-spinning BLAS pool beside it slowed both scipy
     and optlab several times on a 2-core machine.
     """
-    validate(config)
     with single_threaded_blas():
         return _run_study(config, log)
 
@@ -333,8 +293,8 @@ COLUMNS = [
 ]
 
 
-def _mean_std(summary: dict) -> str:
-    return f"{summary['mean']:.1f} ± {summary['std']:.1f} ({summary['min']:.0f}–{summary['max']:.0f})"
+def _mean_std(summary: stats.Summary) -> str:
+    return stats.format_mean_std(summary, ".1f", spread="range")
 
 
 RHS_COLUMNS = [
@@ -394,61 +354,27 @@ def figure(config, results: dict):
     )
 
 
-def write_outputs(config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, NAME)
-    run_dir.write_json("results.json", results)
-    run_dir.write_text("table.md", summary(config, results) + "\n")
-    run_dir.write_text("results.csv", report.csv_text(results["rows"], COLUMNS))
-    run_dir.save_figure("residuals.png", figure(config, results))
-    return run_dir
-
-
-FLAG_FIELDS = (
-    "matrix", "size", "layout", "seed", "rhs_scale", "x0", "tol", "max_iters", "rhs", "ic0_shift",
-    "ideal_max_n", "repeats",
-)
-
-
-def config_from_flags() -> default_config.Config:
-    overrides = {name: getattr(FLAGS, name) for name in FLAG_FIELDS if getattr(FLAGS, name) is not None}
-    if FLAGS.preconditioners is not None:
-        overrides["preconditioners"] = tuple(FLAGS.preconditioners)
-    overrides["scipy"] = FLAGS.scipy
-    return dataclasses.replace(default_config.get_config(), **overrides)
-
-
-def define_flags() -> None:
-    flags.DEFINE_string(
-        "matrix", None, "Shipped matrix name (1138_bus, 685_bus, 494_bus), a .mtx path, or poisson2d."
+def write(config, results: dict) -> cli.Report:
+    return cli.Report(
+        markdown=summary(config, results),
+        results=results,
+        tables={"results.csv": (results["rows"], COLUMNS)},
+        figures={"residuals.png": figure(config, results)},
     )
-    flags.DEFINE_integer("size", None, "Grid side N of poisson2d (N^2 unknowns).")
-    flags.DEFINE_enum(
-        "layout", None, ["auto", "bcoo", "diagonal"], "How optlab stores A (see linalg.sparse_matrix)."
-    )
-    flags.DEFINE_list("preconditioners", None, "Some of none,jacobi,ic0,ideal.")
-    flags.DEFINE_integer("seed", None, "Seed of the right-hand sides.")
-    flags.DEFINE_float("rhs_scale", None, "Standard deviation of the entries of b.")
-    flags.DEFINE_float("x0", None, "The starting point is x0 * ones.")
-    flags.DEFINE_float("tol", None, "Stop when ||b - A x_k|| < tol.")
-    flags.DEFINE_integer("max_iters", None, "Iteration budget per solve (default 10 n).")
-    flags.DEFINE_integer("rhs", None, "Also solve this many random right-hand sides, vmapped.")
-    flags.DEFINE_float("ic0_shift", None, "IC(0) factors A + shift * diag(A).")
-    flags.DEFINE_integer("ideal_max_n", None, "Skip the dense ideal preconditioner above this n.")
-    flags.DEFINE_integer("repeats", None, "Timed calls per solve and set-up (median reported).")
-    flags.DEFINE_bool("scipy", True, "Add scipy.sparse.linalg.cg reference rows.")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
 
 
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
-    validate=validate,
-    run_study=run_study,
-    render=summary,
-    write_outputs=write_outputs,
+STUDY = cli.Study(
+    name="pcg",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     float64=True,
+    validate=validate,
+    checks={"preconditioners": options.one_of(PRECONDITIONERS),
+            "layout": options.one_of(("auto", "bcoo", "diagonal"))},
+    smoke_flags=("--matrix=494_bus", "--repeats=1", "--rhs=2", "--preconditioners=none,jacobi"),
 )
 
 
 if __name__ == "__main__":
-    cli.run_script(NAME, main, define_flags)
+    cli.run(STUDY)

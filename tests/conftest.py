@@ -26,6 +26,28 @@ _BLAS_THREADS = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 
 
 @pytest.fixture
+def call_study(capsys):
+    """``call_study(study, *args)`` runs a kit study's command line in this process, with
+    the persistent compilation cache off; returns the exit status and the stderr lines.
+    JAX's float64 setting, which a study sets, is restored afterwards."""
+    from absl import flags
+
+    from experiments.kit import cli
+
+    x64 = jax.config.jax_enable_x64
+
+    def call(study, *args):
+        values = flags.FlagValues()
+        remaining = cli.parse(study, ["study", "--compilation_cache=", *args], values)
+        status = remaining if isinstance(remaining, int) else cli.main(study, remaining, values)
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        return status, errors
+
+    yield call
+    jax.config.update("jax_enable_x64", x64)
+
+
+@pytest.fixture
 def run_script():
     """``run(module, *args)`` runs ``python -m module args`` and returns the finished
     process and the stderr lines ``NAME: error: ...`` that the script printed (NAME the

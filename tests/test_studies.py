@@ -12,9 +12,7 @@ import json
 import subprocess
 import sys
 
-import jax
 import pytest
-from absl import flags
 
 from experiments import STUDIES
 from experiments.kit import cli, options
@@ -22,23 +20,6 @@ from experiments.kit import cli, options
 
 def study_of(name: str) -> cli.Study:
     return importlib.import_module(f"experiments.{name}").STUDY
-
-
-@pytest.fixture
-def call(capsys):
-    """``call(study, *args)`` runs the study's command line in this process: the exit
-    status and the error lines; JAX's float64 setting is restored afterwards."""
-    x64 = jax.config.jax_enable_x64
-
-    def run(study, *args):
-        values = flags.FlagValues()
-        remaining = cli.parse(study, ["study", "--compilation_cache=", *args], values)
-        status = remaining if isinstance(remaining, int) else cli.main(study, remaining, values)
-        errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-        return status, errors
-
-    yield run
-    jax.config.update("jax_enable_x64", x64)
 
 
 def bad_command_lines(study: cli.Study) -> list[tuple[list[str], str]]:
@@ -54,10 +35,10 @@ def bad_command_lines(study: cli.Study) -> list[tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize("name", STUDIES)
-def test_bad_command_lines_exit_with_one_readable_line(name, call, tmp_path):
+def test_bad_command_lines_exit_with_one_readable_line(name, call_study, tmp_path):
     study = study_of(name)
     for args, expected in bad_command_lines(study):
-        status, errors = call(study, f"--out={tmp_path}", *args)
+        status, errors = call_study(study, f"--out={tmp_path}", *args)
         assert status == 2, args
         assert len(errors) == 1 and errors[0].startswith(f"{name}: error: "), (args, errors)
         assert expected in errors[0], (args, errors)
@@ -65,21 +46,21 @@ def test_bad_command_lines_exit_with_one_readable_line(name, call, tmp_path):
 
 
 @pytest.mark.parametrize("name", STUDIES)
-def test_unwritable_out_stops_before_the_study_runs(name, call, tmp_path):
+def test_unwritable_out_stops_before_the_study_runs(name, call_study, tmp_path):
     def must_not_run(config, log):
         raise AssertionError("the study ran")
 
     study = dataclasses.replace(study_of(name), run=must_not_run)
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    status, errors = call(study, f"--out={blocker}/runs")
+    status, errors = call_study(study, f"--out={blocker}/runs")
     assert status == 2 and len(errors) == 1 and "--out=" in errors[0], errors
 
 
 @pytest.mark.parametrize("name", STUDIES)
-def test_a_tiny_run_writes_its_run_directory(name, call, tmp_path):
+def test_a_tiny_run_writes_its_run_directory(name, call_study, tmp_path):
     study = study_of(name)
-    status, errors = call(study, f"--out={tmp_path}", *study.smoke_flags)
+    status, errors = call_study(study, f"--out={tmp_path}", *study.smoke_flags)
     assert status == 0 and not errors, errors
     (run_dir,) = tmp_path.iterdir()
     names = {path.name for path in run_dir.iterdir()}

@@ -166,15 +166,17 @@ def config_from_flags(get_config: Callable[..., Any], flag_values: flags.FlagVal
 
 
 def validate(config: Any, checks: Mapping[str, Check] = types.MappingProxyType({})) -> None:
-    """Runs each field's check and the extra ``checks`` (field name -> check).
+    """Runs each field's check and the extra ``checks`` (field name -> check) on every
+    field that is not None (None stands for a rule, such as "10 n iterations").
 
     Raises ``ValueError`` naming the flag, e.g. ``--seeds must be at least 1, got 0``.
     """
     names = {flag.field: flag.name for flag in config_flags(type(config))}
     for field in dataclasses.fields(config):
         opt = field.metadata.get(_KEY)
+        value = getattr(config, field.name)
         for check in (opt.check if opt else None, checks.get(field.name)):
-            message = check(getattr(config, field.name)) if check else None
+            message = check(value) if check and value is not None else None
             if message:
                 raise ValueError(f"--{names.get(field.name, field.name)} {message}")
 
