@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from experiments.kit.options import at_least, non_negative, option, positive
+
 
 @dataclasses.dataclass(frozen=True)
 class Method:
@@ -102,12 +104,21 @@ SCENARIOS = (
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    scenarios: tuple[Scenario, ...] = SCENARIOS
-    seeds: int = 10  # noise seeds per method, one vmapped program per method
-    threshold: float = 1.0  # count iterations until distance < threshold (the exercise's 1)
-    animate: bool = False  # also write path-<scenario>.gif
-    fps: int = 10  # frames per second of the animations
-    repeats: int = 3  # timed calls of each compiled program (median reported)
+    scenarios: tuple[Scenario, ...] = option(SCENARIOS, "The scenarios defined.", flag="")
+    scenario: tuple[str, ...] | None = option(None, "Scenarios to run.", default_text="all")
+    seeds: int = option(10, "Noise seeds per method, one vmapped program per method.",
+                        check=at_least(1))
+    sigma: float | None = option(None, "Gradient noise of every scenario.",
+                                 check=non_negative(), default_text="per scenario")
+    lr: float | None = option(None, "Learning rate of every method.", default_text="per method")
+    beta: float | None = option(None, "Momentum decay of every method that has one (γ, Adam's "
+                                "β₁).", default_text="per method")
+    threshold: float = option(1.0, "Count iterations until the distance is below this.",
+                              check=positive())
+    animate: bool = option(False, "Also write an animated GIF of the paths per scenario.")
+    fps: int = option(10, "Frames per second of the animations.", flag="", check=at_least(1))
+    repeats: int = option(3, "Timed calls of each compiled program (median reported).",
+                          check=at_least(1))
 
 
 def get_config() -> Config:

@@ -1,31 +1,22 @@
-r"""First-order methods with noisy gradients on 2-D test functions, averaged over noise seeds.
+r"""First-order methods with noisy gradients on 2-D test functions, over noise seeds.
+
+Question, per scenario of the classic exercise (configs/test_functions.py): which rule
+and rate gets near the minimizer, and which diverges or stalls? Noisy SGD's learning
+rate on the bowl x^2 + y^2; SGD against heavy-ball momentum on Matyas's function; SGD,
+momentum and AdaGrad at the monkey saddle (leaving it is the goal); Adam, AdaGrad,
+momentum and SGD escaping the local minimum of sin(r); momentum against SGD on Easom's
+function. Every method sees the gradient plus noise ``sigma z`` (the same seeds for every
+method), runs a fixed number of steps, and is one vmapped, compiled program over seeds.
 
     python -m experiments.test_functions
     python -m experiments.test_functions --scenario=bowl,matyas --seeds=20 --animate
     python -m experiments.test_functions --scenario=bowl --lr=0.3 --sigma=0
 
-The scenarios of the classic exercise (configs/test_functions.py): the learning rate of
-noisy SGD on the bowl x^2 + y^2 (too high, too low, right), SGD against heavy-ball
-momentum on Matyas's function, SGD, momentum and AdaGrad at the monkey saddle, escaping
-the local minimum of sin(r) at the origin with Adam, AdaGrad, momentum and SGD, and
-momentum against SGD on Easom's function. Every method sees the gradient plus Gaussian
-noise ``sigma z`` (the same noise seeds 0, ..., seeds - 1 for every method) and runs a
-fixed number of steps.
-
-Each (scenario, method) is one vmapped, compiled program over the seeds
-(``optlab.sweep.run_seeds``). From the recorded iterates the study reports, as mean ±
-std over the seeds, the iterations until the distance to the minimizers first drops
-below ``--threshold`` (over the seeds that get there; the "below" column counts them),
-the final distance and the final value, and how many runs turned non-finite (diverged).
-Distances are those of ``optlab.problems.TEST_FUNCTIONS``: to the nearest circle of
-minima for mult, to the saddle point for the monkey saddle, which is unbounded below and
-where leaving the saddle is the desired outcome. A one-line takeaway per scenario is
-computed from those numbers.
-
-It writes results.json, table.md, results.csv, and per scenario contour-<scenario>.png
-and surface-<scenario>.png (each method's path for its median seed: the seed whose final
-distance is the median), with --animate also path-<scenario>.gif, into a new run
-directory under --out and names it at the end.
+Writes table.md (per method, mean ± std over seeds: iterations until the distance to the
+minimizers drops below --threshold, final distance and value, non-finite runs; a computed
+one-line takeaway per scenario), results.json, results.csv, and per scenario
+contour-NAME.png and surface-NAME.png (the median seed's paths), with --animate
+path-NAME.gif.
 """
 
 from __future__ import annotations
@@ -37,13 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import flags
 
 import optlab
 from configs import test_functions as default_config
 from configs.test_functions import Config, Method, Scenario
 from experiments.kit import cli
-from experiments.kit.rundir import RunDir
 from optlab import first_order, plots, problems, report, stats, sweep
 
 RULES: dict[str, Callable[[Method], optax.GradientTransformation]] = {
@@ -69,10 +58,6 @@ class NeverStop(optlab.stopping.StopRule):
 
 
 NEVER_STOP = NeverStop()
-SCENARIO_NAMES = tuple(scenario.name for scenario in default_config.SCENARIOS)
-
-NAME = "test_functions"
-FLAGS = flags.FLAGS
 
 
 class Runs(NamedTuple):
@@ -93,20 +78,37 @@ def describe(method: Method) -> str:
     return " ".join(parts)
 
 
+def selected(config: Config) -> tuple[Scenario, ...]:
+    """The scenarios that ``--scenario`` names, with ``--sigma``, ``--lr`` and ``--beta``."""
+    by_name = {scenario.name: scenario for scenario in config.scenarios}
+    names = by_name if config.scenario is None else dict.fromkeys(config.scenario)
+    chosen = []
+    for name in names:
+        scenario = by_name[name]
+        methods = []
+        for method in scenario.methods:
+            if config.lr is not None:
+                method = dataclasses.replace(method, learning_rate=config.lr)
+            if config.beta is not None and method.rule in DECAYS:
+                method = dataclasses.replace(method, beta=config.beta)
+            methods.append(method)
+        # A shared --lr can make methods identical (the bowl's three rates): keep one.
+        chosen.append(dataclasses.replace(
+            scenario, methods=tuple(dict.fromkeys(methods)),
+            sigma=scenario.sigma if config.sigma is None else config.sigma))
+    return tuple(chosen)
+
+
 def validate(config: Config) -> None:
     """Raises ValueError with one readable line for a configuration that cannot run."""
-    if not config.scenarios:
-        raise ValueError("give at least one scenario")
     names = [scenario.name for scenario in config.scenarios]
     if len(set(names)) != len(names):
         raise ValueError(f"scenario names must be distinct, got {', '.join(names)}")
-    if config.seeds < 1:
-        raise ValueError(f"--seeds must be a positive number, got {config.seeds}")
-    if not config.threshold > 0:
-        raise ValueError(f"--threshold must be positive, got {config.threshold}")
-    if config.fps < 1 or config.repeats < 1:
-        raise ValueError("fps and repeats must be at least 1")
-    for scenario in config.scenarios:
+    unknown = [name for name in config.scenario or () if name not in names]
+    if unknown or config.scenario == ():
+        raise ValueError(f"--scenario: unknown scenario {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(names)}")
+    for scenario in selected(config):
         if scenario.function not in problems.TEST_FUNCTIONS:
             raise ValueError(
                 f"{scenario.name}: unknown function {scenario.function!r}; "
@@ -177,12 +179,6 @@ def median_seed(final_distances: np.ndarray) -> int:
     return int(order[(len(order) - 1) // 2])
 
 
-def _mean_std(summary: stats.Summary, fmt: str) -> str:
-    if summary.count == 0:
-        return report.MISSING
-    return f"{fmt.format(summary.mean)} ± {fmt.format(summary.std)}"
-
-
 def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Timing) -> dict:
     """One table row (numbers and their mean ± std texts) and the per-seed numbers behind it."""
     distances, values = np.asarray(runs.distances), np.asarray(runs.values)
@@ -201,9 +197,9 @@ def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Tim
     row = {
         "method": label,
         "reached": f"{iterations.count}/{seeds}",
-        "iterations": _mean_std(iterations, "{:.1f}"),
-        "final_distance": _mean_std(distance, "{:.3g}"),
-        "final_value": _mean_std(value, "{:.3g}"),
+        "iterations": stats.format_mean_std(iterations, ".1f"),
+        "final_distance": stats.format_mean_std(distance),
+        "final_value": stats.format_mean_std(value),
         "nonfinite": f"{nonfinite}/{seeds}",
         "seeds": seeds,
         "reached_count": iterations.count,
@@ -316,9 +312,8 @@ def run_scenario(config: Config, scenario: Scenario, log: Callable[[str], None])
 
 def run_study(config: Config, log: Callable[[str], None] = print) -> dict:
     """Runs every scenario (no file output) and returns the results."""
-    validate(config)
     results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "scenarios": {}}
-    for scenario in config.scenarios:
+    for scenario in selected(config):
         results["scenarios"][scenario.name] = run_scenario(config, scenario, log)
     return results
 
@@ -358,7 +353,7 @@ CSV_COLUMNS = [
 
 def render_tables(config: Config, results: dict) -> str:
     parts = []
-    for scenario in config.scenarios:
+    for scenario in selected(config):
         entry = results["scenarios"][scenario.name]
         start = ", ".join(f"{coordinate:g}" for coordinate in scenario.start)
         parts.append(
@@ -379,99 +374,48 @@ def _figure_title(config: Config, scenario: Scenario) -> str:
     return f"{scenario.name}: median of {config.seeds} seeds, σ = {scenario.sigma:g}"
 
 
-def write_outputs(config: Config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, "test_functions")
-    run_dir.write_json("results.json", results)
-    run_dir.write_text("table.md", render_tables(config, results))
-    rows = [
-        {"scenario": name, **row}
-        for name, entry in results["scenarios"].items()
-        for row in entry["rows"]
-    ]
-    run_dir.write_text("results.csv", report.csv_text(rows, CSV_COLUMNS))
-    for scenario in config.scenarios:
+def figures(config: Config, results: dict) -> tuple[dict, dict]:
+    """Per scenario the contour and surface plots of the median seeds' paths, and GIFs."""
+    drawn, animations = {}, {}
+    for scenario in selected(config):
         paths = results["scenarios"][scenario.name]["paths"]
         function = problems.TEST_FUNCTIONS[scenario.function]
         title = _figure_title(config, scenario)
-        run_dir.save_figure(
-            f"contour-{scenario.name}.png",
-            plots.contour_figure(
-                function.fn, function.domain, paths, function.minimizer, title=title
-            ),
-        )
-        run_dir.save_figure(
-            f"surface-{scenario.name}.png",
-            plots.surface_figure(function.fn, function.domain, paths, title=title),
-        )
+        drawn[f"contour-{scenario.name}.png"] = plots.contour_figure(
+            function.fn, function.domain, paths, function.minimizer, title=title)
+        drawn[f"surface-{scenario.name}.png"] = plots.surface_figure(
+            function.fn, function.domain, paths, title=title)
         if config.animate:
-            animation = plots.path_animation(
-                function.fn,
-                function.domain,
-                paths,
-                config.fps,
-                minimizer=function.minimizer,
-                title=title,
-            )
-            run_dir.save_animation(f"path-{scenario.name}.gif", animation, config.fps)
-    return run_dir
+            animations[f"path-{scenario.name}.gif"] = (plots.path_animation(
+                function.fn, function.domain, paths, config.fps,
+                minimizer=function.minimizer, title=title), config.fps)
+    return drawn, animations
 
 
-def _override(method: Method) -> Method:
-    """`method` with the learning rate and decay given by flags, if any."""
-    if FLAGS.lr is not None:
-        method = dataclasses.replace(method, learning_rate=FLAGS.lr)
-    if FLAGS.beta is not None and method.rule in DECAYS:
-        method = dataclasses.replace(method, beta=FLAGS.beta)
-    return method
-
-
-def config_from_flags() -> Config:
-    config = default_config.get_config()
-    scenarios = config.scenarios
-    if FLAGS.scenario is not None:
-        by_name = {scenario.name: scenario for scenario in scenarios}
-        unknown = [name for name in FLAGS.scenario if name not in by_name]
-        if unknown or not FLAGS.scenario:
-            raise ValueError(
-                f"unknown scenario {', '.join(unknown) or '(none given)'}; "
-                f"choose from {', '.join(by_name)}"
-            )
-        scenarios = tuple(by_name[name] for name in dict.fromkeys(FLAGS.scenario))
-    overridden = []
-    for scenario in scenarios:
-        # A shared --lr can make methods identical (the bowl's three rates): keep one.
-        methods = tuple(dict.fromkeys(_override(method) for method in scenario.methods))
-        sigma = scenario.sigma if FLAGS.sigma is None else FLAGS.sigma
-        overridden.append(dataclasses.replace(scenario, methods=methods, sigma=sigma))
-    overrides = {"scenarios": tuple(overridden), "animate": FLAGS.animate}
-    for name in ("seeds", "threshold"):
-        if getattr(FLAGS, name) is not None:
-            overrides[name] = getattr(FLAGS, name)
-    return dataclasses.replace(config, **overrides)
-
-
-def define_flags() -> None:
-    flags.DEFINE_list("scenario", None, f"Scenarios to run (default all): {', '.join(SCENARIO_NAMES)}.")
-    flags.DEFINE_integer("seeds", None, "Noise seeds per method (one vmapped program per method).")
-    flags.DEFINE_float("sigma", None, "Gradient noise of every scenario (default: per scenario).")
-    flags.DEFINE_float("threshold", None, "Count iterations until the distance is below this.")
-    flags.DEFINE_float("lr", None, "Learning rate of every method (default: per method).")
-    flags.DEFINE_float("beta", None, "Momentum decay of every method that has one (γ, Adam's β₁).")
-    flags.DEFINE_bool("animate", False, "Also write an animated GIF of the paths per scenario.")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+def write(config: Config, results: dict) -> cli.Report:
+    rows = [{"scenario": name, **row}
+            for name, entry in results["scenarios"].items() for row in entry["rows"]]
+    drawn, animations = figures(config, results)
+    return cli.Report(
+        markdown=render_tables(config, results),
+        results=results,
+        tables={"results.csv": (rows, CSV_COLUMNS)},
+        figures=drawn,
+        animations=animations,
+    )
 
 
 # float64, as in the tests: a diverging run stays finite longer, so its growth shows.
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
-    validate=validate,
-    run_study=run_study,
-    render=render_tables,
-    write_outputs=write_outputs,
+STUDY = cli.Study(
+    name="test_functions",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     float64=True,
+    validate=validate,
+    smoke_flags=("--scenario=bowl", "--seeds=2", "--repeats=1", "--lr=0.1"),
 )
 
 
 if __name__ == "__main__":
-    cli.run_script(NAME, main, define_flags)
+    cli.run(STUDY)

@@ -151,8 +151,8 @@ def format_mean_std(
         or "interval" (``"m ± s [ci_low, ci_high]"``).
 
     Returns:
-      The text, with ``" (k of n)"`` appended when only k of the n samples are finite, and
-      "—" when none is.
+      The text of the finite samples (tables count the others in a column of their own),
+      or "—" when none is finite.
     """
     if spread not in ("std", "range", "interval"):
         raise ValueError(f"spread must be 'std', 'range' or 'interval', got {spread!r}")
@@ -168,6 +168,4 @@ def format_mean_std(
         text += f" ({number(summary.min)}–{number(summary.max)})"
     elif spread == "interval":
         text += f" [{number(summary.ci_low)}, {number(summary.ci_high)}]"
-    if summary.count < summary.total:
-        text += f" ({summary.count} of {summary.total})"
     return text

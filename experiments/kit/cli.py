@@ -40,7 +40,8 @@ class Report(NamedTuple):
     markdown: str  # table.md, also printed
     results: Any  # results.json, anything optlab.report.to_jsonable takes
     tables: Mapping[str, tuple[Sequence[Mapping], Sequence[report.Column]]] = {}  # CSV name -> rows, columns
-    figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure, or animation for .gif
+    figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure
+    animations: Mapping[str, tuple[Any, int]] = {}  # GIF name -> (animation, frames per second)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,16 +101,15 @@ def enable_compilation_cache(directory: str) -> None:
 
 
 def write_report(run_dir: RunDir, written: Report) -> None:
-    """Writes a :class:`Report`: results.json, table.md, the CSVs and the figures."""
+    """Writes a :class:`Report`: results.json, table.md, the CSVs, figures and animations."""
     run_dir.write_json("results.json", written.results)
     run_dir.write_text("table.md", written.markdown.rstrip("\n") + "\n")
     for name, (rows, columns) in written.tables.items():
         run_dir.write_text(name, report.csv_text(rows, columns))
     for name, figure in written.figures.items():
-        if name.endswith(".gif"):
-            run_dir.save_animation(name, figure)
-        else:
-            run_dir.save_figure(name, figure)
+        run_dir.save_figure(name, figure)
+    for name, (animation, fps) in written.animations.items():
+        run_dir.save_animation(name, animation, fps)
 
 
 def fail(name: str, message: str) -> int:
