@@ -4,4 +4,4 @@
 ``STUDY`` (:class:`experiments.kit.cli.Study`), and one test runs them all.
 """
 
-STUDIES = ("newton_cycle", "pcg", "quasi_newton", "test_functions")
+STUDIES = ("linear_regression", "newton_cycle", "pcg", "quasi_newton", "test_functions")

@@ -1,53 +1,28 @@
 r"""Momentum, RMSprop and Adam on synthetic least squares, swept over hyperparameters and seeds.
 
+Question: how do momentum's beta, RMSprop's gamma, Adam's b1 x b2 and each method's
+learning rate change the final loss and the steps to a target loss, with minibatches of
+32 rows? Data ``X ~ U(-5, 5)`` (column j scaled by 2j + 1), ``y = X w + N(0, 1)``, one
+set per size; the loss is the mean squared error, whose least-squares value ``L(w*)`` is
+about 1. Seed s draws ``w0 ~ N(0, I)`` and the shuffles, the same for every setting.
+Per size, all sweeps of a method (settings x seeds) are one compiled program, the
+hyperparameters traced through ``optax.inject_hyperparams``.
+
     python -m experiments.linear_regression
     python -m experiments.linear_regression --sizes=500x2 --seeds=20 --methods=adam
     python -m experiments.linear_regression --learning_rates=0.03,0.01 --betas=0.5,0.9
 
-Data (``optlab.problems.regression.make_regression``): ``X ~ U(-5, 5)`` with column ``j``
-scaled by ``2j + 1``, ``y = X w + N(0, 1)`` with ``w ~ N(0, I)``, one data set per size
-``n x d``, drawn once from the study's ``seed`` and shared by every run of that size. The
-loss is the mean squared error without a factor 1/2; its smallest value ``L(w*)`` (the
-least-squares solution, ``jnp.linalg.lstsq``) is about the noise variance, 1.
-
-Runs: minibatches of ``--batch_size`` rows, a fresh shuffle every epoch (the last partial
-batch dropped), the gradient of the minibatch *mean* loss, exactly ``--steps`` steps
-(``optlab.train.run_minibatch``). Seed ``s`` draws the initial weights ``w0 ~ N(0, I)``
-and the shuffles; every setting of a sweep sees the same seeds. The full-data loss is
-recorded every ``record_every`` steps (config; default every step), in its exact
-``O(d^2)`` form ``L(w*) + (w - w*)^T (X^T X / n) (w - w*)``.
-
-Sweeps, per method (values in ``configs/linear_regression.py``): momentum's ``beta`` and
-RMSprop's ``gamma`` over ``--betas`` at a fixed learning rate, Adam's ``b1 x b2`` grid over
-``--betas``, and every method's learning rate over ``--learning_rates`` at the classic
-decays. No Python loop runs over settings or seeds: per size, all sweeps of a method,
-all their settings times all seeds, are one compiled program (9 programs for the 18
-sweeps). ``optax.inject_hyperparams`` turns the hyperparameters into traced values,
-vmapped over settings inside a vmap over seeds, so the settings of a seed share its
-minibatches, and the per-step cost of a program hardly grows with its members (merging
-the two sweeps of a method halved the study's run and compile times). Each program is
-timed by ``optlab.sweep.time_compiled``: compiled apart, one warm-up call, then the
-median of ``repeats`` calls; the rows of a method's sweeps show its program's time.
-
-Reported per (size, method, setting): the final full-data loss (mean ± std over the seeds
-that did not diverge: a run diverged when its final loss is not finite or above its
-initial loss), how many seeds reached the target ``--target_factor * L(w*)`` and after
-how many steps (mean ± std over those; the first recorded step at or below the target,
-resolution ``record_every``; a run that later diverged still counts), and the time and
-compile time of the method's program. A setting in two sweeps (momentum's beta = 0.9 at
-lr = 1e-3, say) is run in both and gives the same numbers. Written into a new run
-directory under ``--out``: ``results.json`` (everything but the loss curves and paths),
-``table.md``, ``results.csv``, ``convergence_NxD.png`` (loss against step: median over
-seeds and interquartile band, one panel per sweep) and, for ``d = 2``,
-``contour_NxD.png`` (the loss contours in weight space with the path of every setting's
-median seed, the seed of the median final loss).
+Writes table.md (per size, method and setting: the final loss over the seeds that did not
+diverge, the seeds that reached ``--target_factor * L(w*)`` and their steps to it, mean
+± std; the program's time and compile time), results.json, results.csv,
+convergence_NxD.png (loss against step: median and interquartile band, a panel per
+sweep) and for d = 2 contour_NxD.png (every setting's median-seed path).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -56,12 +31,10 @@ import jax.numpy as jnp
 import matplotlib.ticker
 import numpy as np
 import optax
-from absl import flags
 
 import optlab
 from configs import linear_regression as default_config
-from experiments.kit import cli
-from experiments.kit.rundir import RunDir
+from experiments.kit import cli, options
 from optlab import plots, report, stats, sweep
 from optlab.problems import regression
 from optlab.train import minibatch
@@ -76,8 +49,6 @@ DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}
 HYPERPARAMETERS = ("learning_rate", "beta", "gamma", "b1", "b2")
 FIGURE_POINTS = 250  # points per convergence curve at most
 
-FLAGS = flags.FLAGS
-NAME = "linear_regression"
 
 
 class Sweep(NamedTuple):
@@ -153,54 +124,15 @@ def sweeps(config: default_config.Config) -> list[Sweep]:
 
 
 def validate(config: default_config.Config) -> None:
-    """Raises ValueError with one readable line for a configuration that cannot run."""
-    if not config.sizes:
-        raise ValueError("give at least one problem size with --sizes, e.g. --sizes=500x2")
-    if config.batch_size < 1:
-        raise ValueError(f"--batch_size must be at least 1, got {config.batch_size}")
+    """The checks that span fields."""
     for n, d in config.sizes:
-        if n < 1 or d < 1:
-            raise ValueError(f"--sizes needs n >= 1 and d >= 1, got {n}x{d}")
         if config.batch_size > n:
             raise ValueError(
                 f"--batch_size={config.batch_size} is larger than n = {n} (size {n}x{d})"
             )
-    for name in ("seeds", "steps", "repeats"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"--{name} must be at least 1, got {getattr(config, name)}")
-    if config.record_every < 1 or config.steps % config.record_every:
+    if config.steps % config.record_every:
         raise ValueError(
             f"record_every must divide --steps={config.steps}, got {config.record_every}"
-        )
-    unknown = [m for m in config.methods if m not in METHODS]
-    if unknown or not config.methods:
-        raise ValueError(
-            f"unknown method {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(METHODS)}"
-        )
-    if len(set(config.methods)) < len(config.methods):
-        raise ValueError(f"--methods names a method twice: {','.join(config.methods)}")
-    if not config.learning_rates or not config.betas:
-        raise ValueError("give at least one value with --learning_rates and with --betas")
-    rates = [("--learning_rates", lr) for lr in config.learning_rates] + [
-        (f"{method}_learning_rate", getattr(config, f"{method}_learning_rate"))
-        for method in METHODS
-    ]
-    for name, rate in rates:
-        if not (math.isfinite(rate) and rate > 0):
-            raise ValueError(f"{name}: a learning rate must be positive, got {rate:g}")
-    decays = (
-        [("--betas", beta) for beta in config.betas]
-        + [("lr_sweep_beta", config.lr_sweep_beta)]
-        + [("lr_sweep_adam_betas", beta) for beta in config.lr_sweep_adam_betas]
-    )
-    for name, beta in decays:
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"{name}: a beta must lie in [0, 1), got {beta:g}")
-    if not (math.isfinite(config.target_factor) and config.target_factor > 1.0):
-        raise ValueError(
-            "--target_factor must be greater than 1 (no weights have a loss below the "
-            f"least-squares loss), got {config.target_factor:g}"
         )
 
 
@@ -491,7 +423,6 @@ def run_size(config, n: int, d: int, log: Callable[[str], None]) -> dict:
 
 def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
     """Runs the whole study (no file output) and returns its results."""
-    validate(config)
     start = time.perf_counter()
     results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "sizes": {}}
     for n, d in config.sizes:
@@ -636,70 +567,33 @@ def json_view(results: dict) -> dict:
     return view
 
 
-def write_outputs(config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, NAME)
-    run_dir.write_json("results.json", json_view(results))
-    run_dir.write_text("table.md", render_tables(config, results))
+def write(config, results: dict) -> cli.Report:
     rows = [row for entry in results["sizes"].values() for row in entry["rows"]]
-    run_dir.write_text("results.csv", report.csv_text(rows, CSV_COLUMNS))
+    figures = {}
     for size, entry in results["sizes"].items():
-        run_dir.save_figure(f"convergence_{size}.png", convergence_figure(config, entry))
+        figures[f"convergence_{size}.png"] = convergence_figure(config, entry)
         if entry["context"]["d"] == 2:
-            run_dir.save_figure(f"contour_{size}.png", contour_figure(entry))
-    return run_dir
-
-
-def _parse_sizes(texts: list[str]) -> tuple[tuple[int, int], ...]:
-    sizes = []
-    for text in texts:
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-        if match is None:
-            raise ValueError(
-                f"--sizes takes NxD pairs separated by commas, e.g. 500x2,10000x5; got {text!r}"
-            )
-        sizes.append((int(match[1]), int(match[2])))
-    return tuple(sizes)
-
-
-def config_from_flags() -> default_config.Config:
-    overrides: dict[str, Any] = {}
-    if FLAGS.sizes is not None:
-        overrides["sizes"] = _parse_sizes(FLAGS.sizes)
-    for name in ("seeds", "steps", "batch_size", "target_factor", "repeats"):
-        if getattr(FLAGS, name) is not None:
-            overrides[name] = getattr(FLAGS, name)
-    if FLAGS.methods is not None:
-        overrides["methods"] = tuple(FLAGS.methods)
-    for name in ("learning_rates", "betas"):
-        if getattr(FLAGS, name) is not None:
-            overrides[name] = cli.parse_floats(name, getattr(FLAGS, name))
-    return dataclasses.replace(default_config.get_config(), **overrides)
-
-
-def define_flags() -> None:
-    flags.DEFINE_list("sizes", None, "Problem sizes NxD, e.g. 500x2,10000x5,150000x7.")
-    flags.DEFINE_integer("seeds", None, "Runs per setting (initial weights and shuffles).")
-    flags.DEFINE_integer("steps", None, "Optimizer steps per run.")
-    flags.DEFINE_integer("batch_size", None, "Rows per minibatch.")
-    flags.DEFINE_list("methods", None, f"Methods, any of {', '.join(METHODS)}.")
-    flags.DEFINE_list("learning_rates", None, "Values of the learning-rate sweeps.")
-    flags.DEFINE_list("betas", None, "Values of the beta sweeps (Adam: the b1 x b2 grid).")
-    flags.DEFINE_float("target_factor", None, "Target loss = this times the least-squares loss.")
-    flags.DEFINE_integer("repeats", None, "Timed calls per compiled sweep (median reported).")
-    flags.DEFINE_string("out", "runs", "Directory that receives the run directory.")
+            figures[f"contour_{size}.png"] = contour_figure(entry)
+    return cli.Report(
+        markdown=render_tables(config, results),
+        results=json_view(results),
+        tables={"results.csv": (rows, CSV_COLUMNS)},
+        figures=figures,
+    )
 
 
 # Training runs in float32.
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
+STUDY = cli.Study(
+    name="linear_regression",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     validate=validate,
-    run_study=run_study,
-    render=render_tables,
-    write_outputs=write_outputs,
-    float64=False,
+    checks={"methods": options.one_of(METHODS)},
+    smoke_flags=("--sizes=64x2", "--seeds=2", "--steps=20", "--methods=adam", "--repeats=1",
+                 "--betas=0.9", "--learning_rates=0.01"),
 )
 
 
 if __name__ == "__main__":
-    cli.run_script(NAME, main, define_flags)
+    cli.run(STUDY)
