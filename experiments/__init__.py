@@ -4,4 +4,6 @@
 ``STUDY`` (:class:`experiments.kit.cli.Study`), and one test runs them all.
 """
 
-STUDIES = ("linear_regression", "newton_cycle", "pcg", "quasi_newton", "test_functions")
+STUDIES = (
+    "example", "linear_regression", "newton_cycle", "pcg", "quasi_newton", "test_functions",
+)
