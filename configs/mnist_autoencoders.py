@@ -11,16 +11,11 @@ class Config:
     seeds: int = 5  # runs per model; seed s draws the initial weights and the minibatch order
     # The first 6000 training images, cut in order into 4800 for training and 1200 for
     # validation (the loss curves), and the first 1000 test images: the subset of the
-    # MNIST MLP study. The full 48 000 / 12 000 / 10 000 cost ten times as much per epoch:
-    # measured on the idle 2-core CPU, one epoch of the subset takes about 0.2 s per seed
-    # for the dense model and 1.2 s per seed for the convolutional one.
+    # MNIST MLP study. The full 48 000 / 12 000 / 10 000 cost ten times as much per epoch.
     train_limit: int = 6000
     validation_fraction: float = 0.2
     test_limit: int = 1000
-    # 20 epochs of batch 128 (37 Adam steps an epoch, 740 in all): the mean validation
-    # MSE falls from 0.054 after one epoch to 0.0108 for the dense model and from 0.052
-    # to 0.0069 for the convolutional one, both still falling slowly. The default study
-    # took 155 s on the idle 2-core CPU (fits: dense 21 s, conv 115 s).
+    # 20 epochs of batch 128: 37 Adam steps an epoch, 740 in all.
     epochs: int = 20
     batch_size: int = 128
     # Adam at Keras's default rate.
@@ -28,12 +23,10 @@ class Config:
     # Each model's output bias starts at logit(mean training pixel), so its first
     # reconstructions are the mean intensity (0.13) rather than 0.5. False keeps Keras's
     # zeros, from which Adam at 1e-3 drives the convolutional model's sigmoid output to 0
-    # for every pixel within about 60 steps, and it stays there (measured: all 5 seeds
-    # of the study collapse; see the study's docstring).
+    # for every pixel within about 60 steps, and it stays there (RESULTS.md).
     output_bias_at_mean: bool = True
     # Runs vmapped together inside the program; 1 loops over the seeds instead, None (flag
-    # 0) vmaps them all. On the idle 2-core CPU the two are even: fits of 20.7 s (dense)
-    # and 1 min 59 s (conv) in the loop, 19.5 s and 2 min 08 s vmapped.
+    # 0) vmaps them all (BENCHMARKS.md compares the two).
     runs_per_vmap: int | None = 1
     figure_run: int = 0  # the run whose codes and reconstructions the figure shows
     workdir: str | None = None  # checkpoints of each model (resumable); None: none

@@ -33,9 +33,7 @@ class Config:
     eps: float = 1e-7
     seeds: int = 5  # runs per variant; seed s gives every variant the same initial weights
     # Runs vmapped at a time; 1 loops over them inside the program, None (flag 0) vmaps
-    # all. Measured on the idle 2-core CPU (--placements=none --epochs=2, 5 runs): the
-    # loop trains in 2 min 11 s, vmapping all 5 in 3 min 19 s. On an H200 the two are
-    # equal (about 6 s per placement at the default; BENCHMARKS.md).
+    # all; on a CPU the loop is the faster (BENCHMARKS.md).
     runs_per_vmap: int | None = 1
     eval_batch_size: int = 600  # rows per evaluation batch (validation, test, train)
     workdir: str | None = None  # per-variant checkpoints; a rerun with it resumes

@@ -51,9 +51,7 @@ class Config:
     # trained by the "tuned" study (RMSprop, He-normal kernels).
     tuned: tuple[int, int, float, float] = (128, 256, 1e-6, 1e-3)
     seed: int = 0  # Hyperband's sampling of configurations
-    # Runs vmapped at a time in a fit (None: all). On a CPU vmapped matrix products of
-    # this size are no faster than a loop: 1 took 31 s against 35 s for 5 seeds x 5
-    # epochs on the full set (loaded 2-core CPU); on a GPU vmap all.
+    # Runs vmapped at a time in a fit (None: all); BENCHMARKS.md compares the two.
     runs_per_vmap: int | None = None
     workdir: str | None = None  # checkpoints of every fit, to resume an interrupted study
     wandb_project: str | None = None  # also log the metrics to this W&B project (offline)

@@ -36,8 +36,7 @@ class Config:
     adam_eps: float = 1e-7
     families: tuple[str, ...] = FAMILIES  # which programs run (tests run fewer)
     # Runs vmapped at a time (optlab.train.fit); 1 loops over them inside the program,
-    # None (flag 0) vmaps all. Measured on the idle 2-core CPU, 4 epochs of the SGD
-    # program (40 runs): 1 min 23 s in the loop, 2 min 17 s vmapped, the same results.
+    # None (flag 0) vmaps all; on a CPU the loop is the faster (BENCHMARKS.md).
     runs_per_vmap: int | None = 1
     seed: int = 0  # the validation split
     workdir: str | None = None  # per-family checkpoints; a rerun with it resumes

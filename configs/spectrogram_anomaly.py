@@ -22,17 +22,15 @@ class Config:
     validation_fraction: float = 0.1
     threshold_sigmas: float = 2.0  # threshold = mean + threshold_sigmas * std of their errors
     seeds: int = 5  # runs; seed s gives the initial weights and minibatch order
-    # Adam, no early stopping. 20 epochs at 1e-3 (Keras's default rate) left the
-    # validation MSE falling and detected about 60 of 143; 50 epochs at 3e-3 detect
-    # 77.6 ± 5.8 over 5 seeds (see the study's docstring).
+    # Adam, no early stopping; 20 epochs at Keras's 1e-3 left the validation MSE falling
+    # (RESULTS.md).
     epochs: int = 50
     batch_size: int = 32
     learning_rate: float = 3e-3  # Adam
     pca_components: int = 16  # the linear reference detector
-    # Seeds trained one after another inside the one program (optlab.train.fit). Measured
-    # on the idle 2-core CPU, one epoch of the 5 seeds (--epochs=1): 48.6 s in the loop,
-    # 65 s vmapped (compile 7.0 s against 5.5 s). With XLA's convolution ops vmapping
-    # was about 3x slower. None (--runs_per_vmap=0) vmaps every seed at once (a GPU).
+    # Seeds trained one after another inside the one program (optlab.train.fit); None
+    # (--runs_per_vmap=0) vmaps every seed at once. On a CPU the loop is the faster
+    # (BENCHMARKS.md).
     runs_per_vmap: int | None = 1
     workdir: str | None = None  # checkpoints; a rerun with the same workdir resumes
     wandb_project: str | None = None  # also log the metrics to this W&B project (offline)

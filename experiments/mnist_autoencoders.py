@@ -22,20 +22,14 @@ convolutional model collapses: Adam at 1e-3 drives its output layer into saturat
 within about 60 steps (pre-activations about -26, the same with flax's lax
 convolutions), the sigmoid outputs 0 for every pixel, the MSE sticks at the mean squared
 pixel (0.110 on the training images) and the gradient through ``sigmoid' ~ e^-26`` is far
-below Adam's eps, so it never recovers. From zero, with the default otherwise (5 seeds,
-20 epochs): at 1e-3 all 5 seeds collapse (test MSE 0.104); at 3e-4 2 of 5 do and the
-other 3 reach 0.012-0.015; at 1e-4 none does, test MSE 0.0278 ± 0.0020, still falling; a
-linear warm-up to 1e-3 over 370 steps left 2 of 3 seeds collapsed. From the mean pixel
-at 1e-3, the default (``python -m experiments.mnist_autoencoders``, 157 s on the idle
-2-core CPU): conv test MSE 0.00688 ± 0.00038, dense 0.01113 ± 0.00032 (from
-zero: 0.0127 ± 0.0003), no seed collapsed. ``--nooutput_bias_at_mean`` gives Keras's
+below Adam's eps, so it never recovers. ``--nooutput_bias_at_mean`` gives Keras's
 start. The table counts the collapsed seeds: test MSE no lower than that of the mean
 training image.
 
 Runs: per model, the ``--seeds`` seeds are runs of one ``optlab.train.fit`` call (one
 compiled program); seed ``s`` draws the initial weights and the minibatch order.
 ``runs_per_vmap=1`` loops over them inside the program (``--runs_per_vmap=0`` vmaps
-them: on the 2-core CPU it is no faster).
+them).
 
 Reported per model: the parameter count, the test MSE and MAE of the final weights
 (mean ± std over seeds), the number of collapsed seeds, the last validation MSE, and

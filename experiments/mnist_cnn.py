@@ -26,30 +26,6 @@ and the compile and run time of the variant's program. Written into a new run di
 under ``--out``: results.json, table.md, results.csv, runs.csv, metrics.jsonl and
 curves.png (3 x 2 panels: per variant, accuracy and loss of training and validation per
 epoch, median and interquartile band over seeds).
-
-Measured at the default (5 seeds) on an NVIDIA H200 (jax 0.11.2, 63 s end to end; each
-placement's 5 runs train in about 6 s there, against 48 min on the idle 2-core CPU, see
-BENCHMARKS.md): every placement fits the training set while validation stays near 0.97.
-
-=======  ===============  ===============  ===============  ===============  ==========
-dropout  train acc        test acc         acc gap          loss gap         best epoch
-=======  ===============  ===============  ===============  ===============  ==========
-none     0.9856 ± 0.0313  0.9568 ± 0.0393  0.0286 ± 0.0026  0.1305 ± 0.0275  35.8 ± 6.9
-input    0.9981 ± 0.0007  0.9724 ± 0.0013  0.0311 ± 0.0025  0.0855 ± 0.0100  45.8 ± 3.6
-hidden   0.9984 ± 0.0005  0.9788 ± 0.0043  0.0245 ± 0.0028  0.1013 ± 0.0167  40.0 ± 4.1
-=======  ===============  ===============  ===============  ===============  ==========
-
-(gaps: train - validation accuracy, validation - training loss; best epoch: that of the
-lowest validation loss). Without dropout the validation loss bottoms at 0.089-0.108
-(epochs 27-45) and ends at 0.113-0.129 on four seeds; the spread comes from seed 4,
-whose RMSprop steps spike the loss late (validation accuracy 0.97 -> 0.81 at epoch 43
-and 0.90 at epoch 50, its final model: test accuracy 0.887, the other four seeds
-0.966-0.978). Input dropout moves the minimum to epochs 42-50, and hidden dropout gives
-the best models (test accuracy 0.973-0.984). A second run with the runs vmapped
-(``--runs_per_vmap=0``), whose float rounding differs, gives the same picture (seed 4 of
-"none" spikes at the last epoch again; one "input" seed spikes too: test accuracy 0.9508
-/ 0.9626 / 0.9792). The earlier one-seed CPU run (about 10 min per placement) gave test
-accuracy 0.976 / 0.969 / 0.981 and accuracy gaps 0.029 / 0.030 / 0.023.
 """
 
 from __future__ import annotations

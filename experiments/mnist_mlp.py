@@ -46,24 +46,6 @@ Studies (``--study``, any of them, comma separated; all by default):
   weights reached 97.81 ± 0.36% over 5 seeds: the validation loss rises from about
   epoch 8 and the last epoch's accuracy wanders.)
 
-Measured at the default (``python -m experiments.mnist_mlp``: all four studies on the
-subset, 5 seeds, 100 epochs; 1860 s end to end on the 2-core CPU, beside other work for
-about half of it): batch 1 / 256 / N reach 92.74 ± 0.50 / 94.02 ± 0.23 / 89.96 ± 0.91%
-test accuracy (the coursework's 96.10 / 98.17 / 95.48%) with fits of 3 min 02 s, 28.3 s
-and 25.6 s for the 5 seeds together (Keras: 8913 s, 108 s and 55 s for one run). 4800
-training images hold this MLP near 94%: the full set (``--study=tuned --full``) reaches
-98.02 ± 0.08%. Design: rho 0.01 / 0.9 / 0.99 give 93.56 / 94.02 / 94.10%; L2 0.1 / 0.01
-/ 0.001 give 55.3 / 89.2 / 93.4%; SGD from Normal(10, 0.05) stays at 12.60% (one class,
-every seed and L2 strength; the coursework: about 11%); L1 0.01 + dropout 0.3 also ends
-at 12.60%: the L1 term, 0.01 times the sum of |w| over the 135,680 kernel weights (about
-63 at the initialization), outweighs the cross-entropy (about 2.3 at the start), and
-RMSprop drives the kernels to a mean |w| of 5e-4 within a few epochs (penalty 0.68 at
-the end, cross-entropy log 10). Search: the grid (15 min 07 s) and Hyperband (3 min 56
-s, 2111 configuration-epochs against the grid's 3600) both pick 128-256, L2 1e-6, lr
-1e-2 (validation accuracy 0.949; lr 1e-3 is second at 0.948), retrained on train +
-validation: 93.98 ± 0.73% test accuracy. The coursework's tuned configuration, best
-validation epoch kept: 93.68 ± 0.36%.
-
 Reported per variant (mean ± std over seeds): test accuracy and macro F1, final
 validation accuracy, the number of updates, and the fit's run and compile time (variants
 trained together share one fit: its time is theirs together). Written into a new run

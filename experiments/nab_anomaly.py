@@ -45,21 +45,6 @@ directory under ``--out``: results.json, table.md, results.csv (per variant), ru
 validation loss, log scale, median and interquartile band over seeds),
 mae_histogram.png, reconstruction.png (first test window) and anomalies.png (the test
 series with the anomalous points in red) for the first seed of "adam".
-
-Measured at the default (``python -m experiments.nab_anomaly``, idle 2-core CPU, 1750 s
-end to end with the runs of a program looped over, ``runs_per_vmap=1``: the SGD
-program's 40 runs took 18 min 43 s, Adam's 10 runs 4 min 31 s, Nesterov 2 min 29 s and
-AMSGrad 2 min 14 s; vmapped, the same study took 2740 s and gave the same figures but in
-one run, Adam's seed 4, whose threshold moved in the fourth digit and which flags 111
-points against 113): every seed of every variant flags 99 to 113 points, all inside the
-labelled window and none outside, so the Adam check holds. Mean train / validation MSE
-at the best epoch (the coursework's one Keras run in brackets): SGD 0.0536 / 0.0441
-(0.0525 / 0.0369), momentum 0.8 0.0421 / 0.0399 (0.0297 / 0.0251), Nesterov 0.0381 /
-0.0380, Adam 0.0129 / 0.0133 (0.0049 / 0.0046), AMSGrad 0.0248 / 0.0239. The means are
-pulled up by early stopping: patience 5 ends some seeds on a plateau after 8 to 26
-epochs (Adam's seeds 1 and 2 at 0.017 and 0.026), while the seeds that train all 50
-epochs come near the coursework's figures (Adam 0.0070 / 0.0050, 0.0072 / 0.0077 and
-0.0074 / 0.0050; momentum 0.8 0.030 / 0.027 on two seeds).
 """
 
 from __future__ import annotations

@@ -39,26 +39,6 @@ runs.csv (per seed), metrics.jsonl (per seed and epoch), loss_curves.png,
 error_histograms.png (normal and anomalous test scores with the threshold, one panel per
 seed and the references) and spectrograms.png (one test clip of each kind, its
 reconstruction and their squared difference, first seed).
-
-Measured on the 2-core CPU. The first default (20 epochs of Adam 1e-3; 1874 s end to
-end) detected 59.8 ± 4.4 of the 143 anomalies (55-65 per seed) with 59.4 ± 7.1 false
-positives of 1000, its validation MSE still falling (0.33-0.38). One seed at 3e-3 for 30
-epochs detected 81 (validation MSE 0.297; at epoch 20 it was 0.324 against 0.330 at
-1e-3: the rate helps a little, the number of steps more). The default is now 50 epochs
-at 3e-3 (about 57 s per epoch for the 5 seeds idle, so about 50 min end to end): the
-autoencoder detects 77.6 ± 5.8 of 143 (69, 76, 77, 83, 83 per seed) with 34.6 ± 7.3
-false positives, validation MSE 0.264-0.278. The mean is above the coursework's 75 and
-4 of 5 seeds are.
-More training does not help every seed: seed 0 detected 81 after 30 epochs and 69 after
-50, with a lower loss. The template detects 4 (26 false positives) and the
-16-component PCA 109 (30); clicks and the extra harmonic are found best (about 25 of
-36 each), rub bursts worst (11 of 35).
-
-On an NVIDIA H200 (81 s end to end, 10 s of training) the same default detected 72.8 ±
-4.7 of 143 (70, 75, 76, 77, 66 per seed; 27.8 false positives), and 76.4 ± 6.1 with the
-runs vmapped (``--runs_per_vmap=0``): the GPU's float rounding, like the vmapping's,
-changes each seed's trained weights, and a seed's count moves by several detections. The
-mean sits at the coursework's 75, above it in two of these three runs of 5 seeds.
 """
 
 from __future__ import annotations

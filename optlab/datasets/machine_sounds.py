@@ -49,11 +49,10 @@ normal variability:
 * ``"rub"``: one to three Hann-shaped bursts (0.4 to 1.5 s) of noise in a Gaussian band
   (centre 1 to 3 kHz, width 0.3 x centre) at 2.5 to 8 times the noise amplitude.
 
-Difficulty, measured on ``machine_sound_dataset(0)`` (severity 1) with the spectrograms
-standardised per band and a threshold at mean + 2 sigma of the training clips' scores: the
-squared distance to the mean training spectrogram flags 7 of the 143 anomalies (and 50 of
-the 1000 normal test clips); the reconstruction error of a 16-component PCA of the
-training set flags 121 (54 normal). The normal variability (speed, harmonic amplitudes,
+Difficulty: with the spectrograms standardised per band and a threshold at mean + 2 sigma
+of the training clips' scores, the squared distance to the mean training spectrogram
+flags few of the anomalies and a 16-component PCA of the training set most of them
+(the spectrogram study reports both, RESULTS.md). The normal variability (speed, harmonic amplitudes,
 noise colour and level, gain) hides the faults from a fixed template; a model of the
 normal clips is needed. ``severity`` moves the difficulty.
 

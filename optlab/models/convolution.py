@@ -13,11 +13,8 @@ products and slices too.
 Why: on XLA's CPU backend the gradients of a convolution run many times slower inside a
 loop body (a ``lax.scan`` or ``while_loop``) than outside one (jax-ml/jax#12868); the
 forward convolution is hardly affected.
-Measured on an idle 2-core CPU (``python -m experiments.bench_conv``, see BENCHMARKS.md),
-an Adam step of the 1-D autoencoder on 128 windows took 334 ms with flax's layers inside
-``optlab.train.fit`` (whose epochs are a ``lax.scan`` of steps), 66 ms as a separately
-compiled step, and 22 ms inside ``fit`` with these functions; for the CNN at batch 250,
-33.8 s, 1.6 s and 0.72 s. Matrix products have no such penalty, and vmapped
+``python -m experiments.bench_conv`` measures the difference inside ``optlab.train.fit``
+(whose epochs are a ``lax.scan`` of steps; BENCHMARKS.md). Matrix products have no such penalty, and vmapped
 over runs (kernels with a leading runs axis) they stay batched matrix products instead
 of the grouped convolutions that vmapping a convolution makes. On an accelerator the
 convolution ops are as good; these functions are still correct there.
@@ -143,9 +140,8 @@ def _cheapest(taps: int, in_channels: int, out_channels: int, positions_ratio: f
     ``positions_ratio`` is padded input positions per output position.
 
     The model of ``"products"`` charges each tap's slice with the whole ``T * D``-wide
-    rows of the product, which a strided channel slice streams through memory: measured,
-    it wins only for one or two output channels (16 -> 8 channels on 14 x 14 maps took
-    1.6x as long as ``"taps"``; 32 -> 1 on 64 x 312 maps much less)."""
+    rows of the product, which a strided channel slice streams through memory, so that it
+    wins only for one or two output channels."""
     flops = 2 * taps * in_channels * out_channels / _FLOPS_PER_FLOAT
     cost = {
         "patches": 2 * taps * in_channels + out_channels + flops,

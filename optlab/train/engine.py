@@ -67,17 +67,11 @@ time in a loop inside the program). With several devices the program is a
 communication; the runs axis is padded to a multiple of the device count with copies of
 the last run, which are dropped from the results.
 
-Costs measured on a loaded 2-core CPU (MNIST-sized MLP 784-128-256-10, 4800 rows, batch
-256, Adam): one epoch 26 ms, the same as a bare ``lax.scan`` of the steps, against 47 ms
-for the Flax-example idiom (a Python loop over ``nnx.jit`` steps). A CPU runs vmapped
-matrix products no faster than a loop: idle, 8 vmapped runs of that MLP took 219 ms per
-epoch and 212 ms with ``runs_per_vmap=1``, about 8 single runs (228 ms); 8 vmapped runs
-of a small MLP (11-64-32-6, batch 32) about 5 times one run, as a bare vmapped
-``lax.scan`` of the same steps does; the conv studies train faster looped (BENCHMARKS.md,
-"Looping over runs against vmapping them"). Compiling costs seconds, mostly the
-threefry random-number code (dropout, shuffling); it is reported apart in
-:class:`FitResult`. ``nnx.Dropout`` draws its masks with threefry, which
-dominates the step of a small model on a CPU.
+Costs: one epoch costs about what a bare ``lax.scan`` of the steps costs, and less than
+a Python loop over ``nnx.jit`` steps; whether vmapping the runs or looping over them is
+faster depends on the model and the machine (BENCHMARKS.md measures both). Compiling
+costs seconds, mostly the threefry random-number code (dropout, shuffling), and is
+reported apart in :class:`FitResult`.
 """
 
 from __future__ import annotations
@@ -385,10 +379,8 @@ def fit(
       epochs_per_call: epochs per compiled call: more saves host round-trips; callbacks,
         the all-stopped check and checkpoints happen between calls.
       runs_per_vmap: ``None`` vmaps all the runs (of a device) at once; ``k`` vmaps ``k``
-        at a time and loops over the groups inside the program (``lax.map``). On a
-        2-core CPU the loop is as fast for the MNIST MLP (8 runs: 212 ms per epoch
-        against 219 ms vmapped) and faster for the conv models (the CNN's 5 runs: 2 min
-        11 s for 2 epochs against 3 min 19 s); for small models vmap wins.
+        at a time and loops over the groups inside the program (``lax.map``); which is
+        faster depends on the model and the machine (BENCHMARKS.md).
       on_epoch: ``on_epoch(epoch, metrics)`` after every epoch (0-based index) in which
         some run trained; ``metrics`` maps each history name to a NumPy array ``(runs,)``
         for that epoch, plus ``"stopped"`` (bool, ``(runs,)``: stopped by then).
