@@ -5,7 +5,7 @@ one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says 
 stopped.
 """
 
-from optlab import first_order, line_search, linalg, problems, stats, stopping, sweep, train
+from optlab import first_order, line_search, linalg, problems, search, stats, stopping, sweep, train
 from optlab.first_order import (
     adagrad,
     adam,
@@ -52,6 +52,7 @@ __all__ = [
     "newton",
     "problems",
     "quasi_newton",
+    "search",
     "sr1",
     "stats",
     "steepest_descent",

@@ -2,11 +2,12 @@
 
 :mod:`optlab.train.minibatch` runs an optax rule over minibatches of any loss;
 :mod:`optlab.train.engine` trains Flax NNX models, many seeds and hyperparameters as one
-compiled program, with early stopping and checkpoints; :mod:`optlab.train.losses` and
+compiled program, with early stopping and checkpoints; :mod:`optlab.train.grid` trains
+named variants x seeds in as few programs as their shapes allow; :mod:`optlab.train.losses` and
 :mod:`optlab.train.metrics` hold the losses, penalties and evaluation metrics.
 """
 
-from optlab.train import checkpoint, engine, losses, metrics, minibatch
+from optlab.train import checkpoint, engine, grid, losses, metrics, minibatch
 from optlab.train.checkpoint import Checkpointer
 from optlab.train.engine import (
     FitResult,
@@ -20,6 +21,7 @@ from optlab.train.engine import (
     train_step,
     validation_split,
 )
+from optlab.train.grid import Variant, VariantResult, run_grid
 from optlab.train.losses import Task, classification, reconstruction, regression
 from optlab.train.metrics import (
     accuracy,
@@ -42,6 +44,8 @@ __all__ = [
     "RunState",
     "Runs",
     "Task",
+    "Variant",
+    "VariantResult",
     "accuracy",
     "batches_per_epoch",
     "checkpoint",
@@ -50,6 +54,7 @@ __all__ = [
     "engine",
     "evaluate",
     "fit",
+    "grid",
     "init_runs",
     "losses",
     "metrics",
@@ -60,6 +65,7 @@ __all__ = [
     "progress_printer",
     "reconstruction",
     "regression",
+    "run_grid",
     "run_minibatch",
     "shuffled_batches",
     "take_batches",
