@@ -4,40 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 
+from experiments.kit.options import TrainingConfig, at_least, option, positive
+
 # Where the dropout layers sit: none; on the input image; after each conv block and
 # each hidden dense layer.
 PLACEMENTS = ("none", "input", "hidden")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    # The coursework subset: the first train_limit MNIST training images, the last
-    # validation_fraction of them held out (4800 / 1200), and the first test_limit test
-    # images (1000).
-    train_limit: int = 6000
-    validation_fraction: float = 0.2
-    test_limit: int = 1000
-    # 50 epochs of 4 steps (200 RMSprop steps): a 628,810-parameter CNN fits 4800
-    # images long before that, so the later epochs show the overfitting (training
-    # accuracy near 1, validation loss turning back up) and what dropout does about it.
-    epochs: int = 50
-    batch_size: int = 1000
-    dropout_rate: float = 0.3
-    # The coursework's CNN (628,810 parameters); tests shrink it.
-    conv_features: tuple[int, ...] = (256, 128)
-    dense_features: tuple[int, ...] = (100, 100)
-    placements: tuple[str, ...] = PLACEMENTS
-    # Keras RMSprop defaults: lr 1e-3, rho 0.9, eps 1e-7 outside the square root.
-    learning_rate: float = 1e-3
-    rho: float = 0.9
-    eps: float = 1e-7
-    seeds: int = 5  # runs per variant; seed s gives every variant the same initial weights
-    # Runs vmapped at a time; 1 loops over them inside the program, None (flag 0) vmaps
-    # all; on a CPU the loop is the faster (BENCHMARKS.md).
-    runs_per_vmap: int | None = 1
-    eval_batch_size: int = 600  # rows per evaluation batch (validation, test, train)
-    workdir: str | None = None  # per-variant checkpoints; a rerun with it resumes
-    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
+class Config(TrainingConfig):
+    # The coursework subset: the first 6000 training images, the last fifth held out.
+    train_limit: int = option(6000, "MNIST training images used (train + validation).",
+                              check=at_least(2))
+    validation_fraction: float = option(0.2, "Held-out fraction of them.", flag="")
+    test_limit: int = option(1000, "MNIST test images used.", check=at_least(1))
+    # 50 epochs of 4 steps: the CNN fits 4800 images long before that, so the later
+    # epochs show the overfitting and what dropout does about it.
+    epochs: int = option(50, "Epochs per run (no early stopping).", check=at_least(1))
+    batch_size: int = option(1000, "Images per minibatch.", check=at_least(1))
+    dropout_rate: float = option(0.3, "Rate of every dropout layer.", check=positive())
+    conv_features: tuple[int, ...] = option((256, 128), "Conv layers' channels.", flag="")
+    dense_features: tuple[int, ...] = option((100, 100), "Hidden dense widths.", flag="")
+    placements: tuple[str, ...] = option(PLACEMENTS, "Dropout placements.")
+    # Keras RMSprop defaults: eps outside the square root.
+    learning_rate: float = option(1e-3, "RMSprop's learning rate.", check=positive())
+    rho: float = option(0.9, "RMSprop's decay of the mean square.", flag="")
+    eps: float = option(1e-7, "RMSprop's eps.", flag="")
+    seeds: int = option(5, "Runs per placement; seed s gives every placement the same "
+                        "initial weights.", check=at_least(1))
+    eval_batch_size: int = option(600, "Rows per evaluation batch.", flag="")
 
 
 def get_config() -> Config:

@@ -5,5 +5,6 @@
 """
 
 STUDIES = (
-    "example", "linear_regression", "newton_cycle", "pcg", "quasi_newton", "test_functions",
+    "example", "linear_regression", "mnist_cnn", "newton_cycle", "pcg", "quasi_newton",
+    "test_functions",
 )

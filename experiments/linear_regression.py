@@ -22,9 +22,8 @@ sweep) and for d = 2 contour_NxD.png (every setting's median-seed path).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp

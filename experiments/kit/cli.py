@@ -27,7 +27,7 @@ import jax
 from absl import app, flags
 from absl import logging as absl_logging
 
-from experiments.kit import options
+from experiments.kit import options, training_log
 from experiments.kit.rundir import RunDir
 from optlab import report
 
@@ -42,6 +42,7 @@ class Report(NamedTuple):
     tables: Mapping[str, tuple[Sequence[Mapping], Sequence[report.Column]]] = {}  # CSV name -> rows, columns
     figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure
     animations: Mapping[str, tuple[Any, int]] = {}  # GIF name -> (animation, frames per second)
+    metrics: Mapping[str, tuple[Mapping, Sequence[int]]] = {}  # variant -> (history, seeds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +101,10 @@ def enable_compilation_cache(directory: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def write_report(run_dir: RunDir, written: Report) -> None:
-    """Writes a :class:`Report`: results.json, table.md, the CSVs, figures and animations."""
+def write_report(run_dir: RunDir, written: Report, wandb_project: str | None = None) -> None:
+    """Writes a :class:`Report`: results.json, table.md, the CSVs, figures, animations and
+    the training histories as metrics.jsonl (and to Weights & Biases when a project is
+    named)."""
     run_dir.write_json("results.json", written.results)
     run_dir.write_text("table.md", written.markdown.rstrip("\n") + "\n")
     for name, (rows, columns) in written.tables.items():
@@ -110,6 +113,8 @@ def write_report(run_dir: RunDir, written: Report) -> None:
         run_dir.save_figure(name, figure)
     for name, (animation, fps) in written.animations.items():
         run_dir.save_animation(name, animation, fps)
+    if written.metrics:
+        training_log.write_metrics(run_dir, written.metrics, wandb_project=wandb_project)
 
 
 def fail(name: str, message: str) -> int:
@@ -143,7 +148,8 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
     written = study.report(config, results)
     print()
     print(written.markdown)
-    write_report(run_dir, written)
+    wandb = getattr(config, "wandb", False)
+    write_report(run_dir, written, wandb_project=f"optlab-{study.name}" if wandb else None)
     print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
     return 0
 

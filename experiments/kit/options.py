@@ -114,6 +114,19 @@ def zero_is_none(value: int) -> int | None:
     return value or None
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The fields every training study shares: its config subclasses this one (and may
+    declare ``runs_per_vmap`` again with its own default)."""
+
+    runs_per_vmap: int | None = option(
+        1, "Runs vmapped at a time: 1 loops over them inside the program, 0 vmaps them all.",
+        parse=zero_is_none, check=Check(lambda count: count >= 1, "must be at least 1 (0: all)",
+                                        "-1"))
+    workdir: str | None = option(None, "Checkpoint directory; a rerun with it resumes.")
+    wandb: bool = option(False, "Also log the metrics to Weights & Biases (offline).")
+
+
 class Flag(NamedTuple):
     field: str
     name: str
@@ -235,4 +248,6 @@ def _flag_text(value: Any) -> str:
         return ",".join(_flag_text(item) for item in value)
     if isinstance(value, float):
         return f"{value:g}"
+    if value is None:
+        return "none"
     return str(value)

@@ -32,6 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
+import jax
 import numpy as np
 import optax
 from flax import nnx
@@ -70,6 +71,20 @@ class VariantResult(NamedTuple):
         """The rows of this variant from an array whose first axis is the program's runs
         (``fit.best_epoch``, ``train.predict(fit, x)``, ...)."""
         return per_run[self.runs]
+
+
+def per_variant(
+    results: Mapping[str, VariantResult], fn: Callable[[engine.FitResult], Any]
+) -> dict[str, Any]:
+    """``fn(fit)`` once per program (e.g. ``train.evaluate`` on a test set), its output's
+    leaves (runs first) cut into each variant's runs."""
+    outputs: dict[int, Any] = {}
+    cut = {}
+    for name, result in results.items():
+        if id(result.fit) not in outputs:
+            outputs[id(result.fit)] = fn(result.fit)
+        cut[name] = jax.tree.map(result.take, outputs[id(result.fit)])
+    return cut
 
 
 def groups(variants: Sequence[Variant]) -> list[list[Variant]]:
