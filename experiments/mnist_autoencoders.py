@@ -1,120 +1,47 @@
 r"""Dense and convolutional autoencoders on MNIST: loss curves, codes, reconstructions.
 
+Question: how well do a dense autoencoder (784-400-200-100-200-400-784, 829,284
+parameters, a 100-number code) and a convolutional one (3,217 parameters, a 7x7x8 code)
+reconstruct MNIST digits after 20 epochs of Adam, batch 128, on the MSE per pixel? Each
+model's seeds are the runs of one program. The output layer's bias starts at the logit
+of the mean training pixel (``--nooutput_bias_at_mean``: at 0, as Keras, from where the
+convolutional model's sigmoid saturates at 0 and never recovers); a seed whose test MSE
+is no lower than that of the mean training image counts as collapsed.
+
     python -m experiments.mnist_autoencoders
     python -m experiments.mnist_autoencoders --models=conv --epochs=50 --seeds=3
     python -m experiments.mnist_autoencoders --train_limit=60000 --test_limit=10000
 
-Data (``optlab.datasets.mnist_splits``): the first ``train_limit`` (6000) training
-images, in file order, the last 20 % of them held out for validation (4800 / 1200), and
-the first ``test_limit`` (1000) test images; pixels scaled to ``[0, 1]``.
-
-Models (``optlab.models``): ``DenseAutoencoder`` (784-400-200-100-200-400-784, ReLU,
-sigmoid output; 829,284 parameters; a 100-number code) and ``ConvAutoencoder2D`` (conv
-16 3x3, pool, conv 8 3x3, pool; mirrored with upsampling; sigmoid output; 3,217
-parameters; a 7x7x8 code). Loss: mean squared error per pixel. Adam (``optlab.adam``,
-lr 1e-3, b1 0.9, b2 0.999, eps 1e-8; Keras puts eps at 1e-7), batch 128, 20 epochs, no
-early stopping (``restore_best=False``: the last epoch's weights).
-
-Output bias: each model's output layer starts with the bias ``logit(mean training
-pixel)`` = -1.90 (``output_bias_at_mean``), so its first reconstructions are the mean
-intensity, 0.13, instead of 0.5 everywhere. Keras starts it at 0, and from there the
-convolutional model collapses: Adam at 1e-3 drives its output layer into saturation
-within about 60 steps (pre-activations about -26, the same with flax's lax
-convolutions), the sigmoid outputs 0 for every pixel, the MSE sticks at the mean squared
-pixel (0.110 on the training images) and the gradient through ``sigmoid' ~ e^-26`` is far
-below Adam's eps, so it never recovers. ``--nooutput_bias_at_mean`` gives Keras's
-start. The table counts the collapsed seeds: test MSE no lower than that of the mean
-training image.
-
-Runs: per model, the ``--seeds`` seeds are runs of one ``optlab.train.fit`` call (one
-compiled program); seed ``s`` draws the initial weights and the minibatch order.
-``runs_per_vmap=1`` loops over them inside the program (``--runs_per_vmap=0`` vmaps
-them).
-
-Reported per model: the parameter count, the test MSE and MAE of the final weights
-(mean ± std over seeds), the number of collapsed seeds, the last validation MSE, and
-the compile and run times. Written into a new run directory under ``--out``:
-results.json, table.md, results.csv, metrics.jsonl (per run and epoch),
-loss_curves.png (training and validation MSE per epoch, median over seeds with the
-interquartile band) and digits.png: one test digit of each class 0-9 (the first in the
-test set), the dense code (100 numbers shown as a 10x10 image), the dense
-reconstruction, the convolutional code (its 8 channels of 7x7 tiled 2x4) and the
-convolutional reconstruction, all from run ``figure_run``.
+Writes table.md (per model: parameters, code shape, test MSE and MAE as mean ± std over
+seeds, collapsed seeds, last validation MSE, compile and run time), results.json,
+results.csv, metrics.jsonl, loss_curves.png (training and validation MSE per epoch) and
+digits.png (one test digit of each class, each model's code and reconstruction).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from typing import Callable
 
 import jax
 import numpy as np
 import optax
 import scipy.special
-from absl import flags
 from flax import nnx
 
 import optlab
 from configs import mnist_autoencoders as default_config
-from experiments.kit import cli, training_log
-from experiments.kit.rundir import RunDir
+from experiments.kit import cli, options, training_log
 from optlab import datasets, models, plots, report, stats, train
 
-NAME = "mnist_autoencoders"
-FLAGS = flags.FLAGS
 
 MODELS: dict[str, type[nnx.Module]] = {
     "dense": models.DenseAutoencoder,
     "conv": models.ConvAutoencoder2D,
 }
-MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
 DIGITS = 10
 EVAL_BATCH = 500  # rows per evaluation batch: bounds the memory of the conv activations
 CONV_TILE = (2, 4)  # the conv code's 8 channels shown as 2 rows x 4 columns of 7x7
-
-
-def validate(config: default_config.Config) -> None:
-    """Raises ValueError with one readable line for a configuration that cannot run."""
-    unknown = [name for name in config.models if name not in MODELS]
-    if unknown or not config.models:
-        raise ValueError(
-            f"unknown model {', '.join(unknown) or '(none given)'}; choose from {', '.join(MODELS)}"
-        )
-    if len(set(config.models)) < len(config.models):
-        raise ValueError(f"--models names a model twice: {','.join(config.models)}")
-    for name in ("seeds", "epochs", "batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"--{name} must be at least 1, got {getattr(config, name)}")
-    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise ValueError(f"--learning_rate must be positive, got {config.learning_rate:g}")
-    if not 1 <= config.train_limit <= MNIST_TRAIN_IMAGES:
-        raise ValueError(
-            f"--train_limit must be between 1 and {MNIST_TRAIN_IMAGES}, got {config.train_limit}"
-        )
-    if not DIGITS <= config.test_limit <= MNIST_TEST_IMAGES:
-        raise ValueError(
-            f"--test_limit must be between {DIGITS} (the figure's digits) and "
-            f"{MNIST_TEST_IMAGES}, got {config.test_limit}"
-        )
-    held_out = round(config.validation_fraction * config.train_limit)
-    if not 0 < held_out < config.train_limit:
-        raise ValueError(
-            f"validation_fraction={config.validation_fraction} of {config.train_limit} "
-            "training images leaves an empty training or validation set"
-        )
-    if config.batch_size > config.train_limit - held_out:
-        raise ValueError(
-            f"--batch_size={config.batch_size} is larger than the "
-            f"{config.train_limit - held_out} training images"
-        )
-    if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(
-            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
-        )
-    if not 0 <= config.figure_run < config.seeds:
-        raise ValueError(f"figure_run must be in [0, {config.seeds}), got {config.figure_run}")
 
 
 def load_data(config: default_config.Config) -> datasets.MnistSplits:
@@ -169,37 +96,28 @@ def output_bias(config: default_config.Config, data: datasets.MnistSplits) -> fl
 def run_model(
     config, name: str, data: datasets.MnistSplits, digits: np.ndarray, baseline_mse: float, log
 ) -> dict:
-    """Trains every seed of one autoencoder in one ``fit`` call; test errors and figure data.
+    """Trains every seed of one autoencoder (one program); test errors and figure data.
 
     A seed whose test MSE is not below ``baseline_mse`` (that of the mean training image)
     has learned nothing about the digits and is counted as collapsed.
     """
     task = train.reconstruction("mse")
     model_fn = functools.partial(MODELS[name], output_bias=output_bias(config, data))
-    runs = train.init_runs(
-        model_fn,
-        optax.inject_hyperparams(optlab.adam)(learning_rate=config.learning_rate),
-        seeds=range(config.seeds),
-    )
+    adam = optax.inject_hyperparams(optlab.adam)(learning_rate=config.learning_rate)
     parameters = models.count_params(nnx.eval_shape(lambda: model_fn(rngs=nnx.Rngs(0))))
-    log(f"{name}: {parameters:,} parameters, {config.seeds} runs, {config.epochs} epochs")
-    result = train.fit(
-        runs,
-        task,
-        (model_inputs(name, data.x_train),),
-        validation=(model_inputs(name, data.x_validation),),
-        eval_batch_size=EVAL_BATCH,
-        batch_size=config.batch_size,
-        max_epochs=config.epochs,
-        restore_best=False,
-        runs_per_vmap=config.runs_per_vmap,
-        on_epoch=train.progress_printer(config.epochs, print_fn=log),
-        checkpoint_dir=training_log.checkpoint_dir(config.workdir, name),
-    )
-    test = train.evaluate(result, task, (model_inputs(name, data.x_test),), batch_size=EVAL_BATCH)
+    log(f"{name}: {parameters:,} parameters")
+    # One grid per model: the two take their images in different shapes.
+    (result,) = train.run_grid(
+        [train.Variant(name, model_fn, adam, batch_size=config.batch_size)],
+        range(config.seeds), task, (model_inputs(name, data.x_train),),
+        max_epochs=config.epochs, checkpoint_dir=config.workdir and f"{config.workdir}/{name}",
+        log=log, validation=(model_inputs(name, data.x_validation),),
+        eval_batch_size=EVAL_BATCH, restore_best=False, runs_per_vmap=config.runs_per_vmap,
+    ).values()
+    test = train.evaluate(result.fit, task, (model_inputs(name, data.x_test),),
+                          batch_size=EVAL_BATCH)
     code, reconstruction = codes_and_reconstructions(
-        result, config.figure_run, model_inputs(name, data.x_test[digits])
-    )
+        result.fit, config.figure_run, model_inputs(name, data.x_test[digits]))
     mse, mae = stats.summarize(test["mse"]), stats.summarize(test["mae"])
     row = {
         "model": name,
@@ -207,28 +125,27 @@ def run_model(
         "code_shape": "x".join(map(str, code.shape[1:])),
         "test_mse_mean": mse.mean,
         "test_mse_std": mse.std,
-        "test_mse": f"{mse.mean:.5f} ± {mse.std:.5f}",
+        "test_mse": stats.format_mean_std(mse, ".5f"),
         "test_mse_per_seed": np.asarray(test["mse"]).tolist(),
         "collapsed_seeds": int(np.sum(np.asarray(test["mse"]) >= baseline_mse)),
         "test_mae_mean": mae.mean,
         "test_mae_std": mae.std,
-        "test_mae": f"{mae.mean:.4f} ± {mae.std:.4f}",
+        "test_mae": stats.format_mean_std(mae, ".4f"),
         "final_val_mse_mean": float(np.mean(result.history["val_loss"][:, -1])),
-        "compile_s": result.compile_seconds,
-        "run_s": result.run_seconds,
+        "compile_s": result.fit.compile_seconds,
+        "run_s": result.fit.run_seconds,
     }
     return {
         "row": row,
         "history": result.history,
-        "first_epoch": result.first_epoch,
+        "first_epoch": result.fit.first_epoch,
         "codes": code,
         "reconstructions": reconstruction.reshape(DIGITS, 28, 28),
     }
 
 
-def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Trains every configured autoencoder and returns the results; no file output."""
-    validate(config)
     data = load_data(config)
     digits = first_of_each_digit(data.y_test)
     baseline_mse = float(np.mean((data.x_test - data.x_train.mean(axis=0)) ** 2))
@@ -236,7 +153,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
         name: run_model(config, name, data, digits, baseline_mse, log) for name in config.models
     }
     return {
-        "config": dataclasses.asdict(config),
+        "config": config,
         "data": {
             "train_images": int(data.x_train.shape[0]),
             "validation_images": int(data.x_validation.shape[0]),
@@ -355,68 +272,40 @@ def json_view(results: dict) -> dict:
     return view
 
 
-def write_outputs(config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, NAME)
-    run_dir.write_json("results.json", json_view(results))
-    run_dir.write_text("table.md", summary(config, results) + "\n")
-    run_dir.write_text("results.csv", report.csv_text(results["rows"], CSV_COLUMNS))
-    run_dir.save_figure("loss_curves.png", loss_figure(config, results))
-    run_dir.save_figure("digits.png", digits_figure(results))
-    seeds = list(range(config.seeds))
-    training_log.write_metrics(
-        run_dir,
-        {name: (history, seeds) for name, history in results["histories"].items()},
-        wandb_project=config.wandb_project,
+def write(config, results: dict) -> cli.Report:
+    return cli.Report(
+        markdown=summary(config, results),
+        results=json_view(results),
+        tables={"results.csv": (results["rows"], CSV_COLUMNS)},
+        figures={"loss_curves.png": loss_figure(config, results),
+                 "digits.png": digits_figure(results)},
+        metrics={name: (history, list(range(config.seeds)))
+                 for name, history in results["histories"].items()},
     )
-    return run_dir
 
 
-def config_from_flags() -> default_config.Config:
-    overrides = {
-        name: getattr(FLAGS, name)
-        for name in (
-            "seeds", "epochs", "batch_size", "learning_rate", "train_limit", "test_limit", "workdir"
-        )
-        if getattr(FLAGS, name) is not None
-    }
-    if FLAGS.models is not None:
-        overrides["models"] = tuple(FLAGS.models)
-    if FLAGS.output_bias_at_mean is not None:
-        overrides["output_bias_at_mean"] = FLAGS.output_bias_at_mean
-    cli.runs_per_vmap(overrides)
-    overrides["wandb_project"] = cli.wandb_project(NAME)
-    return dataclasses.replace(default_config.get_config(), **overrides)
-
-
-def define_flags() -> None:
-    flags.DEFINE_list("models", None, f"Autoencoders to train, any of {', '.join(MODELS)}.")
-    flags.DEFINE_integer("seeds", None, "Runs per model.")
-    flags.DEFINE_integer("epochs", None, "Training epochs.")
-    flags.DEFINE_integer("batch_size", None, "Images per minibatch.")
-    flags.DEFINE_float("learning_rate", None, "Adam's learning rate.")
-    flags.DEFINE_boolean(
-        "output_bias_at_mean",
-        None,
-        "Start the output layers' bias at the logit of the mean training pixel (default); "
-        "--nooutput_bias_at_mean starts it at 0, as Keras.",
-    )
-    flags.DEFINE_integer("train_limit", None, "Training images used (80 % train, 20 % validation).")
-    flags.DEFINE_integer("test_limit", None, "Test images used.")
-    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
-    cli.define_training_flags()
+def validate(config: default_config.Config) -> None:
+    """The checks that span fields."""
+    held_out = round(config.validation_fraction * config.train_limit)
+    if config.batch_size > config.train_limit - held_out:
+        raise ValueError(f"--batch_size={config.batch_size} is larger than the "
+                         f"{config.train_limit - held_out} training images")
+    if not 0 <= config.figure_run < config.seeds:
+        raise ValueError(f"figure_run must be in [0, {config.seeds}), got {config.figure_run}")
 
 
 # Training runs in float32.
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
+STUDY = cli.Study(
+    name="mnist_autoencoders",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     validate=validate,
-    run_study=run_study,
-    render=summary,
-    write_outputs=write_outputs,
-    float64=False,
+    checks={"models": options.one_of(MODELS)},
+    smoke_flags=("--train_limit=300", "--test_limit=200", "--epochs=1", "--seeds=1",
+                 "--models=dense", "--batch_size=60"),
 )
 
 
 if __name__ == "__main__":
-    cli.run_script(NAME, main, define_flags)
+    cli.run(STUDY)

@@ -1,7 +1,6 @@
 """The MNIST autoencoder study on a tiny config: its results, its figure data, its files."""
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -93,32 +92,16 @@ def test_code_images_tile_the_conv_channels():
     np.testing.assert_array_equal(study.code_image("dense", dense), dense.reshape(10, 10))
 
 
-def test_writes_json_table_csv_figures_and_metrics(results, tmp_path):
-    run_dir = study.write_outputs(CONFIG, results, tmp_path)
-    names = sorted(p.name for p in run_dir.path.iterdir())
-    assert names == [
-        "digits.png", "loss_curves.png", "metrics.jsonl", "results.csv", "results.json", "table.md"
-    ]
-    saved = json.loads((run_dir.path / "results.json").read_text())
-    assert [row["model"] for row in saved["rows"]] == ["dense", "conv"]
-    records = (run_dir.path / "metrics.jsonl").read_text().splitlines()
-    assert len(records) == 2 * SEEDS * EPOCHS
-    assert "829,284" in (run_dir.path / "table.md").read_text()
+def test_reports_tables_figures_and_metrics(results):
+    written = study.write(CONFIG, results)
+    assert set(written.figures) == {"digits.png", "loss_curves.png"}
+    assert [row["model"] for row in written.results["rows"]] == ["dense", "conv"]
+    assert list(written.metrics) == ["dense", "conv"] and "829,284" in written.markdown
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--models=dense,vae"], "unknown model vae"),
-        (["--batch_size=9999"], "larger than the 4800 training images"),
-        (["--runs_per_vmap=-1"], "--runs_per_vmap must be at least 1 (or 0 for all)"),
-    ],
-)
-def test_bad_flags_exit_with_one_readable_line(args, message, tmp_path, run_script):
-    done, errors = run_script("experiments.mnist_autoencoders", f"--out={tmp_path}", *args)
-    assert done.returncode != 0
-    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+def test_a_batch_larger_than_the_training_set_is_refused():
+    with pytest.raises(ValueError, match="larger than the 4800 training images"):
+        study.STUDY.check(dataclasses.replace(default_config.get_config(), batch_size=9999))
 
 
 def test_the_mean_pixel_start_keeps_the_conv_model_out_of_saturation():
