@@ -5,6 +5,6 @@
 """
 
 STUDIES = (
-    "example", "linear_regression", "mnist_autoencoders", "mnist_cnn", "newton_cycle", "pcg",
-    "quasi_newton", "test_functions",
+    "example", "linear_regression", "mnist_autoencoders", "mnist_cnn", "nab_anomaly",
+    "newton_cycle", "pcg", "quasi_newton", "test_functions",
 )

@@ -95,14 +95,10 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         per_seed["best_val_epoch"] = np.nanargmin(result.history["val_loss"], axis=1) + 1.0
         runs += [{"variant": placement, "seed": seed} | {k: float(v[i]) for k, v in per_seed.items()}
                  for i, seed in enumerate(result.seeds)]
-        row = {"variant": placement, "seeds": len(result.seeds),
-               "compile_seconds": result.fit.compile_seconds,
-               "run_seconds": result.fit.run_seconds}
-        for key in MEASURES:
-            summary = stats.summarize(per_seed[key])
-            row[key], row[f"{key}_std"] = summary.mean, summary.std
-            row[f"{key}_text"] = stats.format_mean_std(summary, FORMATS[key])
-        rows.append(row)
+        rows.append({"variant": placement, "seeds": len(result.seeds),
+                     "compile_seconds": result.fit.compile_seconds,
+                     "run_seconds": result.fit.run_seconds}
+                    | stats.mean_std_columns(per_seed, FORMATS))
     return {
         "config": config,
         "parameters": models.count_params(nnx.eval_shape(

@@ -1,70 +1,37 @@
 r"""Optimizers for a 1-D convolutional autoencoder that finds the jump in NAB's art_daily_jumpsup.
 
+Question: which optimizer trains the Keras time-series anomaly-detection autoencoder
+(``optlab.models.ConvAutoencoder1D``, MSE, batch 128, at most 50 epochs, early stopping
+with patience 5) to the lowest loss, and does the trained model flag the labelled jump
+and nothing else? Keras's SGD (with decay, and heavy-ball momentum swept), Nesterov, Adam
+(b1 swept) and AMSGrad; each optimizer family is one program whose runs are its variants
+x seeds, and seed s gives every variant the same initial weights, order and dropout. A
+run's threshold is the largest per-window MAE on the training windows; a test time step
+is anomalous when every window containing it is.
+
     python -m experiments.nab_anomaly
     python -m experiments.nab_anomaly --seeds=2 --epochs=10 --families=sgd,adam
 
-Data: the training series art_daily_small_noise (no anomaly) is standardized with its
-own mean and sample std, which are applied unchanged to the test series
-art_daily_jumpsup; both are cut into every window of ``window_length`` = 288 steps
-(one day), and a random 10% of the training windows is held out for validation.
-
-Model and training: ``optlab.models.ConvAutoencoder1D`` (the Keras time-series
-anomaly-detection model, dropout 0.2), MSE loss, batch 128, at most 50 epochs, early
-stopping on the validation loss with patience 5 and the best epoch's weights restored.
-Every variant starts from the same initialization: seed ``s`` gives the same initial
-weights, minibatch order and dropout masks to every variant.
-
-Variants, in four compiled programs (one per optimizer family; the runs of a program are
-its variants times the seeds, hyperparameters injected with ``optax.inject_hyperparams``):
-
-* sgd: heavy ball with an inverse-time decay, Keras's SGD: ``lr_t = lr / (1 + decay t)``,
-  ``v <- m v - lr_t g``, ``w <- w + v`` (``optlab.heavy_ball`` with a schedule). "sgd"
-  is Keras's default (lr 0.01, m = 0, no decay), "sgd + decay" adds ``decay`` = 1e-3, and
-  "momentum m" for m in {0.3, 0.5, 0.79, 0.8, 0.81, 0.9} (lr 0.01) is Keras's momentum;
-  "momentum 0.9" is the issue's "momentum" variant. (``optlab.momentum`` is the EMA form,
-  which scales the step by ``1 - m``: not Keras's.)
-* nesterov: ``optlab.nesterov(0.01, 0.9)``, Keras's ``SGD(nesterov=True)``.
-* adam: ``optlab.adam`` with Keras's defaults (lr 1e-3, beta2 0.999, eps 1e-7 outside
-  the square root) for beta1 in {0.8, 0.9}; "adam" is beta1 = 0.9.
-* amsgrad: ``optlab.amsgrad`` with the same settings.
-
-Anomalies (per run): the threshold is the largest per-window MAE of the reconstructions
-of all training windows (training and validation, as the Keras example, whose validation
-split is inside ``fit``); a test window is anomalous when its MAE exceeds it, and a time
-step is anomalous when every window that contains it is
-(``optlab.datasets.anomalous_points``). The flagged time stamps are compared with NAB's
-labelled window for art_daily_jumpsup (shipped with the data).
-
-Reported per variant (mean ± std over seeds): epochs trained, the train and validation
-loss at the restored (best) epoch, the threshold, the number of anomalous points, how many
-seeds flag points inside the labelled window and none outside it, and the compile and run
-time of the variant's program; per run the same numbers. The Adam check: over all seeds,
-does Adam flag points inside the window and none outside it? Written into a new run
-directory under ``--out``: results.json, table.md, results.csv (per variant), runs.csv
-(per run), metrics.jsonl (per variant, run and epoch), loss_curves.png (train and
-validation loss, log scale, median and interquartile band over seeds),
-mae_histogram.png, reconstruction.png (first test window) and anomalies.png (the test
-series with the anomalous points in red) for the first seed of "adam".
+Writes table.md (per variant, mean ± std over seeds: epochs, train and validation loss at
+the best epoch, threshold, anomalous points, seeds that flag only inside the labelled
+window; the Adam check), results.json, results.csv, runs.csv, metrics.jsonl,
+loss_curves.png, and for Adam's first seed mae_histogram.png, reconstruction.png and
+anomalies.png.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import optax
-from absl import flags
 
 import optlab
 from configs import nab_anomaly as default_config
-from experiments.kit import cli, training_log
-from experiments.kit.rundir import RunDir
+from experiments.kit import cli, options, training_log
 from optlab import datasets, models, plots, report, stats, train
 
-NAME = "nab_anomaly"
-FLAGS = flags.FLAGS
 SHOWCASE = "adam"  # the variant whose first seed is drawn, and whose claim is checked
 PREDICT_BATCH = 512  # windows per evaluation batch when reconstructing
 
@@ -129,47 +96,6 @@ def families(config: default_config.Config) -> list[Family]:
     return [family for family in every_family if family.name in config.families]
 
 
-def validate(config: default_config.Config) -> None:
-    if config.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {config.seeds}")
-    if config.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
-    if config.batch_size < 1:
-        raise ValueError(f"--batch_size must be at least 1, got {config.batch_size}")
-    if config.patience < 1:
-        raise ValueError(f"--patience must be at least 1, got {config.patience}")
-    if not 0 < config.validation_fraction < 1:
-        raise ValueError(
-            f"--validation_fraction must be in (0, 1), got {config.validation_fraction}"
-        )
-    if config.window_length < 4 or config.window_length % 4:
-        raise ValueError(
-            f"window_length must be a positive multiple of 4, got {config.window_length}"
-        )
-    if not config.families or any(f not in default_config.FAMILIES for f in config.families):
-        raise ValueError(
-            f"--families must name some of {', '.join(default_config.FAMILIES)}, "
-            f"got {','.join(config.families)}"
-        )
-    if config.sgd_learning_rate <= 0 or config.adam_learning_rate <= 0:
-        raise ValueError("learning rates must be positive")
-    if config.sgd_decay < 0:
-        raise ValueError(f"--sgd_decay must be >= 0, got {config.sgd_decay}")
-    for name, values in (("momentum_sweep", config.momentum_sweep),
-                         ("adam_beta1_sweep", config.adam_beta1_sweep)):
-        if not values or any(not 0 <= value < 1 for value in values):
-            raise ValueError(f"--{name} needs values in [0, 1), got {values}")
-    if config.runs_per_vmap is not None and config.runs_per_vmap < 1:
-        raise ValueError(
-            f"--runs_per_vmap must be at least 1 (or 0 for all), got {config.runs_per_vmap}"
-        )
-    if config.train_points is not None and config.train_points < config.window_length + 1:
-        raise ValueError(
-            f"train_points must exceed window_length ({config.window_length}), "
-            f"got {config.train_points}"
-        )
-
-
 class Data(NamedTuple):
     train_windows: np.ndarray  # (m_train, L, 1) float32, the fitted part
     validation_windows: np.ndarray  # (m_val, L, 1) float32
@@ -212,58 +138,33 @@ def load_data(config: default_config.Config) -> Data:
     )
 
 
-def window_mae(result: train.FitResult, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per run, the reconstructions ``(runs, m, L, 1)`` and per-window MAE ``(runs, m)``."""
-    reconstructions = np.asarray(train.predict(result, windows, batch_size=PREDICT_BATCH))
-    errors = np.abs(reconstructions - windows[None]).mean(axis=(2, 3))
-    return reconstructions, errors
+def errors(fit: train.FitResult, data: Data) -> dict[str, np.ndarray]:
+    """Per run: the per-window MAE of the training and test windows, and the
+    reconstruction of the first test window."""
+    def predict(windows):
+        return np.asarray(train.predict(fit, windows, batch_size=PREDICT_BATCH))
 
-
-def run_family(config, family: Family, data: Data, log) -> dict:
-    """Trains every variant x seed of ``family`` in one ``fit`` call and scores every run."""
-    seeds = list(range(config.seeds))
-    names = list(family.variants)
-    hyperparams = {
-        key: [family.variants[name][key] for name in names for _ in seeds]
-        for key in sorted({key for setting in family.variants.values() for key in setting})
+    test = predict(data.test_windows)
+    return {
+        "train_mae": np.abs(predict(data.all_train_windows) - data.all_train_windows).mean(
+            axis=(2, 3)),
+        "test_mae": np.abs(test - data.test_windows).mean(axis=(2, 3)),
+        "first_reconstruction": test[:, 0, :, 0],
     }
-    runs = train.init_runs(
-        functools.partial(
-            models.ConvAutoencoder1D, length=config.window_length, dropout=config.dropout
-        ),
-        family.optimizer,
-        seeds=seeds * len(names),
-        hyperparams=hyperparams,
-    )
-    log(f"{family.name}: {len(names)} variants x {len(seeds)} seeds = {runs.count} runs")
-    result = train.fit(
-        runs,
-        train.reconstruction("mse"),
-        (data.train_windows,),
-        validation=(data.validation_windows,),
-        batch_size=config.batch_size,
-        max_epochs=config.epochs,
-        patience=config.patience,
-        restore_best=True,
-        runs_per_vmap=config.runs_per_vmap,
-        on_epoch=train.progress_printer(config.epochs, print_fn=log),
-        checkpoint_dir=training_log.checkpoint_dir(config.workdir, family.name),
-    )
-    _, train_errors = window_mae(result, data.all_train_windows)
-    test_reconstructions, test_errors = window_mae(result, data.test_windows)
-    thresholds = train_errors.max(axis=1)
-    run_rows, variants = [], {}
-    for index in range(runs.count):
-        name, seed = names[index // len(seeds)], seeds[index % len(seeds)]
-        best = int(result.best_epoch[index])
-        flagged = datasets.anomalous_points(
-            test_errors[index] > thresholds[index], config.window_length
-        )
-        run_rows.append({
-            "variant": name,
-            "family": family.name,
-            "seed": seed,
-            "epochs": int(result.epochs_trained[index]),
+
+
+def run_rows(config, name: str, family: str, result: train.VariantResult, scores: dict,
+             data: Data) -> list[dict]:
+    """One row per seed of a variant: losses at the best epoch, threshold, flagged points."""
+    rows = []
+    thresholds = scores["train_mae"].max(axis=1)
+    for index, seed in enumerate(result.seeds):
+        best = int(result.take(result.fit.best_epoch)[index])
+        flagged = datasets.anomalous_points(scores["test_mae"][index] > thresholds[index],
+                                            config.window_length)
+        rows.append({
+            "variant": name, "family": family, "seed": seed,
+            "epochs": int(result.take(result.fit.epochs_trained)[index]),
             "best_epoch": best,
             "train_loss": float(result.history["train_loss"][index, best]),
             "val_loss": float(result.history["val_loss"][index, best]),
@@ -271,75 +172,56 @@ def run_family(config, family: Family, data: Data, log) -> dict:
             "anomalous_points": int(flagged.sum()),
             "inside": int((flagged & data.inside_label).sum()),
             "outside": int((flagged & ~data.inside_label).sum()),
+            "flagged": flagged,
         })
-        variant = variants.setdefault(name, {"history": {"train_loss": [], "val_loss": []}})
-        for key in ("train_loss", "val_loss"):
-            variant["history"][key].append(result.history[key][index])
-        if name == SHOWCASE and seed == seeds[0]:
-            variants[name]["showcase"] = {
-                "train_mae": train_errors[index],
-                "test_mae": test_errors[index],
-                "threshold": float(thresholds[index]),
-                "flagged": flagged,
-                "first_window": data.test_windows[0, :, 0],
-                "first_reconstruction": test_reconstructions[index, 0, :, 0],
-            }
-    for variant in variants.values():
-        variant["history"] = {k: np.stack(v) for k, v in variant["history"].items()}
-    return {
-        "runs": run_rows,
-        "variants": variants,
-        "program": {
-            "family": family.name,
-            "variants": names,
-            "runs": runs.count,
-            "compile_seconds": result.compile_seconds,
-            "run_seconds": result.run_seconds,
-            "first_epoch": result.first_epoch,
-        },
-    }
-
-
-def _mean_std(values) -> dict:
-    summary = stats.summarize(np.asarray(values, dtype=float))
-    return {"mean": summary.mean, "std": summary.std}
-
-
-def variant_rows(run_rows: list[dict], programs: list[dict]) -> list[dict]:
-    """Per variant, mean and std over seeds, and how many seeds flag only inside the label."""
-    timing = {name: program for program in programs for name in program["variants"]}
-    rows = []
-    for name in timing:
-        runs = [row for row in run_rows if row["variant"] == name]
-        row = {"variant": name, "seeds": len(runs)}
-        for key in ("epochs", "train_loss", "val_loss", "threshold", "anomalous_points"):
-            spread = _mean_std([run[key] for run in runs])
-            row[key], row[f"{key}_std"] = spread["mean"], spread["std"]
-        row["seeds_inside_only"] = sum(run["inside"] > 0 and run["outside"] == 0 for run in runs)
-        row["seeds_outside"] = sum(run["outside"] > 0 for run in runs)
-        row["compile_seconds"] = timing[name]["compile_seconds"]
-        row["run_seconds"] = timing[name]["run_seconds"]
-        rows.append(row)
     return rows
 
 
-def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Trains every variant (no file output) and returns the results."""
-    validate(config)
     data = load_data(config)
     log(
         f"{data.train_windows.shape[0]} training, {data.validation_windows.shape[0]} "
         f"validation and {data.test_windows.shape[0]} test windows of {config.window_length}"
     )
-    run_rows, programs, variants = [], [], {}
+    model = functools.partial(models.ConvAutoencoder1D, length=config.window_length,
+                              dropout=config.dropout)
+    family_of, variants = {}, []
     for family in families(config):
-        outcome = run_family(config, family, data, log)
-        run_rows += outcome["runs"]
-        programs.append(outcome["program"])
-        variants |= outcome["variants"]
-    showcase_runs = [row for row in run_rows if row["variant"] == SHOWCASE]
+        for name, setting in family.variants.items():
+            family_of[name] = family.name
+            variants.append(train.Variant(name, model, family.optimizer, setting,
+                                          batch_size=config.batch_size))
+    grid = train.run_grid(
+        variants, range(config.seeds), train.reconstruction("mse"), (data.train_windows,),
+        max_epochs=config.epochs, checkpoint_dir=config.workdir, log=log,
+        validation=(data.validation_windows,), patience=config.patience, restore_best=True,
+        runs_per_vmap=config.runs_per_vmap)
+    scores = train.grid.per_variant(grid, lambda fit: errors(fit, data))
+    runs, rows = [], []
+    for name, result in grid.items():
+        variant_runs = run_rows(config, name, family_of[name], result, scores[name], data)
+        runs += variant_runs
+        rows.append({"variant": name, "seeds": len(result.seeds),
+                     "seeds_inside_only": sum(r["inside"] > 0 and r["outside"] == 0
+                                              for r in variant_runs),
+                     "seeds_outside": sum(r["outside"] > 0 for r in variant_runs),
+                     "compile_seconds": result.fit.compile_seconds,
+                     "run_seconds": result.fit.run_seconds}
+                    | stats.mean_std_columns(
+                        {key: [r[key] for r in variant_runs] for key in FORMATS}, FORMATS))
+    programs: dict[int, dict] = {}
+    for name, result in grid.items():
+        program = programs.setdefault(result.group, {
+            "family": family_of[name], "variants": [], "runs": 0,
+            "compile_seconds": result.fit.compile_seconds,
+            "run_seconds": result.fit.run_seconds, "first_epoch": result.fit.first_epoch})
+        program["variants"].append(name)
+        program["runs"] += len(result.seeds)
+    showcase = grid.get(SHOWCASE)
+    showcase_runs = [row for row in runs if row["variant"] == SHOWCASE]
     return {
-        "config": dataclasses.asdict(config),
+        "config": config,
         "data": {
             "mean": data.scaler.mean,
             "std": data.scaler.std,
@@ -348,29 +230,40 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
             "test_windows": data.test_windows.shape[0],
             "labelled_windows": [(str(start), str(end)) for start, end in data.labelled],
         },
-        "variants": variant_rows(run_rows, programs),
-        "runs": run_rows,
-        "programs": programs,
+        "variants": rows,
+        "runs": [{k: v for k, v in row.items() if k != "flagged"} for row in runs],
+        "programs": list(programs.values()),
         "adam_check": None if not showcase_runs else {
             "seeds": len(showcase_runs),
             "seeds_flagging_inside": sum(row["inside"] > 0 for row in showcase_runs),
             "seeds_flagging_outside": sum(row["outside"] > 0 for row in showcase_runs),
             "holds": all(row["inside"] > 0 and row["outside"] == 0 for row in showcase_runs),
         },
-        "histories": {name: variant["history"] for name, variant in variants.items()},
-        "showcase": variants.get(SHOWCASE, {}).get("showcase"),
+        "histories": {name: result.history for name, result in grid.items()},
+        "showcase": None if showcase is None else {
+            "train_mae": scores[SHOWCASE]["train_mae"][0],
+            "test_mae": scores[SHOWCASE]["test_mae"][0],
+            "threshold": showcase_runs[0]["threshold"],
+            "flagged": showcase_runs[0]["flagged"],
+            "first_window": data.test_windows[0, :, 0],
+            "first_reconstruction": scores[SHOWCASE]["first_reconstruction"][0],
+        },
         "test_series": {"timestamps": data.test_timestamps, "values": data.test_values,
                         "inside_label": data.inside_label},
     }
 
 
+FORMATS = {"epochs": ".1f", "train_loss": ".4f", "val_loss": ".4f", "threshold": ".4f",
+           "anomalous_points": ".1f"}
+
+
 VARIANT_COLUMNS = [
     report.Column("variant", "variant"),
-    report.Column("epochs", "epochs"),
-    report.Column("train_loss", "train loss (MSE)"),
-    report.Column("val_loss", "val loss (MSE)"),
-    report.Column("threshold", "threshold (MAE)"),
-    report.Column("anomalous_points", "anomalous points"),
+    report.Column("epochs_text", "epochs"),
+    report.Column("train_loss_text", "train loss (MSE)"),
+    report.Column("val_loss_text", "val loss (MSE)"),
+    report.Column("threshold_text", "threshold (MAE)"),
+    report.Column("anomalous_points_text", "anomalous points"),
     report.Column("seeds_inside_only", "seeds inside only"),
     report.Column("seeds_outside", "seeds with points outside"),
     report.Column("compile_seconds", "compile", report.format_seconds),
@@ -385,17 +278,6 @@ RUN_COLUMNS = [report.Column(key, key) for key in (
     "variant", "family", "seed", "epochs", "best_epoch", "train_loss", "val_loss", "threshold",
     "anomalous_points", "inside", "outside",
 )]
-
-
-def _with_spread(rows: list[dict]) -> list[dict]:
-    """Rows whose mean columns read ``mean ± std`` (the Markdown view)."""
-    formats = {"epochs": "{:.1f}", "train_loss": "{:.4f}", "val_loss": "{:.4f}",
-               "threshold": "{:.4f}", "anomalous_points": "{:.1f}"}
-    return [
-        row | {key: f"{fmt.format(row[key])} ± {fmt.format(row[key + '_std'])}"
-               for key, fmt in formats.items()}
-        for row in rows
-    ]
 
 
 def summary(config, results: dict) -> str:
@@ -413,7 +295,7 @@ def summary(config, results: dict) -> str:
         "and none outside it. Compile and run time are those of the variant's program "
         "(all variants x seeds of its family).",
         "",
-        report.markdown_table(_with_spread(results["variants"]), VARIANT_COLUMNS),
+        report.markdown_table(results["variants"], VARIANT_COLUMNS),
     ]
     check = results["adam_check"]
     if check is not None:
@@ -429,32 +311,9 @@ def summary(config, results: dict) -> str:
         "Coursework (Keras, one run): SGD 0.0525 / 0.0369, momentum 0.8 0.0297 / 0.0251, "
         "Adam 0.0049 / 0.0046 (train / validation loss).",
         *training_log.resume_lines(
-            {program["family"]: program["first_epoch"] for program in results["programs"]}
-        ),
+            {program["family"]: program["first_epoch"] for program in results["programs"]}),
     ]
     return "\n".join(lines)
-
-
-def write_outputs(config, results: dict, root) -> RunDir:
-    run_dir = RunDir.create(root, NAME)
-    saved = {key: value for key, value in results.items()
-             if key not in ("histories", "showcase", "test_series")}
-    run_dir.write_json("results.json", saved)
-    run_dir.write_text("table.md", summary(config, results) + "\n")
-    run_dir.write_text("results.csv", report.csv_text(results["variants"], CSV_COLUMNS))
-    run_dir.write_text("runs.csv", report.csv_text(results["runs"], RUN_COLUMNS))
-    seeds = list(range(config.seeds))
-    training_log.write_metrics(
-        run_dir,
-        {name: (history, seeds) for name, history in results["histories"].items()},
-        wandb_project=config.wandb_project,
-    )
-    run_dir.save_figure("loss_curves.png", loss_figure(results))
-    if results["showcase"] is not None:
-        run_dir.save_figure("mae_histogram.png", histogram_figure(results["showcase"]))
-        run_dir.save_figure("reconstruction.png", reconstruction_figure(results["showcase"]))
-        run_dir.save_figure("anomalies.png", anomaly_figure(results))
-    return run_dir
 
 
 def loss_figure(results: dict):
@@ -509,47 +368,43 @@ def anomaly_figure(results: dict):
     return fig
 
 
-def config_from_flags() -> default_config.Config:
-    overrides = {
-        name: getattr(FLAGS, name)
-        for name in ("seeds", "epochs", "batch_size", "patience", "validation_fraction",
-                     "sgd_decay", "workdir")
-        if getattr(FLAGS, name) is not None
-    }
-    for name in ("momentum_sweep", "adam_beta1_sweep"):
-        if getattr(FLAGS, name) is not None:
-            overrides[name] = cli.parse_floats(name, getattr(FLAGS, name))
-    if FLAGS.families is not None:
-        overrides["families"] = tuple(FLAGS.families)
-    cli.runs_per_vmap(overrides)
-    overrides["wandb_project"] = cli.wandb_project(NAME)
-    return dataclasses.replace(default_config.get_config(), **overrides)
+def write(config, results: dict) -> cli.Report:
+    figures = {"loss_curves.png": loss_figure(results)}
+    if results["showcase"] is not None:
+        figures |= {"mae_histogram.png": histogram_figure(results["showcase"]),
+                    "reconstruction.png": reconstruction_figure(results["showcase"]),
+                    "anomalies.png": anomaly_figure(results)}
+    return cli.Report(
+        markdown=summary(config, results),
+        results={key: value for key, value in results.items()
+                 if key not in ("histories", "showcase", "test_series")},
+        tables={"results.csv": (results["variants"], CSV_COLUMNS),
+                "runs.csv": (results["runs"], RUN_COLUMNS)},
+        figures=figures,
+        metrics={name: (history, list(range(config.seeds)))
+                 for name, history in results["histories"].items()},
+    )
 
 
-def define_flags() -> None:
-    flags.DEFINE_integer("seeds", None, "Runs per variant (seed s: same init for every variant).")
-    flags.DEFINE_integer("epochs", None, "Most epochs per run.")
-    flags.DEFINE_integer("batch_size", None, "Windows per minibatch.")
-    flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs.")
-    flags.DEFINE_float("validation_fraction", None, "Training windows held out.")
-    flags.DEFINE_float("sgd_decay", None, "Keras decay of 'sgd + decay': lr / (1 + decay t).")
-    flags.DEFINE_list("momentum_sweep", None, "Momentum values of the heavy-ball sweep.")
-    flags.DEFINE_list("adam_beta1_sweep", None, "Adam's beta1 values.")
-    flags.DEFINE_list("families", None, f"Optimizer families: {','.join(default_config.FAMILIES)}.")
-    cli.define_runs_per_vmap(default_config.Config.runs_per_vmap)
-    cli.define_training_flags()
+def validate(config: default_config.Config) -> None:
+    """The checks that span fields."""
+    if config.window_length < 4 or config.window_length % 4:
+        raise ValueError(f"window_length must be a positive multiple of 4, got {config.window_length}")
+    if config.train_points is not None and config.train_points < config.window_length + 1:
+        raise ValueError(f"train_points must exceed window_length ({config.window_length}), "
+                         f"got {config.train_points}")
 
 
-main = cli.study_main(
-    NAME,
-    config_from_flags=config_from_flags,
+STUDY = cli.Study(
+    name="nab_anomaly",
+    get_config=default_config.get_config,
+    run=run_study,
+    report=write,
     validate=validate,
-    run_study=run_study,
-    render=summary,
-    write_outputs=write_outputs,
-    float64=False,
+    checks={"families": options.one_of(default_config.FAMILIES)},
+    smoke_flags=("--seeds=1", "--epochs=1", "--families=adam", "--adam_beta1_sweep=0.9"),
 )
 
 
 if __name__ == "__main__":
-    cli.run_script(NAME, main, define_flags)
+    cli.run(STUDY)

@@ -7,7 +7,7 @@ counted in `Summary.total - Summary.count`, so a table can say "7 of 8 converged
 the mean of those seven. Nothing here is traced by JAX; call it after the compiled study.
 """
 
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import scipy.stats
@@ -169,3 +169,15 @@ def format_mean_std(
     elif spread == "interval":
         text += f" [{number(summary.ci_low)}, {number(summary.ci_high)}]"
     return text
+
+
+def mean_std_columns(per_seed: Mapping[str, Any], specs: Mapping[str, str]) -> dict[str, Any]:
+    """The columns of one table row from per-seed values: for each ``key`` of ``specs``,
+    ``key`` (the mean), ``key_std`` and ``key_text`` (:func:`format_mean_std` with the
+    format spec ``specs[key]``), e.g. for a CSV of numbers and a Markdown of texts."""
+    columns: dict[str, Any] = {}
+    for key, spec in specs.items():
+        summary = summarize(np.asarray(per_seed[key], dtype=np.float64))
+        columns[key], columns[f"{key}_std"] = summary.mean, summary.std
+        columns[f"{key}_text"] = format_mean_std(summary, spec)
+    return columns

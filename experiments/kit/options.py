@@ -73,7 +73,7 @@ def one_of(choices: Sequence[str]) -> Check:
         names = value if isinstance(value, tuple) else (value,)
         return bool(names) and len(set(names)) == len(names) and set(names) <= set(choices)
 
-    return Check(holds, f"takes one or more of {', '.join(choices)}, none twice", "no_such_name")
+    return Check(holds, f"takes one or more of {', '.join(choices)}, each at most once", "no_such_name")
 
 
 def each(check: Check) -> Check:
