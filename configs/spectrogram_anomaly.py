@@ -4,38 +4,37 @@ from __future__ import annotations
 
 import dataclasses
 
+from experiments.kit.options import Check, TrainingConfig, at_least, option, positive
+
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(TrainingConfig):
     # The synthetic data set (optlab.datasets.machine_sound_dataset), as in the coursework:
     # 1000 normal training clips; 1000 normal and 143 anomalous test clips.
-    data_seed: int = 0
-    n_train: int = 1000
-    n_test_normal: int = 1000
-    n_test_anomalous: int = 143
-    # Fault amplitude multiplier. At 1.0 the trivial detector (distance to the mean
-    # training spectrogram) flags about 5 % of the anomalies: the task is not trivial.
-    severity: float = 1.0
-    synthesis_batch: int = 32  # clips synthesised at once (about 10 MB of audio each)
-    # Held-out normal training clips (seeded by data_seed): their errors set the threshold
-    # and give the validation loss; the autoencoder never trains on them.
-    validation_fraction: float = 0.1
-    threshold_sigmas: float = 2.0  # threshold = mean + threshold_sigmas * std of their errors
-    seeds: int = 5  # runs; seed s gives the initial weights and minibatch order
-    # Adam, no early stopping; 20 epochs at Keras's 1e-3 left the validation MSE falling
-    # (RESULTS.md).
-    epochs: int = 50
-    batch_size: int = 32
-    learning_rate: float = 3e-3  # Adam
-    pca_components: int = 16  # the linear reference detector
-    # Seeds trained one after another inside the one program (optlab.train.fit); None
-    # (--runs_per_vmap=0) vmaps every seed at once. On a CPU the loop is the faster
-    # (BENCHMARKS.md).
-    runs_per_vmap: int | None = 1
-    workdir: str | None = None  # checkpoints; a rerun with the same workdir resumes
-    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
+    data_seed: int = option(0, "Seed of the synthetic clips and the held-out split.", flag="")
+    n_train: int = option(1000, "Normal training clips.", check=at_least(1))
+    n_test_normal: int = option(1000, "Normal test clips.", check=at_least(1))
+    n_test_anomalous: int = option(143, "Anomalous test clips.", check=at_least(1))
+    # At 1.0 a fixed template (the mean training spectrogram) finds few anomalies.
+    severity: float = option(1.0, "Fault amplitude multiplier.", check=positive())
+    synthesis_batch: int = option(32, "Clips synthesised at once (about 10 MB of audio each).",
+                                  flag="", check=at_least(1))
+    # The held-out normal clips set the threshold and give the validation loss.
+    validation_fraction: float = option(
+        0.1, "Held-out fraction of the normal training clips.",
+        check=Check(lambda fraction: 0 < fraction < 1, "must lie in (0, 1)", "1.5"))
+    threshold_sigmas: float = option(2.0, "Threshold: mean + this many std of their errors.",
+                                     check=positive())
+    seeds: int = option(5, "Runs; seed s gives the initial weights and minibatch order.",
+                        check=at_least(1))
+    # Adam, no early stopping; 20 epochs at Keras's 1e-3 left the loss falling (RESULTS.md).
+    epochs: int = option(50, "Training epochs.", check=at_least(1))
+    batch_size: int = option(32, "Clips per minibatch.", check=at_least(1))
+    learning_rate: float = option(3e-3, "Adam's learning rate.", check=positive())
+    pca_components: int = option(16, "Components of the PCA reference detector.",
+                                 check=at_least(1))
 
 
 def get_config() -> Config:
-    """The study of the issue: 5 seeds, 20 epochs of Adam on 900 + 100 normal clips."""
+    """The study of the issue: 5 seeds, 50 epochs of Adam on 900 + 100 normal clips."""
     return Config()
