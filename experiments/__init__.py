@@ -6,5 +6,5 @@
 
 STUDIES = (
     "example", "linear_regression", "mnist_autoencoders", "mnist_cnn", "nab_anomaly",
-    "newton_cycle", "pcg", "quasi_newton", "spectrogram_anomaly", "test_functions",
+    "newton_cycle", "pcg", "quasi_newton", "spectrogram_anomaly", "test_functions", "wine_mlp",
 )
