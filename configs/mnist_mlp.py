@@ -4,59 +4,79 @@ from __future__ import annotations
 
 import dataclasses
 
+from experiments.kit.options import (
+    TrainingConfig, at_least, decay_rate, each, non_negative, option, positive,
+    runs_per_vmap_option)
+
 STUDIES = ("batch_size", "design", "search", "tuned")
 FULL_BATCH = "N"  # in batch_sizes: one step per epoch on the whole training set
 OBJECTIVES = ("val_accuracy", "val_f1")
 
 
+def parse_batch_sizes(texts: tuple[str, ...]) -> tuple[int | str, ...]:
+    """``("1", " n", "256")`` -> ``(1, "N", 256)``."""
+    sizes: list[int | str] = []
+    for text in texts:
+        text = text.strip()
+        if text.upper() == FULL_BATCH:
+            sizes.append(FULL_BATCH)
+        elif text.isdigit() and int(text) > 0:
+            sizes.append(int(text))
+        else:
+            raise ValueError(f"--batch_sizes takes positive integers or N, got {text!r}")
+    return tuple(sizes)
+
+
 @dataclasses.dataclass(frozen=True)
-class Config:
-    # Which studies run (--study): "batch_size" (1, 256, N), "design" (RMSprop's rho, a
-    # bad initialization, L2, L1 + dropout), "search" (grid and Hyperband, then the best
-    # configuration retrained), "tuned" (the coursework's tuned MLP, the >= 98% check).
-    studies: tuple[str, ...] = STUDIES
-    # Data. The coursework's subset: the first train_limit training images, the last
-    # validation_fraction of them held out (4800 / 1200), and the first test_limit test
-    # images; None for both limits is the full set (48 000 / 12 000 / 10 000), --full.
-    train_limit: int | None = 6000
-    test_limit: int | None = 1000
-    validation_fraction: float = 0.2
-    seeds: int = 5  # runs per variant; a seed draws the initialization, shuffles and dropout
-    epochs: int = 100  # of every training run; also Hyperband's largest budget R
-    batch_size: int = 256  # of every study but the batch-size study
-    hidden: tuple[int, int] = (128, 256)  # the MLP 784-128-256-10
-    # Every optimizer but the bad-initialization study's is RMSprop as Keras has it:
-    # lr 1e-3, rho 0.9, eps 1e-7 outside the square root.
-    learning_rate: float = 1e-3
-    rho: float = 0.9
-    # The batch-size study: "N" is full-batch gradient descent. The coursework's optimizer
-    # is not stated; we use the RMSprop above.
-    batch_sizes: tuple[int | str, ...] = (1, 256, FULL_BATCH)
-    # The design study.
-    rhos: tuple[float, ...] = (0.01, 0.99)
-    bad_init: tuple[float, float] = (10.0, 0.05)  # Normal(mean, std); Keras's default std
-    sgd_learning_rate: float = 0.01  # Keras's SGD default
-    l2_strengths: tuple[float, ...] = (0.1, 0.01, 0.001)  # with RMSprop and with SGD + bad init
-    l1_strength: float = 0.01  # with dropout_rate after each hidden layer
-    dropout_rate: float = 0.3
-    # The search (RMSprop, He-normal kernels): every hidden size pair of
-    # search_first x search_second, with search_l2 x search_learning_rates.
-    search_first: tuple[int, ...] = (64, 128)
-    search_second: tuple[int, ...] = (256, 512)
-    search_l2: tuple[float, ...] = (1e-1, 1e-3, 1e-6)
-    search_learning_rates: tuple[float, ...] = (1e-1, 1e-2, 1e-3)
-    objective: str = "val_accuracy"  # or "val_f1" (macro F1 on the validation set)
-    eta: int = 3  # Hyperband's reduction factor
-    # The coursework's tuned configuration (first, second hidden size, L2, learning rate),
-    # trained by the "tuned" study (RMSprop, He-normal kernels).
-    tuned: tuple[int, int, float, float] = (128, 256, 1e-6, 1e-3)
-    seed: int = 0  # Hyperband's sampling of configurations
-    # Runs vmapped at a time in a fit (None: all); BENCHMARKS.md compares the two.
-    runs_per_vmap: int | None = None
-    workdir: str | None = None  # checkpoints of every fit, to resume an interrupted study
-    wandb_project: str | None = None  # also log the metrics to this W&B project (offline)
+class Config(TrainingConfig):
+    studies: tuple[str, ...] = option(STUDIES, "Studies to run.", flag="study")
+    full: bool = option(False, "Train on the full 60 000 images (48 000 / 12 000) and test "
+                        "on all 10 000, instead of the coursework's 4800 / 1200 / 1000.")
+    train_limit: int | None = option(6000, "First training images used.", flag="",
+                                     check=at_least(2))
+    test_limit: int | None = option(1000, "First test images used.", flag="", check=at_least(2))
+    validation_fraction: float = option(0.2, "Held-out fraction of them.", flag="")
+    seeds: int = option(5, "Runs per variant (initialization, shuffles, dropout).",
+                        check=at_least(1))
+    epochs: int = option(100, "Epochs of every run (Hyperband's largest budget).",
+                         check=at_least(1))
+    batch_size: int = option(256, "Rows per minibatch (all but the batch-size study).",
+                             check=at_least(1))
+    hidden: tuple[int, int] = option((128, 256), "Hidden widths.", flag="", check=each(at_least(1)))
+    # RMSprop as Keras has it, the optimizer of every study but the bad initialization's.
+    learning_rate: float = option(1e-3, "RMSprop's rate.", flag="", check=positive())
+    rho: float = option(0.9, "RMSprop's rho.", flag="", check=decay_rate())
+    batch_sizes: tuple[int | str, ...] = option(
+        (1, 256, FULL_BATCH), "The batch-size study's sizes; N = full batch.",
+        parse=parse_batch_sizes)
+    rhos: tuple[float, ...] = option((0.01, 0.99), "Design: other rhos.", flag="",
+                                     check=each(decay_rate()))
+    bad_init: tuple[float, float] = option((10.0, 0.05), "Design: Normal(mean, std) kernels.",
+                                           flag="")
+    sgd_learning_rate: float = option(0.01, "Design: SGD's rate (Keras's default).", flag="",
+                                      check=positive())
+    l2_strengths: tuple[float, ...] = option((0.1, 0.01, 0.001), "Design: L2 strengths.",
+                                             flag="", check=each(non_negative()))
+    l1_strength: float = option(0.01, "Design: L1 strength, with dropout.", flag="",
+                                check=non_negative())
+    dropout_rate: float = option(0.3, "Design: dropout after each hidden layer.", flag="",
+                                 check=decay_rate())
+    search_first: tuple[int, ...] = option((64, 128), "Search: first hidden sizes.", flag="",
+                                           check=each(at_least(1)))
+    search_second: tuple[int, ...] = option((256, 512), "Search: second hidden sizes.",
+                                            flag="", check=each(at_least(1)))
+    search_l2: tuple[float, ...] = option((1e-1, 1e-3, 1e-6), "Search: L2 strengths.", flag="",
+                                          check=each(non_negative()))
+    search_learning_rates: tuple[float, ...] = option(
+        (1e-1, 1e-2, 1e-3), "Search: learning rates.", flag="", check=each(positive()))
+    objective: str = option("val_accuracy", "Search objective: val_accuracy or val_f1.")
+    eta: int = option(3, "Hyperband's reduction factor.", check=at_least(2))
+    tuned: tuple[int, int, float, float] = option(
+        (128, 256, 1e-6, 1e-3), "The coursework's tuned (first, second, L2, lr).", flag="")
+    seed: int = option(0, "Hyperband's sampling of configurations.", flag="")
+    runs_per_vmap: int | None = runs_per_vmap_option(None)
 
 
-def get_config() -> Config:
-    """The issue's study: all four studies on the coursework's subset, 5 seeds, 100 epochs."""
-    return Config()
+def get_config(full: bool = False) -> Config:
+    """The issue's study: all four studies on the coursework's subset (or the full set)."""
+    return Config(full=True, train_limit=None, test_limit=None) if full else Config()

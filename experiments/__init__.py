@@ -5,6 +5,7 @@
 """
 
 STUDIES = (
-    "example", "linear_regression", "mnist_autoencoders", "mnist_cnn", "nab_anomaly",
-    "newton_cycle", "pcg", "quasi_newton", "spectrogram_anomaly", "test_functions", "wine_mlp",
+    "example", "linear_regression", "mnist_autoencoders", "mnist_cnn", "mnist_mlp",
+    "nab_anomaly", "newton_cycle", "pcg", "quasi_newton", "spectrogram_anomaly",
+    "test_functions", "wine_mlp",
 )

@@ -167,6 +167,47 @@ def convergence_figure(
     return fig
 
 
+def confusion_figure(confusion: Any, *, title: str = "") -> Figure:
+    """A confusion matrix (rows: true class, columns: predicted) with each row divided by
+    its count, the shares written in the cells from 0.005 up."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {confusion.shape}")
+    classes = confusion.shape[0]
+    normalised = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, (ax,) = panel_figure(1, size_per_panel=(6.0, 5.0))
+    image = ax.imshow(normalised, vmin=0.0, vmax=1.0, cmap="Blues")
+    for (true, predicted), value in np.ndenumerate(normalised):
+        if value >= 0.005:
+            ax.text(predicted, true, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if value > 0.5 else "black")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"{title}\nnormalised per true class".strip(), fontsize="medium")
+    fig.colorbar(image, ax=ax)
+    return fig
+
+
+def violin_figure(groups: Mapping[str, Mapping[str, Any]], *, ylabel: str, title: str = "") -> Figure:
+    """One panel per group (e.g. a layer), one violin per named array in it (e.g. its
+    weights before and after training); non-finite values are left out."""
+    fig, axes = panel_figure(len(groups), ncols=len(groups), size_per_panel=(3.5, 4.0))
+    for ax, (name, arrays) in zip(axes, groups.items()):
+        finite = [np.ravel(np.asarray(a, np.float64)) for a in arrays.values()]
+        finite = [values[np.isfinite(values)] for values in finite]
+        positions = [p for p, values in enumerate(finite, start=1) if values.size]
+        if positions:
+            ax.violinplot([v for v in finite if v.size], positions=positions, showmedians=True)
+        ax.set_xticks(range(1, len(arrays) + 1), list(arrays))
+        ax.set_title(name)
+        ax.set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def _as_curve(name: str, values: Any) -> np.ndarray:
     """Returns `values` as a float64 (seeds, iterations) array with NaN for non-finite."""
     array = np.asarray(values, dtype=np.float64)

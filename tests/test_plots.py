@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from optlab import plots
 from optlab.plots import convergence_figure, draw_convergence, panel_figure
 
 
@@ -122,3 +123,20 @@ def test_nanpercentile_matches_numpy_with_nans_and_empty_columns():
             warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on the empty column
             expected = np.nanpercentile(values, q, axis=0)
         np.testing.assert_allclose(_nanpercentile(values, q), expected, equal_nan=True)
+
+
+def test_confusion_figure_normalises_each_true_class():
+    fig = plots.confusion_figure(np.array([[8, 2], [0, 5]]), title="test")
+    (ax, _colorbar) = fig.axes
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0.8, 0.2], [0.0, 1.0]])
+    assert sorted(text.get_text() for text in ax.texts) == ["0.20", "0.80", "1.00"]
+    with pytest.raises(ValueError, match="square"):
+        plots.confusion_figure(np.zeros((2, 3)))
+
+
+def test_violin_figure_has_a_panel_per_group_and_skips_non_finite_values():
+    groups = {"layer 1": {"initial": np.arange(10.0), "trained": [1.0, np.nan, 3.0]},
+              "layer 2": {"initial": [np.nan], "trained": [0.5, 0.7]}}
+    fig = plots.violin_figure(groups, ylabel="weight", title="seed 0")
+    assert [ax.get_title() for ax in fig.axes] == ["layer 1", "layer 2"]
+    assert [tick.get_text() for tick in fig.axes[0].get_xticklabels()] == ["initial", "trained"]

@@ -64,11 +64,14 @@ def test_a_tiny_run_writes_its_run_directory(name, call_study, tmp_path):
     assert status == 0 and not errors, errors
     (run_dir,) = tmp_path.iterdir()
     names = {path.name for path in run_dir.iterdir()}
-    assert {"config.json", "results.json", "table.md"} <= names
+    assert {"config.json", "results.json", "table.md", "run.json"} <= names
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["study"] == name and run["seconds"] > 0 and run["machine"]["cpu_count"] >= 1
     config = json.loads((run_dir / "config.json").read_text())
     assert set(config) == {field.name for field in dataclasses.fields(study.get_config())}
     json.loads((run_dir / "results.json").read_text())
-    assert (run_dir / "table.md").read_text().strip()
+    table = (run_dir / "table.md").read_text()
+    assert table.strip().endswith("CPUs.") and "Load average when the study ended" in table
     assert any(name.endswith(".csv") for name in names)
     assert any(name.endswith(".png") for name in names)
     assert not [name for name in names if name.startswith(".")]  # no temporary left
@@ -86,3 +89,11 @@ def test_help_lists_every_flag_once_with_its_default(name):
     for kit_flag in ("--out:", "--compilation_cache:"):
         assert done.stdout.count(kit_flag) == 1, kit_flag
     assert done.stdout.count("(default:") >= len(config_flags) + 2
+
+
+def test_the_load_sentence_reports_the_load_or_says_it_is_unknown():
+    machine = {"cpu_count": 2, "load_1min": 4.25, "load_5min": 3.0, "load_15min": 2.5}
+    assert cli.load_sentence(machine) == (
+        "Load average when the study ended: 4.2 (1 min), 2.5 (15 min) on 2 CPUs.")
+    assert cli.load_sentence(machine | {"load_15min": float("nan")}) == (
+        "The machine's load was not recorded.")

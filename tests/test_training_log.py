@@ -29,12 +29,6 @@ def test_seed_count_must_match_runs():
         list(training_log.history_records("v", {"loss": np.zeros((1, 3))}, [0, 1]))
 
 
-def test_checkpoint_dir_is_per_variant_and_optional(tmp_path):
-    assert training_log.checkpoint_dir(None, "sgd") is None
-    path = training_log.checkpoint_dir(str(tmp_path), "momentum=0.9 / lr")
-    assert path.startswith(str(tmp_path.resolve())) and path.endswith("momentum_0.9___lr")
-
-
 def test_wandb_is_optional(tmp_path):
     try:
         import wandb  # noqa: F401

@@ -10,13 +10,15 @@ it, the function that reports it) and ends with::
 :mod:`experiments.kit.options`), validation, JAX's persistent compilation cache, the run
 directory (created before any work, so an unwritable ``--out`` costs nothing), the study
 with its progress lines, and its :class:`Report` written into the run directory, which is
-named at the end. A bad command line ends with one line ``NAME: error: ...`` on stderr
+named at the end with ``run.json`` (the command, the wall time, the devices and the load
+of the machine). A bad command line ends with one line ``NAME: error: ...`` on stderr
 and status 2, whether absl, a field's check or the study's own ``validate`` found it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -117,6 +119,22 @@ def write_report(run_dir: RunDir, written: Report, wandb_project: str | None = N
         training_log.write_metrics(run_dir, written.metrics, wandb_project=wandb_project)
 
 
+def machine_load() -> dict:
+    """The CPU count and the load averages now, to read a study's timings by: a load
+    well above the CPU count means other work shared the machine."""
+    one, five, fifteen = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    return {"cpu_count": os.cpu_count(), "load_1min": one, "load_5min": five,
+            "load_15min": fifteen}
+
+
+def load_sentence(machine: dict) -> str:
+    """:func:`machine_load`'s record in words, for the end of a study's table."""
+    if not math.isfinite(machine["load_15min"]):
+        return "The machine's load was not recorded."
+    return (f"Load average when the study ended: {machine['load_1min']:.1f} (1 min), "
+            f"{machine['load_15min']:.1f} (15 min) on {machine['cpu_count']} CPUs.")
+
+
 def fail(name: str, message: str) -> int:
     """Prints ``name: error: message`` to stderr; returns the exit status 2 for ``main``."""
     print(f"{name}: error: {message}", file=sys.stderr)
@@ -145,12 +163,18 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
     print(f"Writing to {run_dir.path}", flush=True)
     start = time.perf_counter()
     results = study.run(config, lambda line: print(line, flush=True))
+    machine = machine_load()
     written = study.report(config, results)
+    written = written._replace(markdown=f"{written.markdown.rstrip()}\n\n{load_sentence(machine)}\n")
     print()
     print(written.markdown)
     wandb = getattr(config, "wandb", False)
     write_report(run_dir, written, wandb_project=f"optlab-{study.name}" if wandb else None)
-    print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
+    seconds = time.perf_counter() - start
+    run_dir.write_json("run.json", {
+        "study": study.name, "argv": list(sys.argv), "seconds": seconds, "machine": machine,
+        "devices": [str(device) for device in jax.devices()], "jax": jax.__version__})
+    print(f"Done in {seconds:.1f} s. Results in {run_dir.path}")
     return 0
 
 
@@ -175,71 +199,14 @@ def run(study: Study) -> None:
         remaining = parse(study, argv, flags.FLAGS, module_name=sys.argv[0])
         if isinstance(remaining, int):
             sys.exit(remaining)
-        # Progress goes to stdout; log records below WARNING (orbax's checkpoint notes,
-        # JAX's note that no TPU runtime is installed) only with --verbosity=0 or higher.
-        if not flags.FLAGS["verbosity"].present:
-            absl_logging.set_verbosity(absl_logging.WARNING)
+        _quiet_logs()
         return remaining
 
     app.run(lambda argv: main(study, argv, flags.FLAGS), flags_parser=parse_flags)
 
 
-# --- Helpers of the training studies not yet on the kit; they go when those studies move.
-
-
-def parse_floats(name: str, texts: list[str]) -> tuple[float, ...]:
-    """The numbers of a ``DEFINE_list`` flag; ``ValueError`` names the flag otherwise."""
-    try:
-        return tuple(float(text) for text in texts)
-    except ValueError:
-        raise ValueError(
-            f"--{name} must be a comma-separated list of numbers, got {','.join(texts)}"
-        ) from None
-
-
-def define_training_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """``--out``, ``--workdir`` and ``--wandb``, the flags every training study shares."""
-    flags.DEFINE_string(
-        "out", "runs", "Directory that receives the run directory.", flag_values=flag_values
-    )
-    flags.DEFINE_string(
-        "workdir", None, "Checkpoint directory; a rerun with it resumes.", flag_values=flag_values
-    )
-    flags.DEFINE_bool(
-        "wandb", False, "Also log the metrics to Weights & Biases (offline).",
-        flag_values=flag_values,
-    )
-
-
-def wandb_project(name: str, flag_values: flags.FlagValues = flags.FLAGS) -> str | None:
-    """The W&B project of study ``name`` when ``--wandb`` is given (``optlab-NAME``), else
-    None; the value of the configs' ``wandb_project`` field."""
-    return f"optlab-{name}" if flag_values.wandb else None
-
-
-def define_runs_per_vmap(
-    default: int | None, flag_values: flags.FlagValues = flags.FLAGS
-) -> None:
-    """``--runs_per_vmap``: runs vmapped at a time; 0 vmaps them all (a config's None).
-    ``default`` is the config's value, named in the help; read the flag with
-    :func:`runs_per_vmap`."""
-    described = "all" if default is None else str(default)
-    flags.DEFINE_integer(
-        "runs_per_vmap", None,
-        f"Runs vmapped at a time; 1 loops over them inside the program, 0 vmaps them all "
-        f"(default {described}).",
-        flag_values=flag_values,
-    )
-
-
-def runs_per_vmap(overrides: dict[str, Any], flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Puts ``--runs_per_vmap`` into a config's ``overrides`` when given, 0 as None."""
-    if flag_values.runs_per_vmap is not None:
-        overrides["runs_per_vmap"] = flag_values.runs_per_vmap or None
-
-
 def run_script(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
-    """Runs a script that is no study (a benchmark, or a study not yet on the kit) under absl."""
+    """Runs a script that is no study (a benchmark) under absl, its flags its own."""
     define_flags()
 
     def parse_flags(argv: list[str]) -> list[str]:
@@ -247,41 +214,14 @@ def run_script(name: str, main: Callable[[list[str]], int], define_flags: Callab
             remaining = flags.FLAGS(argv)
         except flags.Error as error:
             sys.exit(fail(name, str(error)))
-        if not flags.FLAGS["verbosity"].present:
-            absl_logging.set_verbosity(absl_logging.WARNING)
+        _quiet_logs()
         return remaining
 
     app.run(main, flags_parser=parse_flags)
 
 
-def study_main(
-    name: str,
-    *,
-    config_from_flags: Callable[[], Any],
-    validate: Callable[[Any], None],
-    run_study: Callable[[Any], dict],
-    render: Callable[[Any, dict], str],
-    write_outputs: Callable[[Any, dict, str], Any],
-    float64: bool,
-) -> Callable[[list[str]], int]:
-    """The ``main`` of a not-yet-declarative study: config from flags, checks, the study,
-    its tables and files."""
-
-    def main(argv: list[str]) -> int:
-        if len(argv) > 1:
-            return fail(name, f"unexpected argument {argv[1]!r}; every setting is a --flag")
-        jax.config.update("jax_enable_x64", float64)
-        try:
-            config = config_from_flags()
-            validate(config)
-        except ValueError as error:
-            return fail(name, str(error))
-        start = time.perf_counter()
-        results = run_study(config)
-        print()
-        print(render(config, results))
-        run_dir = write_outputs(config, results, flags.FLAGS.out)
-        print(f"Done in {time.perf_counter() - start:.1f} s. Results in {run_dir.path}")
-        return 0
-
-    return main
+def _quiet_logs() -> None:
+    """Progress goes to stdout; log records below WARNING (orbax's checkpoint notes, JAX's
+    note that no TPU runtime is installed) only with --verbosity=0 or higher."""
+    if not flags.FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)

@@ -114,15 +114,21 @@ def zero_is_none(value: int) -> int | None:
     return value or None
 
 
+def runs_per_vmap_option(default: int | None) -> Any:
+    """The ``--runs_per_vmap`` field of a training config, with the study's default."""
+    return option(
+        default,
+        "Runs vmapped at a time: 1 loops over them inside the program, 0 vmaps them all.",
+        parse=zero_is_none, default_text="0 (all)" if default is None else None,
+        check=Check(lambda count: count >= 1, "must be at least 1 (0: all)", "-1"))
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """The fields every training study shares: its config subclasses this one (and may
-    declare ``runs_per_vmap`` again with its own default)."""
+    declare ``runs_per_vmap = runs_per_vmap_option(None)`` for another default)."""
 
-    runs_per_vmap: int | None = option(
-        1, "Runs vmapped at a time: 1 loops over them inside the program, 0 vmaps them all.",
-        parse=zero_is_none, check=Check(lambda count: count >= 1, "must be at least 1 (0: all)",
-                                        "-1"))
+    runs_per_vmap: int | None = runs_per_vmap_option(1)
     workdir: str | None = option(None, "Checkpoint directory; a rerun with it resumes.")
     wandb: bool = option(False, "Also log the metrics to Weights & Biases (offline).")
 

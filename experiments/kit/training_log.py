@@ -8,10 +8,10 @@ which writes ``metrics.jsonl``: one JSON object per (variant, run, epoch) that t
 Biases, one W&B run per (variant, run), in offline mode unless ``WANDB_MODE`` says
 otherwise; the package is optional and only imported then.
 
-Long studies pass ``checkpoint_dir(workdir, variant)`` to ``fit`` so that an interrupted
-study, started again with the same ``--workdir``, resumes each variant where it stopped;
-their tables add :func:`resume_lines`, since a resumed fit's times cover only the epochs
-trained after the resume.
+Studies pass ``--workdir`` to :func:`optlab.train.run_grid` as its checkpoint directory,
+so that an interrupted study, started again with the same ``--workdir``, resumes each
+program where it stopped; their tables add :func:`resume_lines`, since a resumed fit's
+times cover only the epochs trained after the resume.
 """
 
 from __future__ import annotations
@@ -99,14 +99,6 @@ def log_to_wandb(records: Sequence[dict[str, Any]], *, project: str, directory: 
             metrics = {k: v for k, v in row.items() if k not in ("variant", "run", "seed")}
             session.log(metrics, step=row["epoch"])
         session.finish()
-
-
-def checkpoint_dir(workdir: str | None, variant: str) -> str | None:
-    """Where ``fit`` keeps the checkpoints of one variant under ``--workdir`` (or None)."""
-    if not workdir:
-        return None
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in variant)
-    return str(Path(workdir).resolve() / safe)
 
 
 def resume_lines(first_epochs: Mapping[str, int]) -> list[str]:
