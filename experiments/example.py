@@ -87,9 +87,7 @@ def write(config: Config, results: dict) -> cli.Report:
     return cli.Report(
         markdown="\n".join([title, "", report.markdown_table(results["rows"], COLUMNS)]),
         results={"config": config, "rows": results["rows"]},
-        tables={"results.csv": (results["rows"], COLUMNS)},
-        figures={"convergence.png": figure},
-    )
+        tables={"results.csv": (results["rows"], COLUMNS)}, figures={"convergence.png": figure})
 
 
 STUDY = cli.Study(name="example", get_config=get_config, run=run, report=write, float64=True,

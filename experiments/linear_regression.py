@@ -21,7 +21,6 @@ sweep) and for d = 2 contour_NxD.png (every setting's median-seed path).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Callable, NamedTuple
 
@@ -47,7 +46,6 @@ METHODS: dict[str, Callable[..., optax.GradientTransformation]] = {
 DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}
 HYPERPARAMETERS = ("learning_rate", "beta", "gamma", "b1", "b2")
 FIGURE_POINTS = 250  # points per convergence curve at most
-
 
 
 class Sweep(NamedTuple):
@@ -76,49 +74,24 @@ class SeedInputs(NamedTuple):
 
 def sweeps(config: default_config.Config) -> list[Sweep]:
     """The sweeps of the configured methods, in the order of ``config.methods``."""
-    fixed_rate = {
-        "momentum": config.momentum_learning_rate,
-        "rmsprop": config.rmsprop_learning_rate,
-        "adam": config.adam_learning_rate,
-    }
     result = []
     for method in config.methods:
-        rate = fixed_rate[method]
+        rate = getattr(config, f"{method}_learning_rate")
         if method == "adam":
             grid = [(b1, b2) for b1 in config.betas for b2 in config.betas]
-            b1, b2 = config.lr_sweep_adam_betas
-            result.append(
-                Sweep(
-                    method,
-                    "b1 x b2",
-                    tuple({"learning_rate": rate, "b1": p, "b2": q} for p, q in grid),
-                    tuple(f"b1={p:g}, b2={q:g}" for p, q in grid),
-                )
-            )
-            lr_settings = tuple(
-                {"learning_rate": lr, "b1": b1, "b2": b2} for lr in config.learning_rates
-            )
+            result.append(Sweep(method, "b1 x b2", tuple(
+                {"learning_rate": rate, "b1": p, "b2": q} for p, q in grid),
+                tuple(f"b1={p:g}, b2={q:g}" for p, q in grid)))
+            fixed = dict(zip(("b1", "b2"), config.lr_sweep_adam_betas))
         else:
             decay = DECAY_ARGUMENT[method]
-            result.append(
-                Sweep(
-                    method,
-                    "beta",
-                    tuple({"learning_rate": rate, decay: beta} for beta in config.betas),
-                    tuple(f"{decay}={beta:g}" for beta in config.betas),
-                )
-            )
-            lr_settings = tuple(
-                {"learning_rate": lr, decay: config.lr_sweep_beta} for lr in config.learning_rates
-            )
-        result.append(
-            Sweep(
-                method,
-                "learning_rate",
-                lr_settings,
-                tuple(f"lr={lr:g}" for lr in config.learning_rates),
-            )
-        )
+            result.append(Sweep(method, "beta", tuple(
+                {"learning_rate": rate, decay: beta} for beta in config.betas),
+                tuple(f"{decay}={beta:g}" for beta in config.betas)))
+            fixed = {decay: config.lr_sweep_beta}
+        result.append(Sweep(method, "learning_rate", tuple(
+            {"learning_rate": lr} | fixed for lr in config.learning_rates),
+            tuple(f"lr={lr:g}" for lr in config.learning_rates)))
     return result
 
 
@@ -169,46 +142,8 @@ def make_seed_inputs(config, problem: Problem) -> tuple[SeedInputs, sweep.Timing
 
         return SeedInputs(*jax.vmap(one_seed)(jnp.arange(config.seeds)))
 
-    return sweep.time_compiled(
-        build,
-        jax.random.key(config.seed),
-        problem.data.features,
-        problem.data.targets,
-        repeats=config.repeats,
-    )
-
-
-def method_program(config: default_config.Config, method: str, keep_trajectory: bool) -> Callable:
-    """``program(settings, initial_weights, batches, solution) -> (losses, trajectories)``.
-
-    ``settings`` maps each hyperparameter of ``method`` to an array with one value per
-    setting. Outputs have the axes (setting, seed, record, ...); trajectories are None
-    unless kept.
-    """
-    factory = optax.inject_hyperparams(METHODS[method])
-
-    def program(settings, initial_weights, batches, solution):
-        def run(initial, seed_batches, setting):
-            result = minibatch.run_minibatch(
-                regression.mse_loss,
-                factory(**setting),
-                initial,
-                seed_batches,
-                evaluate=solution.mse,
-                record_every=config.record_every,
-                keep_trajectory=keep_trajectory,
-            )
-            return result.losses, result.trajectory
-
-        def every_setting(initial, seed_batches):
-            return jax.vmap(lambda setting: run(initial, seed_batches, setting))(settings)
-
-        # Seeds outside, settings inside: the settings of one seed then share its
-        # minibatches, and the gradients of all settings become one small matrix product.
-        outputs = jax.vmap(every_setting)(initial_weights, batches)
-        return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), outputs)
-
-    return program
+    return sweep.time_compiled(build, jax.random.key(config.seed), problem.data.features,
+                               problem.data.targets, repeats=config.repeats)
 
 
 def run_method(
@@ -223,21 +158,23 @@ def run_method(
     dtype = problem.data.features.dtype
     arrays = {name: jnp.asarray([s[name] for s in settings], dtype) for name in settings[0]}
     keep_trajectory = problem.data.features.shape[1] == 2  # for the contour figure
-    program = method_program(config, method_sweeps[0].method, keep_trajectory)
-    (losses, trajectories), timing = sweep.time_compiled(
-        program,
-        arrays,
-        inputs.initial_weights,
-        inputs.batches,
-        problem.solution,
-        repeats=config.repeats,
-    )
+    factory = optax.inject_hyperparams(METHODS[method_sweeps[0].method])
+
+    def run(setting, seed_inputs, solution):
+        result = minibatch.run_minibatch(
+            regression.mse_loss, factory(**setting), *seed_inputs, evaluate=solution.mse,
+            record_every=config.record_every, keep_trajectory=keep_trajectory)
+        return result.losses, result.trajectory
+
+    # The settings of one seed share its minibatches, and the gradients of all settings
+    # become one small matrix product.
+    (losses, trajectories), timing = sweep.run_settings(
+        run, arrays, inputs, problem.solution, repeats=config.repeats)
     ends = np.cumsum([len(sw.settings) for sw in method_sweeps])[:-1]
-    # Seeds beyond config.seeds are the copies that padded the seed axis for sharding.
-    losses = np.split(np.asarray(losses)[:, : config.seeds], ends)
+    losses = np.split(np.asarray(losses), ends)
     if trajectories is None:
         return [(part, None) for part in losses], timing
-    return list(zip(losses, np.split(np.asarray(trajectories)[:, : config.seeds], ends))), timing
+    return list(zip(losses, np.split(np.asarray(trajectories), ends))), timing
 
 
 def steps_to_target(losses: np.ndarray, target: float, record_every: int) -> np.ndarray:
@@ -264,39 +201,20 @@ def summary_rows(size, sw: Sweep, losses, target, record_every, timing) -> list[
         final = losses[index, :, -1]
         # A run that ends above its initial loss has diverged, even if still finite.
         diverged = ~np.isfinite(final) | (final > losses[index, :, 0])
-        final_summary = stats.summarize(np.where(diverged, np.nan, final))
-        steps_summary = stats.summarize(steps[index])
-        rows.append(
-            {
-                "size": size,
-                "method": sw.method,
-                "sweep": sw.name,
-                "setting": label,
-                **setting,
-                "final_loss_mean": final_summary.mean,
-                "final_loss_std": final_summary.std,
-                "final_loss_median": final_summary.median,
-                "final_loss": _mean_std(
-                    final_summary, lambda v: _significant(v, 4), lambda v: _significant(v, 2)
-                ),
-                "diverged": int(diverged.sum()),
-                "reached": steps_summary.count,
-                "reached_of": f"{steps_summary.count}/{steps_summary.total}",
-                "steps_mean": steps_summary.mean,
-                "steps_std": steps_summary.std,
-                "steps_to_target": _mean_std(steps_summary, "{:.0f}".format, "{:.0f}".format),
-                "program_s": timing.run_seconds,
-                "compile_s": timing.compile_seconds,
-            }
-        )
+        loss = stats.summarize(np.where(diverged, np.nan, final))
+        reached = stats.summarize(steps[index])
+        rows.append({
+            "size": size, "method": sw.method, "sweep": sw.name, "setting": label, **setting,
+            "final_loss_mean": loss.mean, "final_loss_std": loss.std,
+            "final_loss_median": loss.median,
+            "final_loss": None if loss.count == 0 else
+            f"{_significant(loss.mean, 4)} ± {_significant(loss.std, 2)}",
+            "diverged": int(diverged.sum()), "reached": reached.count,
+            "reached_of": f"{reached.count}/{reached.total}", "steps_mean": reached.mean,
+            "steps_std": reached.std, "steps_to_target": stats.format_mean_std(reached, ".0f"),
+            "program_s": timing.run_seconds, "compile_s": timing.compile_seconds,
+        })
     return rows
-
-
-def _mean_std(summary: stats.Summary, mean_text: Callable, std_text: Callable) -> str | None:
-    """``mean ± std`` as text; None without samples."""
-    if summary.count == 0:
-        return None
-    return f"{mean_text(summary.mean)} ± {std_text(summary.std)}"
 
 
 def _significant(value: float, digits: int) -> str:
@@ -318,34 +236,17 @@ COLUMNS = [
     report.Column("program_s", "program time", report.format_seconds),
     report.Column("compile_s", "compile", report.format_seconds),
 ]
-CSV_COLUMNS = [
-    report.Column(key, key)
-    for key in (
-        "size",
-        "method",
-        "sweep",
-        "setting",
-        *HYPERPARAMETERS,
-        "final_loss_mean",
-        "final_loss_std",
-        "final_loss_median",
-        "diverged",
-        "reached",
-        "steps_mean",
-        "steps_std",
-        "program_s",
-        "compile_s",
-    )
-]
+CSV_COLUMNS = [report.Column(key, key) for key in (
+    "size", "method", "sweep", "setting", *HYPERPARAMETERS, "final_loss_mean", "final_loss_std",
+    "final_loss_median", "diverged", "reached", "steps_mean", "steps_std", "program_s",
+    "compile_s")]
 
 
-def run_size(config, n: int, d: int, log: Callable[[str], None]) -> dict:
+def run_size(config, n: int, d: int, log: cli.Log) -> dict:
     """Every sweep on one size: rows, curves, paths and times."""
     size = f"{n}x{d}"
     problem, problem_timing = make_problem(config, n, d)
     inputs, inputs_timing = make_seed_inputs(config, problem)
-    # With several devices the seed axis is split over them (a no-op on one device).
-    inputs, _ = sweep.shard_seeds(inputs)
     solution = jax.tree.map(np.asarray, problem.solution)
     best = float(solution.loss)
     target = config.target_factor * best
@@ -362,14 +263,8 @@ def run_size(config, n: int, d: int, log: Callable[[str], None]) -> dict:
         method_sweeps = [sw for sw in sweeps(config) if sw.method == method]
         outputs, timing = run_method(config, problem, inputs, method_sweeps)
         runs = sum(len(sw.settings) for sw in method_sweeps) * config.seeds
-        programs.append(
-            {
-                "method": method,
-                "runs": runs,
-                "run_s": timing.run_seconds,
-                "compile_s": timing.compile_seconds,
-            }
-        )
+        programs.append({"method": method, "runs": runs, "run_s": timing.run_seconds,
+                         "compile_s": timing.compile_seconds})
         log(
             f"{size} {method}: {runs} runs ({' and '.join(sw.name for sw in method_sweeps)} "
             f"sweeps x {config.seeds} seeds) in {report.format_seconds(timing.run_seconds)} "
@@ -382,48 +277,30 @@ def run_size(config, n: int, d: int, log: Callable[[str], None]) -> dict:
             if trajectories is not None:
                 seeds = [median_seed(losses[i, :, -1]) for i in range(len(sw.settings))]
                 paths = [None if s is None else trajectories[i, s] for i, s in enumerate(seeds)]
-            sweep_results.append(
-                {
-                    "method": sw.method,
-                    "sweep": sw.name,
-                    "labels": list(sw.labels),
-                    "losses": losses,
-                    "paths": paths,
-                }
-            )
+            sweep_results.append({"method": sw.method, "sweep": sw.name, "labels": list(sw.labels),
+                                  "losses": losses, "paths": paths})
             log(
                 f"  {sw.name} sweep: reached the target "
                 f"{sum(row['reached'] for row in new_rows)}/{losses.shape[0] * losses.shape[1]}"
                 f", diverged {sum(row['diverged'] for row in new_rows)}"
             )
     context = {
-        "n": n,
-        "d": d,
-        "least_squares_loss": best,
-        "target": target,
+        "n": n, "d": d, "least_squares_loss": best, "target": target,
         "least_squares_weights": solution.weights,
-        "true_weights": np.asarray(problem.data.true_weights),
-        "batches_per_epoch": per_epoch,
+        "true_weights": np.asarray(problem.data.true_weights), "batches_per_epoch": per_epoch,
         "rows_dropped_per_epoch": n - per_epoch * config.batch_size,
-        "epochs": config.steps / per_epoch,
-        "problem_s": problem_timing.run_seconds,
+        "epochs": config.steps / per_epoch, "problem_s": problem_timing.run_seconds,
         "problem_compile_s": problem_timing.compile_seconds,
-        "inputs_s": inputs_timing.run_seconds,
-        "inputs_compile_s": inputs_timing.compile_seconds,
+        "inputs_s": inputs_timing.run_seconds, "inputs_compile_s": inputs_timing.compile_seconds,
     }
-    return {
-        "context": context,
-        "rows": rows,
-        "programs": programs,
-        "sweeps": sweep_results,
-        "solution": solution,
-    }
+    return {"context": context, "rows": rows, "programs": programs, "sweeps": sweep_results,
+            "solution": solution}
 
 
-def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs the whole study (no file output) and returns its results."""
     start = time.perf_counter()
-    results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "sizes": {}}
+    results = {"config": config, "devices": str(jax.devices()), "sizes": {}}
     for n, d in config.sizes:
         results["sizes"][f"{n}x{d}"] = run_size(config, n, d, log)
     entries = results["sizes"].values()
@@ -446,37 +323,27 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
 
 def render_tables(config, results: dict) -> str:
     parts = []
-    for size, entry in results["sizes"].items():
+    for entry in results["sizes"].values():
         context = entry["context"]
-        parts.append(
-            "\n".join(
-                [
-                    f"## n = {context['n']}, d = {context['d']}: {config.seeds} seeds, "
-                    f"{config.steps} steps of {config.batch_size} rows",
-                    "",
-                    f"{context['epochs']:.3g} epochs of {context['batches_per_epoch']} minibatches "
-                    f"({context['rows_dropped_per_epoch']} rows dropped per epoch). Least-squares "
-                    f"loss L(w*) = {context['least_squares_loss']:.4f}; target "
-                    f"{config.target_factor:g} L(w*) = {context['target']:.4f}, checked every "
-                    f"{config.record_every} step(s).",
-                    "",
-                    report.markdown_table(entry["rows"], COLUMNS),
-                ]
-            )
-        )
+        parts.append("\n".join([
+            f"## n = {context['n']}, d = {context['d']}: {config.seeds} seeds, "
+            f"{config.steps} steps of {config.batch_size} rows", "",
+            f"{context['epochs']:.3g} epochs of {context['batches_per_epoch']} minibatches "
+            f"({context['rows_dropped_per_epoch']} rows dropped per epoch). Least-squares "
+            f"loss L(w*) = {context['least_squares_loss']:.4f}; target "
+            f"{config.target_factor:g} L(w*) = {context['target']:.4f}, checked every "
+            f"{config.record_every} step(s).", "",
+            report.markdown_table(entry["rows"], COLUMNS)]))
     totals = results["totals"]
-    seconds = {
-        key: report.format_seconds(totals[key])
-        for key in ("run_s", "problems_s", "compile_s", "wall_s")
-    }
+    seconds = {key: report.format_seconds(totals[key])
+               for key in ("run_s", "problems_s", "compile_s", "wall_s")}
     parts.append(
         f"{totals['sweeps']} sweeps in {totals['programs']} programs, {totals['runs']} runs of "
         f"{config.steps} steps. One call of every compiled program: {seconds['run_s']} for "
         f"the runs (the methods' programs and the seeds' minibatches), {seconds['problems_s']} "
         f"for the data and least squares. Compiling: {seconds['compile_s']}. The whole "
         f"computation, with warm-up calls and {config.repeats} timed repeats: "
-        f"{seconds['wall_s']}.\n"
-    )
+        f"{seconds['wall_s']}.\n")
     return "\n\n".join(parts)
 
 
@@ -494,14 +361,11 @@ def convergence_figure(config, entry: dict):
     fig, axes = plots.panel_figure(len(sweep_results), ncols=2)
     for ax, result in zip(axes, sweep_results):
         plots.draw_convergence(
-            ax,
-            {label: c[:, ::stride] for label, c in zip(result["labels"], result["losses"])},
-            xlabel="step",
-            ylabel=f"full-data loss, median of {config.seeds} seeds, IQR band",
+            ax, {label: c[:, ::stride] for label, c in zip(result["labels"], result["losses"])},
+            xlabel="step", ylabel=f"full-data loss, median of {config.seeds} seeds, IQR band",
             title=f"{result['method']}, {result['sweep']} sweep, "
             f"n = {entry['context']['n']}, d = {entry['context']['d']}",
-            threshold=entry["context"]["target"],
-        )
+            threshold=entry["context"]["target"])
         ax.xaxis.set_major_formatter(
             matplotlib.ticker.FuncFormatter(lambda x, _: f"{x * steps_per_point:g}")
         )
@@ -550,20 +414,10 @@ def contour_figure(entry: dict):
 
 def json_view(results: dict) -> dict:
     """The results without the per-step curves and paths (those are in the figures)."""
-    view = dict(results)
-    view["sizes"] = {
-        size: {
-            "context": entry["context"],
-            "rows": entry["rows"],
-            "programs": entry["programs"],
-            "sweeps": [
-                {k: v for k, v in s.items() if k not in ("losses", "paths")}
-                for s in entry["sweeps"]
-            ],
-        }
-        for size, entry in results["sizes"].items()
-    }
-    return view
+    return results | {"sizes": {size: {
+        "context": entry["context"], "rows": entry["rows"], "programs": entry["programs"],
+        "sweeps": [{k: v for k, v in s.items() if k not in ("losses", "paths")}
+                   for s in entry["sweeps"]]} for size, entry in results["sizes"].items()}}
 
 
 def write(config, results: dict) -> cli.Report:
@@ -574,20 +428,13 @@ def write(config, results: dict) -> cli.Report:
         if entry["context"]["d"] == 2:
             figures[f"contour_{size}.png"] = contour_figure(entry)
     return cli.Report(
-        markdown=render_tables(config, results),
-        results=json_view(results),
-        tables={"results.csv": (rows, CSV_COLUMNS)},
-        figures=figures,
-    )
+        markdown=render_tables(config, results), results=json_view(results),
+        tables={"results.csv": (rows, CSV_COLUMNS)}, figures=figures)
 
 
 # Training runs in float32.
 STUDY = cli.Study(
-    name="linear_regression",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    validate=validate,
+    "linear_regression", default_config.get_config, run_study, write, validate=validate,
     checks={"methods": options.one_of(METHODS)},
     smoke_flags=("--sizes=64x2", "--seeds=2", "--steps=20", "--methods=adam", "--repeats=1",
                  "--betas=0.9", "--learning_rates=0.01"),

@@ -216,18 +216,11 @@ def summary(config, results: dict) -> str:
 
 def loss_figure(config, results: dict):
     """Training and validation MSE per epoch, one panel per model."""
-    names = list(results["histories"])
-    fig, axes = plots.panel_figure(len(names), ncols=len(names))
-    for ax, name in zip(axes, names):
-        history = results["histories"][name]
-        plots.draw_convergence(
-            ax,
-            {"train": history["train_loss"], "validation": history["val_loss"]},
-            xlabel="epoch",
-            ylabel="MSE",
-            title=f"{name} autoencoder (median and IQR over {config.seeds} seeds)",
-        )
-    return fig
+    return plots.panels_figure(
+        {f"{name} autoencoder (median and IQR over {config.seeds} seeds)":
+         {"train": history["train_loss"], "validation": history["val_loss"]}
+         for name, history in results["histories"].items()},
+        ylabel="MSE", ncols=len(results["histories"]))
 
 
 def code_image(name: str, code: np.ndarray) -> np.ndarray:
@@ -296,11 +289,7 @@ def validate(config: default_config.Config) -> None:
 
 # Training runs in float32.
 STUDY = cli.Study(
-    name="mnist_autoencoders",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    validate=validate,
+    "mnist_autoencoders", default_config.get_config, run_study, write, validate=validate,
     checks={"models": options.one_of(MODELS)},
     smoke_flags=("--train_limit=300", "--test_limit=200", "--epochs=1", "--seeds=1",
                  "--models=dense", "--batch_size=60"),

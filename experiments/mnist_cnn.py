@@ -147,18 +147,12 @@ def summary(config, results: dict) -> str:
 
 
 def curves_figure(results: dict):
-    """Per variant (rows): accuracy and loss (columns), training and validation curves."""
-    histories = results["histories"]
-    fig, axes = plots.panel_figure(2 * len(histories), ncols=2, size_per_panel=(6.0, 4.0))
-    for row, (name, history) in enumerate(histories.items()):
-        for ax, measure, log_y in ((axes[2 * row], "accuracy", False),
-                                   (axes[2 * row + 1], "loss", True)):
-            plots.draw_convergence(
-                ax,
-                {"train": history[f"train_{measure}"], "validation": history[f"val_{measure}"]},
-                xlabel="epoch", ylabel=measure, title=f"dropout {name}: {measure}", log_y=log_y,
-            )
-    return fig
+    """Per placement, accuracy and loss of training and validation per epoch."""
+    return plots.panels_figure(
+        {f"dropout {name}: {measure}": {"train": history[f"train_{measure}"],
+                                        "validation": history[f"val_{measure}"]}
+         for name, history in results["histories"].items() for measure in ("accuracy", "loss")},
+        ylabel="", log_y=False, ncols=2, size_per_panel=(6.0, 4.0))
 
 
 def write(config, results: dict) -> cli.Report:
@@ -174,10 +168,7 @@ def write(config, results: dict) -> cli.Report:
 
 
 STUDY = cli.Study(
-    name="mnist_cnn",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
+    "mnist_cnn", default_config.get_config, run_study, write,
     checks={"placements": options.one_of(default_config.PLACEMENTS),
             "dropout_rate": options.Check(lambda rate: rate < 1, "must be below 1", "1")},
     smoke_flags=("--train_limit=200", "--test_limit=50", "--epochs=1", "--seeds=1",

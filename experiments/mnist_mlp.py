@@ -401,15 +401,13 @@ def search_summary(config, result: dict) -> list[str]:
 
 def learning_curves_figure(study: str, records: dict):
     """Train and validation accuracy and loss against epoch, one curve per variant."""
-    panels = [(key, key.replace("_", " ").replace("val ", "validation "))
-              for key in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
-              if any(key in record["history"] for record in records.values())]
-    fig, axes = plots.panel_figure(len(panels), ncols=2)
-    for ax, (key, label) in zip(axes, panels):
-        curves = {name: record["history"][key] for name, record in records.items()
-                  if key in record["history"]}
-        plots.draw_convergence(ax, curves, xlabel="epoch", ylabel=label, log_y="loss" in key,
-                               title=f"{study}: {label}")
+    keys = [key for key in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
+            if any(key in record["history"] for record in records.values())]
+    fig = plots.panels_figure(
+        {f"{study}: {key}": {name: record["history"][key] for name, record in records.items()
+                             if key in record["history"]} for key in keys},
+        ylabel="", log_y={f"{study}: {key}": "loss" in key for key in keys}, ncols=2)
+    for ax in fig.axes:
         ax.legend(fontsize="x-small")
     return fig
 
@@ -457,11 +455,7 @@ def validate(config: default_config.Config) -> None:
 
 
 STUDY = cli.Study(
-    name="mnist_mlp",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    validate=validate,
+    "mnist_mlp", default_config.get_config, run_study, write, validate=validate,
     checks={"studies": options.one_of(default_config.STUDIES),
             "objective": options.one_of(default_config.OBJECTIVES)},
     smoke_flags=("--study=tuned", "--seeds=1", "--epochs=1", "--batch_size=1000"),

@@ -318,14 +318,10 @@ def summary(config, results: dict) -> str:
 
 def loss_figure(results: dict):
     """Train and validation loss per epoch, log scale: median and quartiles over seeds."""
-    fig, (train_ax, val_ax) = plots.panel_figure(2, size_per_panel=(7.0, 5.0))
-    panels = ((train_ax, "train_loss", "training"), (val_ax, "val_loss", "validation"))
-    for ax, key, title in panels:
-        plots.draw_convergence(
-            ax, {name: history[key] for name, history in results["histories"].items()},
-            xlabel="epoch", ylabel="MSE", title=f"{title} loss",
-        )
-    return fig
+    return plots.panels_figure(
+        {f"{title} loss": {name: history[key] for name, history in results["histories"].items()}
+         for key, title in (("train_loss", "training"), ("val_loss", "validation"))},
+        ylabel="MSE", size_per_panel=(7.0, 5.0))
 
 
 def histogram_figure(showcase: dict):
@@ -396,14 +392,9 @@ def validate(config: default_config.Config) -> None:
 
 
 STUDY = cli.Study(
-    name="nab_anomaly",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    validate=validate,
+    "nab_anomaly", default_config.get_config, run_study, write, validate=validate,
     checks={"families": options.one_of(default_config.FAMILIES)},
-    smoke_flags=("--seeds=1", "--epochs=1", "--families=adam", "--adam_beta1_sweep=0.9"),
-)
+    smoke_flags=("--seeds=1", "--epochs=1", "--families=adam", "--adam_beta1_sweep=0.9"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ the cycle), results.json, results.csv and contour.png (the paths on the contour 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -63,7 +62,7 @@ def hessian_story(x_star: np.ndarray) -> list[dict]:
     return rows
 
 
-def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs every method from the start (no file output) and returns the results."""
     x_star = problems.newton_cycle_minimizer()
     stop = optlab.stopping.distance_to(x_star, config.eps)
@@ -167,21 +166,14 @@ def figure(results: dict):
 
 def write(config, results: dict) -> cli.Report:
     return cli.Report(
-        markdown=summary(config, results),
-        results=results,
+        markdown=summary(config, results), results=results,
         tables={"results.csv": (results["rows"], COLUMNS)},
-        figures={"contour.png": figure(results)},
-    )
+        figures={"contour.png": figure(results)})
 
 
 STUDY = cli.Study(
-    name="newton_cycle",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    float64=True,
-    smoke_flags=("--max_iters=50",),
-)
+    "newton_cycle", default_config.get_config, run_study, write, float64=True,
+    smoke_flags=("--max_iters=50",))
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> 
     return rows
 
 
-def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Loads the matrix, runs every preconditioner; no file output.
 
     BLAS (used by scipy's dense Cholesky and numpy) is held to one thread throughout: XLA
@@ -227,7 +227,7 @@ def run_study(config: default_config.Config, log: Callable[[str], None] = print)
         return _run_study(config, log)
 
 
-def _run_study(config: default_config.Config, log: Callable[[str], None]) -> dict:
+def _run_study(config: default_config.Config, log: cli.Log) -> dict:
     name, A = load_matrix(config.matrix, config.size)
     n = A.shape[0]
     lambda_min, lambda_max, how = eigenvalue_bounds(config, A)
@@ -356,20 +356,13 @@ def figure(config, results: dict):
 
 def write(config, results: dict) -> cli.Report:
     return cli.Report(
-        markdown=summary(config, results),
-        results=results,
+        markdown=summary(config, results), results=results,
         tables={"results.csv": (results["rows"], COLUMNS)},
-        figures={"residuals.png": figure(config, results)},
-    )
+        figures={"residuals.png": figure(config, results)})
 
 
 STUDY = cli.Study(
-    name="pcg",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    float64=True,
-    validate=validate,
+    "pcg", default_config.get_config, run_study, write, float64=True, validate=validate,
     checks={"preconditioners": options.one_of(PRECONDITIONERS),
             "layout": options.one_of(("auto", "bcoo", "diagonal"))},
     smoke_flags=("--matrix=494_bus", "--repeats=1", "--rhs=2", "--preconditioners=none,jacobi"),

@@ -181,7 +181,7 @@ def classic_rosenbrock(config) -> list[dict]:
     return rows
 
 
-def run_study(config: default_config.Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs the whole study (no file output) and returns its results."""
     results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "sizes": {}}
     for n in config.sizes:
@@ -275,25 +275,17 @@ def figure(config, results: dict):
 def write(config, results: dict) -> cli.Report:
     rows = [row for entry in results["sizes"].values() for row in entry["rows"]]
     return cli.Report(
-        markdown=render_tables(config, results),
-        results=results,
+        markdown=render_tables(config, results), results=results,
         tables={"results.csv": (rows, [report.Column("n", "n")] + COLUMNS)},
-        figures={"convergence.png": figure(config, results)},
-    )
+        figures={"convergence.png": figure(config, results)})
 
 
 # Second-order methods and their references run in float64.
 STUDY = cli.Study(
-    name="quasi_newton",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    float64=True,
-    validate=validate,
+    "quasi_newton", default_config.get_config, run_study, write, float64=True, validate=validate,
     checks={"problem": options.one_of(PROBLEMS), "methods": options.one_of(METHODS)},
     run_name=lambda config: f"quasi_newton-{config.problem}",
-    smoke_flags=("--n=3", "--seeds=2", "--repeats=1", "--methods=bfgs,lbfgs", "--noscipy"),
-)
+    smoke_flags=("--n=3", "--seeds=2", "--repeats=1", "--methods=bfgs,lbfgs", "--noscipy"))
 
 
 if __name__ == "__main__":

@@ -305,13 +305,11 @@ def summary(config, results: dict) -> str:
 
 def loss_figure(results: dict):
     """Train and validation MSE per epoch, log scale: median and quartiles over seeds."""
-    fig, (ax,) = plots.panel_figure(1, size_per_panel=(7.0, 5.0))
     history = results["history"]
-    plots.draw_convergence(
-        ax, {"train": history["train_loss"], "held-out normal": history["val_loss"]},
-        xlabel="epoch", ylabel="MSE", title=f"{AUTOENCODER}: loss over seeds",
-    )
-    return fig
+    return plots.panels_figure(
+        {f"{AUTOENCODER}: loss over seeds": {"train": history["train_loss"],
+                                             "held-out normal": history["val_loss"]}},
+        ylabel="MSE", size_per_panel=(7.0, 5.0))
 
 
 def histogram_figure(results: dict):
@@ -391,11 +389,7 @@ def validate(config: default_config.Config) -> None:
 
 
 STUDY = cli.Study(
-    name="spectrogram_anomaly",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    validate=validate,
+    "spectrogram_anomaly", default_config.get_config, run_study, write, validate=validate,
     smoke_flags=("--n_train=20", "--n_test_normal=6", "--n_test_anomalous=4", "--seeds=1",
                  "--epochs=1", "--batch_size=8", "--pca_components=2", "--validation_fraction=0.2"),
 )

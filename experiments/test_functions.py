@@ -277,7 +277,7 @@ def _saddle_takeaway(rows: list[dict], start_distance: float) -> str:
     return "; ".join(parts) + "."
 
 
-def run_scenario(config: Config, scenario: Scenario, log: Callable[[str], None]) -> dict:
+def run_scenario(config: Config, scenario: Scenario, log: cli.Log) -> dict:
     """Every method of one scenario: table rows, takeaway, median-seed paths, per-seed numbers."""
     test_function = problems.TEST_FUNCTIONS[scenario.function]
     start_distance = float(test_function.distance(jnp.asarray(scenario.start)))
@@ -310,7 +310,7 @@ def run_scenario(config: Config, scenario: Scenario, log: Callable[[str], None])
     }
 
 
-def run_study(config: Config, log: Callable[[str], None] = print) -> dict:
+def run_study(config: Config, log: cli.Log = print) -> dict:
     """Runs every scenario (no file output) and returns the results."""
     results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "scenarios": {}}
     for scenario in selected(config):
@@ -397,24 +397,14 @@ def write(config: Config, results: dict) -> cli.Report:
             for name, entry in results["scenarios"].items() for row in entry["rows"]]
     drawn, animations = figures(config, results)
     return cli.Report(
-        markdown=render_tables(config, results),
-        results=results,
-        tables={"results.csv": (rows, CSV_COLUMNS)},
-        figures=drawn,
-        animations=animations,
-    )
+        markdown=render_tables(config, results), results=results,
+        tables={"results.csv": (rows, CSV_COLUMNS)}, figures=drawn, animations=animations)
 
 
 # float64, as in the tests: a diverging run stays finite longer, so its growth shows.
 STUDY = cli.Study(
-    name="test_functions",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    float64=True,
-    validate=validate,
-    smoke_flags=("--scenario=bowl", "--seeds=2", "--repeats=1", "--lr=0.1"),
-)
+    "test_functions", default_config.get_config, run_study, write, float64=True, validate=validate,
+    smoke_flags=("--scenario=bowl", "--seeds=2", "--repeats=1", "--lr=0.1"))
 
 
 if __name__ == "__main__":

@@ -306,18 +306,13 @@ def json_view(results: dict) -> dict:
 
 def loss_figure(config, results: dict):
     """Training and test cross-entropy per epoch, one panel per variant."""
-    fig, axes = plots.panel_figure(len(VARIANTS), ncols=len(VARIANTS))
-    for ax, variant in zip(axes, VARIANTS):
-        curves = {}
-        for rate in config.learning_rates:
-            history = results["histories"][f"{variant} lr={rate:g}"]
-            curves[f"train, lr={rate:g}"] = history["train_loss"]
-            curves[f"test, lr={rate:g}"] = history["val_loss"]
-        plots.draw_convergence(
-            ax, curves, xlabel="epoch", ylabel="cross-entropy", log_y=False,
-            title=f"{variant} (median and IQR over {config.seeds} seeds)",
-        )
-    return fig
+    return plots.panels_figure(
+        {f"{variant} (median and IQR over {config.seeds} seeds)": {
+            f"{split}, lr={rate:g}": results["histories"][f"{variant} lr={rate:g}"][key]
+            for rate in config.learning_rates
+            for split, key in (("train", "train_loss"), ("test", "val_loss"))}
+         for variant in VARIANTS},
+        ylabel="cross-entropy", log_y=False, ncols=len(VARIANTS))
 
 
 def manual_figure(results: dict):
@@ -361,13 +356,8 @@ def validate(config: default_config.Config) -> None:
 
 # Training runs in float32.
 STUDY = cli.Study(
-    name="wine_mlp",
-    get_config=default_config.get_config,
-    run=run_study,
-    report=write,
-    validate=validate,
-    smoke_flags=("--seeds=1", "--epochs=1", "--learning_rates=0.01", "--nomanual_check"),
-)
+    "wine_mlp", default_config.get_config, run_study, write, validate=validate,
+    smoke_flags=("--seeds=1", "--epochs=1", "--learning_rates=0.01", "--nomanual_check"))
 
 
 if __name__ == "__main__":

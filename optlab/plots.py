@@ -167,6 +167,27 @@ def convergence_figure(
     return fig
 
 
+def panels_figure(
+    panels: Mapping[str, Mapping[str, Any]],
+    *,
+    xlabel: str = "epoch",
+    ylabel: str | Mapping[str, str],
+    log_y: bool | Mapping[str, bool] = True,
+    ncols: int | None = None,
+    size_per_panel: tuple[float, float] = (5.0, 4.0),
+) -> Figure:
+    """Convergence or learning curves over seeds, one panel per title: ``panels`` maps a
+    panel's title to its curves (name -> (seeds, steps)), drawn as `draw_convergence`
+    draws them. ``ylabel`` and ``log_y`` are one value, or one per title."""
+    fig, axes = panel_figure(len(panels), ncols=ncols, size_per_panel=size_per_panel)
+    for ax, (title, curves) in zip(axes, panels.items()):
+        draw_convergence(
+            ax, curves, xlabel=xlabel, title=title,
+            ylabel=ylabel if isinstance(ylabel, str) else ylabel[title],
+            log_y=log_y if isinstance(log_y, bool) else log_y[title])
+    return fig
+
+
 def confusion_figure(confusion: Any, *, title: str = "") -> Figure:
     """A confusion matrix (rows: true class, columns: predicted) with each row divided by
     its count, the shares written in the cells from 0.005 up."""

@@ -101,3 +101,42 @@ def run_seeds(
     if padding:
         output = jax.tree.map(lambda x: x[:seeds], output)
     return output, timing
+
+
+def run_settings(
+    fn: Callable[..., PyTree],
+    settings: PyTree,
+    batch: PyTree,
+    *shared: Any,
+    repeats: int = 3,
+    devices: Sequence[jax.Device] | None = None,
+) -> tuple[PyTree, Timing]:
+    """``fn(setting, member, *shared)`` for every setting and every seed, one program.
+
+    Args:
+      fn: one run, of one setting (e.g. a dict of hyperparameters, traced) and one seed's
+        slice of ``batch``; ``shared`` are arguments every run takes whole (data, say),
+        passed as arguments so that the program holds no large constants.
+      settings: pytree whose leaves have the settings axis first.
+      batch: pytree whose leaves have the seed axis first; sharded over ``devices`` as
+        :func:`run_seeds` does.
+      repeats: timed calls after the warm-up.
+
+    Returns:
+      The outputs, leaves with the axes ``(settings, seeds, ...)``, and the
+      :class:`Timing` of the whole program. Seeds are vmapped outside and settings inside,
+      so the settings of a seed share its inputs (its minibatches, its noise).
+    """
+    seeds = seed_count(batch)
+    placed, padding = shard_seeds(batch, devices)
+
+    def program(settings, batch, *shared):
+        def every_setting(member):
+            return jax.vmap(lambda setting: fn(setting, member, *shared))(settings)
+
+        return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), jax.vmap(every_setting)(batch))
+
+    output, timing = time_compiled(program, settings, placed, *shared, repeats=repeats)
+    if padding:
+        output = jax.tree.map(lambda leaf: leaf[:, :seeds], output)
+    return output, timing

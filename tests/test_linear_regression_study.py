@@ -96,8 +96,11 @@ def test_vmapped_sweep_equals_the_unbatched_runs():
     orders = jax.vmap(lambda k: minibatch.shuffled_batches(k, 40, 8, 12))(keys)
     batches = minibatch.take_batches((data.features, data.targets), orders)
     settings = {"learning_rate": jnp.array([1e-2, 1e-3, 1e-3]), "beta": jnp.array([0.9, 0.7, 0.8])}
-    program = jax.jit(study.method_program(config, "momentum", keep_trajectory=True))
-    losses, paths = program(settings, initial, batches, problem.solution)
+    sw = study.Sweep("momentum", "mixed", tuple(
+        {"learning_rate": float(lr), "beta": float(b)}
+        for lr, b in zip(settings["learning_rate"], settings["beta"])), ("a", "b", "c"))
+    [(losses, paths)], _ = study.run_method(
+        config, problem, study.SeedInputs(initial, batches), [sw])
     assert losses.shape == (3, 2, 13) and paths.shape == (3, 2, 13, 2)
 
     @jax.jit

@@ -140,3 +140,14 @@ def test_violin_figure_has_a_panel_per_group_and_skips_non_finite_values():
     fig = plots.violin_figure(groups, ylabel="weight", title="seed 0")
     assert [ax.get_title() for ax in fig.axes] == ["layer 1", "layer 2"]
     assert [tick.get_text() for tick in fig.axes[0].get_xticklabels()] == ["initial", "trained"]
+
+
+def test_panels_figure_draws_a_panel_per_title_with_its_own_scale():
+    rng = np.random.default_rng(0)
+    panels = {"loss": {"train": rng.random((3, 5)) + 0.1, "validation": rng.random((3, 5)) + 0.1},
+              "accuracy": {"train": rng.random((3, 5))}}
+    fig = plots.panels_figure(panels, ylabel={"loss": "MSE", "accuracy": "accuracy"},
+                              log_y={"loss": True, "accuracy": False})
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "linear"]
+    assert len(fig.axes[0].get_lines()) == 2 and fig.axes[1].get_ylabel() == "accuracy"

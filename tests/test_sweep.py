@@ -36,6 +36,24 @@ def test_run_seeds_equals_unbatched_runs():
     assert len(timing.repeats) == 2 and timing.run_seconds == np.median(timing.repeats)
 
 
+def test_run_settings_crosses_settings_with_seeds_and_shares_the_rest():
+    def one(setting, start, target):
+        result = optlab.minimize(lambda x: jnp.sum((x - target) ** 2), start,
+                                 optlab.sgd(setting["learning_rate"]),
+                                 stop=optlab.stopping.grad_norm(1e-6), max_iters=500)
+        return result.iterations
+
+    rates = {"learning_rate": jnp.array([0.1, 0.3, 0.45])}
+    starts = jax.random.normal(jax.random.key(0), (4, 3))
+    target = jnp.ones(3)
+    iterations, timing = sweep.run_settings(one, rates, starts, target, repeats=1)
+    assert iterations.shape == (3, 4) and timing.compile_seconds > 0
+    for i, rate in enumerate(rates["learning_rate"]):
+        for s in range(4):
+            assert iterations[i, s] == one({"learning_rate": rate}, starts[s], target)
+    assert np.all(iterations[0] > iterations[1])  # a larger step converges sooner
+
+
 def test_time_compiled_rejects_zero_repeats():
     with pytest.raises(ValueError, match="repeats"):
         sweep.time_compiled(lambda x: x, jnp.ones(2), repeats=0)
