@@ -38,9 +38,7 @@ from optlab.problems import regression
 from optlab.train import minibatch
 
 METHODS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "momentum": optlab.momentum,
-    "rmsprop": optlab.rmsprop,
-    "adam": optlab.adam,
+    "momentum": optlab.momentum, "rmsprop": optlab.rmsprop, "adam": optlab.adam,
 }
 # The argument that the beta sweep varies, for the methods with one decay.
 DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}
@@ -177,26 +175,10 @@ def run_method(
     return list(zip(losses, np.split(np.asarray(trajectories), ends))), timing
 
 
-def steps_to_target(losses: np.ndarray, target: float, record_every: int) -> np.ndarray:
-    """First recorded step with loss <= target, along the last axis; NaN where never."""
-    reached = losses <= target
-    first = np.argmax(reached, axis=-1) * record_every
-    return np.where(reached.any(axis=-1), first, np.nan)
-
-
-def median_seed(final_losses: np.ndarray) -> int | None:
-    """The seed with the (lower) median final loss among the finite ones; None if none."""
-    finite = np.flatnonzero(np.isfinite(final_losses))
-    if finite.size == 0:
-        return None
-    ordered = finite[np.argsort(final_losses[finite], kind="stable")]
-    return int(ordered[(ordered.size - 1) // 2])
-
-
 def summary_rows(size, sw: Sweep, losses, target, record_every, timing) -> list[dict]:
     """One row per setting: final loss, divergence, steps to target, times."""
     rows = []
-    steps = steps_to_target(losses, target, record_every)
+    steps = stats.first_below(losses, target, inclusive=True) * record_every
     for index, (label, setting) in enumerate(zip(sw.labels, sw.settings)):
         final = losses[index, :, -1]
         # A run that ends above its initial loss has diverged, even if still finite.
@@ -275,8 +257,8 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
             rows += new_rows
             paths = None
             if trajectories is not None:
-                seeds = [median_seed(losses[i, :, -1]) for i in range(len(sw.settings))]
-                paths = [None if s is None else trajectories[i, s] for i, s in enumerate(seeds)]
+                paths = [trajectories[i, stats.median_index(losses[i, :, -1])]
+                         for i in range(len(sw.settings))]
             sweep_results.append({"method": sw.method, "sweep": sw.name, "labels": list(sw.labels),
                                   "losses": losses, "paths": paths})
             log(
@@ -307,8 +289,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     programs = [p for entry in entries for p in entry["programs"]]
     contexts = [entry["context"] for entry in entries]
     results["totals"] = {
-        "sweeps": sum(len(entry["sweeps"]) for entry in entries),
-        "programs": len(programs),
+        "sweeps": sum(len(entry["sweeps"]) for entry in entries), "programs": len(programs),
         "runs": sum(p["runs"] for p in programs),
         # One call of every compiled program that does the runs' work: the methods'
         # sweeps and the seeds' minibatches (not the data and least squares, their input).
@@ -382,7 +363,7 @@ def contour_figure(entry: dict):
     """For d = 2: loss contours over the weights and the median seed's path per setting."""
     solution = entry["solution"]
     sweep_results = entry["sweeps"]
-    paths = [p for result in sweep_results for p in result["paths"] if p is not None]
+    paths = [p for result in sweep_results for p in result["paths"]]
     # The box spans the starts and w*, with room on every side for overshooting paths.
     anchors = np.stack([path[0] for path in paths] + [solution.weights])
     low, high = anchors.min(axis=0), anchors.max(axis=0)
@@ -398,8 +379,6 @@ def contour_figure(entry: dict):
     for ax, result in zip(axes, sweep_results):
         ax.contour(w1, w2, excess, levels=levels, colors="0.6", linewidths=0.6)
         for label, path in zip(result["labels"], result["paths"]):
-            if path is None:
-                continue
             (line,) = ax.plot(path[:, 0], path[:, 1], linewidth=1.0, label=label)
             ax.plot(*path[0], "o", color=line.get_color(), markersize=4)
         ax.plot(*solution.weights, "*", color="black", markersize=10, label="w* (least squares)")

@@ -47,10 +47,8 @@ CONV_TILE = (2, 4)  # the conv code's 8 channels shown as 2 rows x 4 columns of 
 def load_data(config: default_config.Config) -> datasets.MnistSplits:
     """Images ``(n, 28, 28)`` in ``[0, 1]``; each model reshapes them to its input."""
     return datasets.mnist_splits(
-        train_limit=config.train_limit,
-        validation_fraction=config.validation_fraction,
-        test_limit=config.test_limit,
-        flatten=False,
+        train_limit=config.train_limit, validation_fraction=config.validation_fraction,
+        test_limit=config.test_limit, flatten=False,
     )
 
 
@@ -120,27 +118,19 @@ def run_model(
         result.fit, config.figure_run, model_inputs(name, data.x_test[digits]))
     mse, mae = stats.summarize(test["mse"]), stats.summarize(test["mae"])
     row = {
-        "model": name,
-        "parameters": parameters,
-        "code_shape": "x".join(map(str, code.shape[1:])),
-        "test_mse_mean": mse.mean,
-        "test_mse_std": mse.std,
+        "model": name, "parameters": parameters, "code_shape": "x".join(map(str, code.shape[1:])),
+        "test_mse_mean": mse.mean, "test_mse_std": mse.std,
         "test_mse": stats.format_mean_std(mse, ".5f"),
         "test_mse_per_seed": np.asarray(test["mse"]).tolist(),
         "collapsed_seeds": int(np.sum(np.asarray(test["mse"]) >= baseline_mse)),
-        "test_mae_mean": mae.mean,
-        "test_mae_std": mae.std,
+        "test_mae_mean": mae.mean, "test_mae_std": mae.std,
         "test_mae": stats.format_mean_std(mae, ".4f"),
         "final_val_mse_mean": float(np.mean(result.history["val_loss"][:, -1])),
-        "compile_s": result.fit.compile_seconds,
-        "run_s": result.fit.run_seconds,
+        "compile_s": result.fit.compile_seconds, "run_s": result.fit.run_seconds,
     }
     return {
-        "row": row,
-        "history": result.history,
-        "first_epoch": result.fit.first_epoch,
-        "codes": code,
-        "reconstructions": reconstruction.reshape(DIGITS, 28, 28),
+        "row": row, "history": result.history, "first_epoch": result.fit.first_epoch,
+        "codes": code, "reconstructions": reconstruction.reshape(DIGITS, 28, 28),
     }
 
 
@@ -157,16 +147,14 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         "data": {
             "train_images": int(data.x_train.shape[0]),
             "validation_images": int(data.x_validation.shape[0]),
-            "test_images": int(data.x_test.shape[0]),
-            "mean_image_test_mse": baseline_mse,
+            "test_images": int(data.x_test.shape[0]), "mean_image_test_mse": baseline_mse,
             "output_bias": output_bias(config, data),
         },
         "rows": [entry["row"] for entry in trained.values()],
         "histories": {name: entry["history"] for name, entry in trained.items()},
         "resumed": {name: entry["first_epoch"] for name, entry in trained.items()},
         "figure": {
-            "test_indices": digits,
-            "originals": data.x_test[digits],
+            "test_indices": digits, "originals": data.x_test[digits],
             "codes": {name: entry["codes"] for name, entry in trained.items()},
             "reconstructions": {name: entry["reconstructions"] for name, entry in trained.items()},
         },

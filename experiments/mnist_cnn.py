@@ -53,10 +53,8 @@ class Data(NamedTuple):
 
 def load_data(config: default_config.Config) -> Data:
     splits = datasets.mnist_splits(
-        train_limit=config.train_limit,
-        validation_fraction=config.validation_fraction,
-        test_limit=config.test_limit,
-        flatten=False,
+        train_limit=config.train_limit, validation_fraction=config.validation_fraction,
+        test_limit=config.test_limit, flatten=False,
     )
     return Data(
         train=(splits.x_train[..., None], splits.y_train),
@@ -103,8 +101,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         "config": config,
         "parameters": models.count_params(nnx.eval_shape(
             lambda: model_fn("none", config)(rngs=nnx.Rngs(0)))),
-        "variants": rows,
-        "runs": runs,
+        "variants": rows, "runs": runs,
         "histories": {name: result.history for name, result in grid.items()},
         "resumed": {name: result.fit.first_epoch for name, result in grid.items()},
     }

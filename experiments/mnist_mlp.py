@@ -240,11 +240,9 @@ def run_search(config, splits: Splits, log: cli.Log) -> dict:
         "grid_rows": [{"variant": v.name, "hidden": f"{v.hidden[0]}-{v.hidden[1]}", "l2": v.l2,
                        "learning_rate": v.learning_rate, "objective": t.score}
                       for v, t in zip(space, grid.trials)],
-        "hyperband": band,
-        "space": [variant.name for variant in space],
+        "hyperband": band, "space": [variant.name for variant in space],
         "best": {method: variant.name for method, variant in bests.items()},
-        "grid_epochs_spent": grid.epochs_spent,
-        "hyperband_epochs_trained": band.epochs_trained,
+        "grid_epochs_spent": grid.epochs_spent, "hyperband_epochs_trained": band.epochs_trained,
         "seconds": {"grid": fit_seconds(fits["search-grid"].values()),
                     "hyperband": fit_seconds(hyperband_records)},
         "reference": bests["grid"].name,

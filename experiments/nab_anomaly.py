@@ -126,15 +126,10 @@ def load_data(config: default_config.Config) -> Data:
     )
     labelled = datasets.labelled_windows(config.test_series)
     return Data(
-        train_windows=fitted,
-        validation_windows=held_out,
-        all_train_windows=all_train,
-        test_windows=windows(test_series.values),
-        test_timestamps=test_series.timestamps,
-        test_values=scaler.transform(test_series.values),
-        labelled=labelled,
-        inside_label=datasets.in_windows(test_series.timestamps, labelled),
-        scaler=scaler,
+        train_windows=fitted, validation_windows=held_out, all_train_windows=all_train,
+        test_windows=windows(test_series.values), test_timestamps=test_series.timestamps,
+        test_values=scaler.transform(test_series.values), labelled=labelled,
+        inside_label=datasets.in_windows(test_series.timestamps, labelled), scaler=scaler,
     )
 
 
@@ -164,15 +159,12 @@ def run_rows(config, name: str, family: str, result: train.VariantResult, scores
                                             config.window_length)
         rows.append({
             "variant": name, "family": family, "seed": seed,
-            "epochs": int(result.take(result.fit.epochs_trained)[index]),
-            "best_epoch": best,
+            "epochs": int(result.take(result.fit.epochs_trained)[index]), "best_epoch": best,
             "train_loss": float(result.history["train_loss"][index, best]),
             "val_loss": float(result.history["val_loss"][index, best]),
-            "threshold": float(thresholds[index]),
-            "anomalous_points": int(flagged.sum()),
+            "threshold": float(thresholds[index]), "anomalous_points": int(flagged.sum()),
             "inside": int((flagged & data.inside_label).sum()),
-            "outside": int((flagged & ~data.inside_label).sum()),
-            "flagged": flagged,
+            "outside": int((flagged & ~data.inside_label).sum()), "flagged": flagged,
         })
     return rows
 
@@ -223,8 +215,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     return {
         "config": config,
         "data": {
-            "mean": data.scaler.mean,
-            "std": data.scaler.std,
+            "mean": data.scaler.mean, "std": data.scaler.std,
             "train_windows": data.train_windows.shape[0],
             "validation_windows": data.validation_windows.shape[0],
             "test_windows": data.test_windows.shape[0],
@@ -243,8 +234,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         "showcase": None if showcase is None else {
             "train_mae": scores[SHOWCASE]["train_mae"][0],
             "test_mae": scores[SHOWCASE]["test_mae"][0],
-            "threshold": showcase_runs[0]["threshold"],
-            "flagged": showcase_runs[0]["flagged"],
+            "threshold": showcase_runs[0]["threshold"], "flagged": showcase_runs[0]["flagged"],
             "first_window": data.test_windows[0, :, 0],
             "first_reconstruction": scores[SHOWCASE]["first_reconstruction"][0],
         },
@@ -325,15 +315,10 @@ def loss_figure(results: dict):
 
 
 def histogram_figure(showcase: dict):
-    fig, (ax,) = plots.panel_figure(1, size_per_panel=(7.0, 4.0))
-    ax.hist(showcase["train_mae"], bins=50, label="training windows")
-    ax.axvline(showcase["threshold"], color="red", linestyle="--",
-               label=f"threshold {showcase['threshold']:.4f}")
-    ax.set_xlabel("MAE of a window")
-    ax.set_ylabel("windows")
-    ax.set_title(f"{SHOWCASE}, first seed: reconstruction error of the training windows")
-    ax.legend(loc="upper right")
-    return fig
+    title = f"{SHOWCASE}, first seed: reconstruction error of the training windows"
+    return plots.histogram_figure({title: {"training windows": showcase["train_mae"]}},
+                                  {title: showcase["threshold"]}, xlabel="MAE of a window",
+                                  ylabel="windows", size_per_panel=(7.0, 4.0))
 
 
 def reconstruction_figure(showcase: dict):

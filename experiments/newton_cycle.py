@@ -51,9 +51,7 @@ def hessian_story(x_star: np.ndarray) -> list[dict]:
         step = -jnp.linalg.solve(hessian, gradient)
         rows.append(
             {
-                "x": x,
-                "f_x": float(gradient[0]),
-                "f_xx": float(hessian[0, 0]),
+                "x": x, "f_x": float(gradient[0]), "f_xx": float(hessian[0, 0]),
                 "hessian": "positive definite" if jnp.all(jnp.linalg.eigvalsh(hessian) > 0)
                 else "indefinite",
                 "newton_step_x": float(step[0]),
@@ -71,13 +69,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     for name, opt in methods(config).items():
         run = jax.jit(
             lambda x, opt=opt: optlab.minimize(
-                problems.newton_cycle,
-                x,
-                opt,
-                stop=stop,
-                max_iters=config.max_iters,
-                history=config.max_iters + 1,
-                record_params=True,
+                problems.newton_cycle, x, opt, stop=stop, max_iters=config.max_iters,
+                history=config.max_iters + 1, record_params=True,
             )
         )
         result = run(x0)
@@ -86,23 +79,17 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         paths[name] = np.asarray(result.history.params)[: iterations + 1]
         rows.append(
             {
-                "method": name,
-                "status": status.name.lower(),
-                "iterations": iterations,
-                "x": float(result.params[0]),
-                "y": float(result.params[1]),
+                "method": name, "status": status.name.lower(), "iterations": iterations,
+                "x": float(result.params[0]), "y": float(result.params[1]),
                 "distance": float(jnp.linalg.norm(result.params - x_star)),
                 "value": float(result.value),
             }
         )
         log(f"{name}: {status.name.lower()} after {iterations} iterations")
     return {
-        "config": dataclasses.asdict(config),
-        "minimizer": np.asarray(x_star),
-        "rows": rows,
+        "config": dataclasses.asdict(config), "minimizer": np.asarray(x_star), "rows": rows,
         "hessian": hessian_story(np.asarray(x_star)),
-        "newton_iterates": paths["newton"][: config.shown_iterates],
-        "paths": paths,
+        "newton_iterates": paths["newton"][: config.shown_iterates], "paths": paths,
     }
 
 
@@ -156,10 +143,7 @@ def summary(config, results: dict) -> str:
 def figure(results: dict):
     """The four paths on the contour plot of f; Newton's is the two-point cycle."""
     return plots.contour_figure(
-        problems.newton_cycle,
-        DOMAIN,
-        results["paths"],
-        minimizer=results["minimizer"],
+        problems.newton_cycle, DOMAIN, results["paths"], minimizer=results["minimizer"],
         title="x^4/4 - x^2 + 2x + (y - 1)^2 from (0, 2)",
     )
 

@@ -40,10 +40,7 @@ from optlab import linalg, plots, report, stats, sweep
 from optlab.status import Status
 
 PRECONDITIONERS: dict[str, Callable | None] = {
-    "none": None,
-    "jacobi": linalg.jacobi,
-    "ic0": linalg.ic0,
-    "ideal": linalg.ideal,
+    "none": None, "jacobi": linalg.jacobi, "ic0": linalg.ic0, "ideal": linalg.ideal,
 }
 DENSE_EIGENVALUES_MAX_N = 5000
 
@@ -139,11 +136,8 @@ def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict]
     x = np.asarray(result.x)
     rows = [
         {
-            "preconditioner": name,
-            "solver": "optlab",
-            "iterations": iterations,
-            "status": Status(int(result.status)).name.lower(),
-            "setup_seconds": setup_seconds,
+            "preconditioner": name, "solver": "optlab", "iterations": iterations,
+            "status": Status(int(result.status)).name.lower(), "setup_seconds": setup_seconds,
             "solve_seconds": timing.run_seconds,
             "seconds_per_iteration": timing.run_seconds / max(iterations, 1),
             "compile_seconds": timing.compile_seconds,
@@ -168,12 +162,9 @@ def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict]
         reference = runs[-1]
         rows.append(
             {
-                "preconditioner": name,
-                "solver": "scipy",
-                "iterations": reference.iterations,
+                "preconditioner": name, "solver": "scipy", "iterations": reference.iterations,
                 "status": "converged" if reference.info == 0 else "max_iters",
-                "setup_seconds": scipy_setup,
-                "solve_seconds": seconds,
+                "setup_seconds": scipy_setup, "solve_seconds": seconds,
                 "seconds_per_iteration": seconds / max(reference.iterations, 1),
                 "true_residual": float(np.linalg.norm(b - A @ reference.x)),
             }
@@ -194,10 +185,8 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> 
     converged = np.asarray(results.status)[: B.shape[0]] == Status.CONVERGED
     rows = [
         {
-            "preconditioner": name,
-            "solver": "optlab (vmapped)",
-            "iterations": stats.summarize(iterations),
-            "converged": int(converged.sum()),
+            "preconditioner": name, "solver": "optlab (vmapped)",
+            "iterations": stats.summarize(iterations), "converged": int(converged.sum()),
             "seconds": timing.run_seconds,
         }
     ]
@@ -206,8 +195,7 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> 
         runs = [scipy_cg(A, rhs, x0, tol=config.tol, M=M, max_iters=max_iters) for rhs in B]
         rows.append(
             {
-                "preconditioner": name,
-                "solver": "scipy (loop)",
+                "preconditioner": name, "solver": "scipy (loop)",
                 "iterations": stats.summarize([run.iterations for run in runs]),
                 "converged": sum(run.info == 0 for run in runs),
                 "seconds": sum(run.seconds for run in runs),
@@ -257,21 +245,12 @@ def _run_study(config: default_config.Config, log: cli.Log) -> dict:
     return {
         "config": dataclasses.asdict(config),
         "matrix": {
-            "name": name,
-            "n": n,
-            "nnz": int(A.nnz),
-            "lambda_min": lambda_min,
-            "lambda_max": lambda_max,
-            "condition_number": lambda_max / lambda_min,
-            "eigenvalues_by": how,
-            "layout": layout_name(A_op),
-            "matvec_seconds": matvec_seconds,
+            "name": name, "n": n, "nnz": int(A.nnz), "lambda_min": lambda_min,
+            "lambda_max": lambda_max, "condition_number": lambda_max / lambda_min,
+            "eigenvalues_by": how, "layout": layout_name(A_op), "matvec_seconds": matvec_seconds,
         },
-        "devices": [str(device) for device in jax.devices()],
-        "rows": rows,
-        "rhs_rows": rhs_rows,
-        "skipped": skipped,
-        "residual_norms": residual_norms,
+        "devices": [str(device) for device in jax.devices()], "rows": rows, "rhs_rows": rhs_rows,
+        "skipped": skipped, "residual_norms": residual_norms,
     }
 
 
@@ -346,10 +325,7 @@ def figure(config, results: dict):
         for name, curve in results["residual_norms"].items()
     }
     return plots.convergence_figure(
-        curves,
-        ylabel="||r_k||_2",
-        title=f"CG on {results['matrix']['name']}",
-        band=None,
+        curves, ylabel="||r_k||_2", title=f"CG on {results['matrix']['name']}", band=None,
         threshold=config.tol,
     )
 

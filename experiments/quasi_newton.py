@@ -32,12 +32,8 @@ from experiments.kit import cli, options, scipy_reference
 from optlab import plots, problems, report, stats, sweep
 
 METHODS: dict[str, Callable[[], Any]] = {
-    "newton": optlab.newton,
-    "sr1": optlab.sr1,
-    "sr1_exact": lambda: optlab.sr1(init="exact"),
-    "bfgs": optlab.bfgs,
-    "bfgs_scaled": lambda: optlab.bfgs(init="scaled"),
-    "lbfgs": optlab.lbfgs,
+    "newton": optlab.newton, "sr1": optlab.sr1, "sr1_exact": lambda: optlab.sr1(init="exact"),
+    "bfgs": optlab.bfgs, "bfgs_scaled": lambda: optlab.bfgs(init="scaled"), "lbfgs": optlab.lbfgs,
     "steepest_descent": optlab.steepest_descent,
 }
 PROBLEMS = ("quadratic", "rosenbrock")
@@ -87,10 +83,7 @@ def problem_set(config: default_config.Config, n: int) -> ProblemSet:
         start=lambda x0: x0,
         minimizer=lambda x0: problems.rosenbrock_minimizer(n),
         numpy_problem=lambda seed: (
-            scipy.optimize.rosen,
-            scipy.optimize.rosen_der,
-            np.asarray(starts[seed]),
-            np.ones(n),
+            scipy.optimize.rosen, scipy.optimize.rosen_der, np.asarray(starts[seed]), np.ones(n),
         ),
         context={"recipe": "Rosenbrock, x* = 1, x0 ~ U[-2, 2]^n"},
     )
@@ -103,11 +96,7 @@ def solve(config, pset: ProblemSet, method: str):
     def one(member):
         stop = optlab.stopping.distance_to(pset.minimizer(member), config.eps)
         return optlab.minimize(
-            pset.objective(member),
-            pset.start(member),
-            opt,
-            stop=stop,
-            max_iters=config.max_iters,
+            pset.objective(member), pset.start(member), opt, stop=stop, max_iters=config.max_iters,
             history=config.max_iters + 1,
         )
 
@@ -131,17 +120,11 @@ def solve_scipy(config, pset: ProblemSet, method: str) -> tuple[np.ndarray, np.n
 def summary_row(n, method, iterations, converged, time_per_run, compile_seconds) -> dict:
     summary = stats.summarize(np.where(converged, iterations, np.nan))
     return {
-        "n": n,
-        "method": method,
-        "converged": f"{summary.count}/{summary.total}",
-        "iterations_mean": summary.mean,
-        "iterations_std": summary.std,
-        "iterations_min": summary.min,
-        "iterations_max": summary.max,
+        "n": n, "method": method, "converged": f"{summary.count}/{summary.total}",
+        "iterations_mean": summary.mean, "iterations_std": summary.std,
+        "iterations_min": summary.min, "iterations_max": summary.max,
         "iterations_range": "—" if summary.count == 0 else f"{summary.min:.0f}–{summary.max:.0f}",
-        "ci95_low": summary.ci_low,
-        "ci95_high": summary.ci_high,
-        "time_per_run_s": time_per_run,
+        "ci95_low": summary.ci_low, "ci95_high": summary.ci_high, "time_per_run_s": time_per_run,
         "compile_s": compile_seconds,
     }
 
@@ -173,8 +156,7 @@ def classic_rosenbrock(config) -> list[dict]:
         result = run(x0)
         rows.append(
             {
-                "method": method,
-                "iterations": int(result.iterations),
+                "method": method, "iterations": int(result.iterations),
                 "status": optlab.Status(int(result.status)).name.lower(),
             }
         )
@@ -193,11 +175,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
             converged = np.asarray(result.status) == optlab.Status.CONVERGED
             rows.append(
                 summary_row(
-                    n,
-                    method,
-                    iterations,
-                    converged,
-                    timing.run_seconds / config.seeds,
+                    n, method, iterations, converged, timing.run_seconds / config.seeds,
                     timing.compile_seconds,
                 )
             )
@@ -263,11 +241,8 @@ def figure(config, results: dict):
             for method, curve in curves.items()
         }
         plots.draw_convergence(
-            ax,
-            padded,
-            ylabel=f"||x_k - x*||, median of {config.seeds} seeds, IQR band",
-            title=f"{config.problem}, n = {n}",
-            threshold=config.eps,
+            ax, padded, ylabel=f"||x_k - x*||, median of {config.seeds} seeds, IQR band",
+            title=f"{config.problem}, n = {n}", threshold=config.eps,
         )
     return fig
 

@@ -59,12 +59,8 @@ class Data(NamedTuple):
 def load_data(config: default_config.Config) -> Data:
     """Generates the data set, holds out the validation clips and standardises the bands."""
     sounds = datasets.machine_sound_dataset(
-        config.data_seed,
-        config.n_train,
-        config.n_test_normal,
-        config.n_test_anomalous,
-        severity=config.severity,
-        batch_size=config.synthesis_batch,
+        config.data_seed, config.n_train, config.n_test_normal, config.n_test_anomalous,
+        severity=config.severity, batch_size=config.synthesis_batch,
     )
     (train_clips,), (validation_clips,) = train.validation_split(
         (sounds.train,), config.validation_fraction, config.data_seed
@@ -73,8 +69,7 @@ def load_data(config: default_config.Config) -> Data:
     return Data(
         train=scaler.transform(train_clips)[..., None],
         validation=scaler.transform(validation_clips)[..., None],
-        test=scaler.transform(sounds.test)[..., None],
-        test_labels=sounds.test_labels,
+        test=scaler.transform(sounds.test)[..., None], test_labels=sounds.test_labels,
         test_kinds=sounds.test_kinds,
     )
 
@@ -96,10 +91,8 @@ def detection(
     flagged = test_scores > threshold
     anomalous = test_kinds != machine_sounds.NORMAL
     row = {
-        "threshold": threshold,
-        "tp": int(np.sum(flagged & anomalous)),
-        "fp": int(np.sum(flagged & ~anomalous)),
-        "fn": int(np.sum(~flagged & anomalous)),
+        "threshold": threshold, "tp": int(np.sum(flagged & anomalous)),
+        "fp": int(np.sum(flagged & ~anomalous)), "fn": int(np.sum(~flagged & anomalous)),
         "tn": int(np.sum(~flagged & ~anomalous)),
     }
     row["detection_rate"] = row["tp"] / max(1, int(anomalous.sum()))
@@ -191,24 +184,19 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     return {
         "config": config,
         "data": {
-            "synthetic": True,
-            "note": SYNTHETIC_NOTE,
-            "train_clips": data.train.shape[0],
-            "validation_clips": held_out,
-            "test_normal": int(np.sum(data.test_labels == 0)),
+            "synthetic": True, "note": SYNTHETIC_NOTE, "train_clips": data.train.shape[0],
+            "validation_clips": held_out, "test_normal": int(np.sum(data.test_labels == 0)),
             "test_anomalous": int(np.sum(data.test_labels == 1)),
             "anomalies_per_kind": {kind: int(np.sum(data.test_kinds == index))
                                    for index, kind in enumerate(FAULT_KINDS, start=1)},
         },
         "parameters": models.count_params(result.fit.model(0)),
-        "detectors": [autoencoder, *references],
-        "runs": runs,
+        "detectors": [autoencoder, *references], "runs": runs,
         "first_epoch": result.fit.first_epoch,
         "target": {
             "detected_more_than": TARGET_DETECTED,
             "mean_detected": float(np.mean([row["tp"] for row in runs])),
-            "seeds_meeting": sum(row["tp"] > TARGET_DETECTED for row in runs),
-            "seeds": len(runs),
+            "seeds_meeting": sum(row["tp"] > TARGET_DETECTED for row in runs), "seeds": len(runs),
         },
         "history": result.history,
         "histograms": {
@@ -221,8 +209,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
             "kinds": [machine_sounds.KINDS[data.test_kinds[i]] for i in examples],
             "inputs": data.test[examples, ..., 0],
             "reconstructions": reconstructions[0, held_out + np.asarray(examples), ..., 0],
-            "scores": test_scores[0, examples],
-            "threshold": runs[0]["threshold"],
+            "scores": test_scores[0, examples], "threshold": runs[0]["threshold"],
         },
     }
 
@@ -316,24 +303,14 @@ def histogram_figure(results: dict):
     """Test scores of normal and anomalous clips with the threshold, per seed and reference."""
     histograms = results["histograms"]
     labels = np.asarray(histograms["test_labels"], bool)
-    panels = [(f"{AUTOENCODER}, seed {row['seed']}", histogram)
-              for row, histogram in zip(results["runs"], histograms["autoencoder"])]
-    panels += list(histograms["references"].items())
-    fig, axes = plots.panel_figure(len(panels), size_per_panel=(5.5, 4.0))
-    for ax, (title, histogram) in zip(axes, panels):
-        scores = np.asarray(histogram["test_scores"])
-        bins = np.geomspace(scores.min(), scores.max(), 50)
-        ax.hist(scores[~labels], bins=bins, alpha=0.6, label=f"normal ({int((~labels).sum())})")
-        ax.hist(scores[labels], bins=bins, alpha=0.6, label=f"anomalous ({int(labels.sum())})")
-        ax.axvline(histogram["threshold"], color="red", linestyle="--", label="threshold")
-        ax.set_xscale("log")
-        ax.set_xlabel("reconstruction MSE of a test clip")
-        ax.set_ylabel("clips")
-        ax.set_title(title)
-        # Not "best": its search over the bars may pass a second on a loaded machine,
-        # and matplotlib then warns (an error under the tests' filterwarnings).
-        ax.legend(loc="upper right")
-    return fig
+    panels = {f"{AUTOENCODER}, seed {row['seed']}": histogram
+              for row, histogram in zip(results["runs"], histograms["autoencoder"])}
+    panels |= histograms["references"]
+    return plots.histogram_figure(
+        {title: {"normal": np.asarray(h["test_scores"])[~labels],
+                 "anomalous": np.asarray(h["test_scores"])[labels]} for title, h in panels.items()},
+        {title: h["threshold"] for title, h in panels.items()},
+        xlabel="reconstruction MSE of a test clip", ylabel="clips", log_x=True)
 
 
 def spectrogram_figure(results: dict):
@@ -390,7 +367,7 @@ def validate(config: default_config.Config) -> None:
 
 STUDY = cli.Study(
     "spectrogram_anomaly", default_config.get_config, run_study, write, validate=validate,
-    smoke_flags=("--n_train=20", "--n_test_normal=6", "--n_test_anomalous=4", "--seeds=1",
+    smoke_flags=("--n_train=10", "--n_test_normal=2", "--n_test_anomalous=4", "--seeds=1",
                  "--epochs=1", "--batch_size=8", "--pca_components=2", "--validation_fraction=0.2"),
 )
 

@@ -140,20 +140,13 @@ def seed_run(scenario: Scenario, method: Method) -> Callable[[jax.Array], Runs]:
     def one(seed):
         noisy = optax.chain(first_order.add_gaussian_noise(scenario.sigma, seed), rule)
         result = optlab.minimize(
-            test_function.fn,
-            x0,
-            noisy,
-            stop=NEVER_STOP,
-            max_iters=scenario.steps,
-            history=scenario.steps + 1,
-            record_params=True,
+            test_function.fn, x0, noisy, stop=NEVER_STOP, max_iters=scenario.steps,
+            history=scenario.steps + 1, record_params=True,
         )
         paths = result.history.params
         return Runs(
-            paths=paths,
-            values=result.history.values,
-            distances=jax.vmap(test_function.distance)(paths),
-            status=result.status,
+            paths=paths, values=result.history.values,
+            distances=jax.vmap(test_function.distance)(paths), status=result.status,
             iterations=result.iterations,
         )
 
@@ -167,25 +160,12 @@ def run_method(config: Config, scenario: Scenario, method: Method) -> tuple[Runs
     )
 
 
-def first_below(distances: np.ndarray, threshold: float) -> np.ndarray:
-    """Per seed, the first iteration whose distance is below `threshold`; NaN if none is."""
-    below = distances < threshold
-    return np.where(below.any(axis=1), below.argmax(axis=1), np.nan)
-
-
-def median_seed(final_distances: np.ndarray) -> int:
-    """The seed whose final distance is the (lower) median; a non-finite one counts as largest."""
-    order = np.argsort(np.where(np.isfinite(final_distances), final_distances, np.inf))
-    return int(order[(len(order) - 1) // 2])
-
-
 def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Timing) -> dict:
     """One table row (numbers and their mean ± std texts) and the per-seed numbers behind it."""
     distances, values = np.asarray(runs.distances), np.asarray(runs.values)
     per_seed = {
-        "iterations_to_threshold": first_below(distances, threshold),
-        "final_distance": distances[:, -1],
-        "final_value": values[:, -1],
+        "iterations_to_threshold": stats.first_below(distances, threshold),
+        "final_distance": distances[:, -1], "final_value": values[:, -1],
         "status": [optlab.Status(int(code)).name.lower() for code in np.asarray(runs.status)],
         "steps_taken": np.asarray(runs.iterations),
     }
@@ -195,25 +175,16 @@ def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Tim
     nonfinite = int(np.sum(np.asarray(runs.status) == optlab.Status.NONFINITE))
     seeds = iterations.total
     row = {
-        "method": label,
-        "reached": f"{iterations.count}/{seeds}",
+        "method": label, "reached": f"{iterations.count}/{seeds}",
         "iterations": stats.format_mean_std(iterations, ".1f"),
         "final_distance": stats.format_mean_std(distance),
-        "final_value": stats.format_mean_std(value),
-        "nonfinite": f"{nonfinite}/{seeds}",
-        "seeds": seeds,
-        "reached_count": iterations.count,
-        "iterations_mean": iterations.mean,
-        "iterations_std": iterations.std,
-        "iterations_ci95_low": iterations.ci_low,
-        "iterations_ci95_high": iterations.ci_high,
-        "final_distance_mean": distance.mean,
-        "final_distance_std": distance.std,
-        "final_value_mean": value.mean,
-        "final_value_std": value.std,
-        "nonfinite_count": nonfinite,
-        "time_all_seeds_s": timing.run_seconds,
-        "compile_s": timing.compile_seconds,
+        "final_value": stats.format_mean_std(value), "nonfinite": f"{nonfinite}/{seeds}",
+        "seeds": seeds, "reached_count": iterations.count, "iterations_mean": iterations.mean,
+        "iterations_std": iterations.std, "iterations_ci95_low": iterations.ci_low,
+        "iterations_ci95_high": iterations.ci_high, "final_distance_mean": distance.mean,
+        "final_distance_std": distance.std, "final_value_mean": value.mean,
+        "final_value_std": value.std, "nonfinite_count": nonfinite,
+        "time_all_seeds_s": timing.run_seconds, "compile_s": timing.compile_seconds,
     }
     return {"row": row, "per_seed": per_seed}
 
@@ -289,7 +260,7 @@ def run_scenario(config: Config, scenario: Scenario, log: cli.Log) -> dict:
         row = summary["row"]
         rows.append(row)
         per_seed[label] = summary["per_seed"]
-        median_seeds[label] = median_seed(summary["per_seed"]["final_distance"])
+        median_seeds[label] = stats.median_index(summary["per_seed"]["final_distance"])
         paths[label] = np.asarray(runs.paths[median_seeds[label]])
         log(
             f"{scenario.name} / {label}: {row['reached']} below {config.threshold:g} "
@@ -299,14 +270,10 @@ def run_scenario(config: Config, scenario: Scenario, log: cli.Log) -> dict:
             f"{report.format_seconds(timing.run_seconds)}"
         )
     return {
-        "function": scenario.function,
-        "question": scenario.question,
-        "start_distance": start_distance,
-        "rows": rows,
+        "function": scenario.function, "question": scenario.question,
+        "start_distance": start_distance, "rows": rows,
         "takeaway": takeaway(scenario, rows, config.threshold, start_distance),
-        "median_seed": median_seeds,
-        "paths": paths,
-        "per_seed": per_seed,
+        "median_seed": median_seeds, "paths": paths, "per_seed": per_seed,
     }
 
 

@@ -54,10 +54,8 @@ def load_data(config: default_config.Config) -> datasets.WineSplit:
         threshold=config.threshold, test_fraction=config.test_fraction, seed=config.split_seed
     )
     return data._replace(
-        x_train=data.x_train[: config.train_limit],
-        y_train=data.y_train[: config.train_limit],
-        x_test=data.x_test[: config.test_limit],
-        y_test=data.y_test[: config.test_limit],
+        x_train=data.x_train[: config.train_limit], y_train=data.y_train[: config.train_limit],
+        x_test=data.x_test[: config.test_limit], y_test=data.y_test[: config.test_limit],
     )
 
 
@@ -161,17 +159,14 @@ def manual_check(config, variant: str, result: train.VariantResult, data) -> dic
         lambda a, m: float(np.max(np.abs(np.asarray(a) - np.asarray(m)))), autodiff, trained)
     autodiff_losses = result.history["train_loss"][0]
     return {
-        "variant": variant,
-        "learning_rate": config.learning_rates[0],
-        "seed": result.seeds[0],
+        "variant": variant, "learning_rate": config.learning_rates[0], "seed": result.seeds[0],
         "max_param_difference": max(jax.tree.leaves(differences)),
         "max_param_magnitude": max(
             float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(autodiff)),
         "max_loss_difference": float(np.max(np.abs(losses - autodiff_losses))),
         "autodiff_test_accuracy": manual_accuracy(autodiff, data.x_test, data.y_test),
         "manual_test_accuracy": manual_accuracy(trained, data.x_test, data.y_test),
-        "manual_seconds": seconds,
-        "loss_difference_curve": np.abs(losses - autodiff_losses),
+        "manual_seconds": seconds, "loss_difference_curve": np.abs(losses - autodiff_losses),
     }
 
 
@@ -220,14 +215,12 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     return {
         "config": config,
         "data": {
-            "train_rows": int(data.x_train.shape[0]),
-            "test_rows": int(data.x_test.shape[0]),
+            "train_rows": int(data.x_train.shape[0]), "test_rows": int(data.x_test.shape[0]),
             "test_majority_accuracy": float(max(np.mean(data.y_test), 1 - np.mean(data.y_test))),
         },
         "parameters": {variant: models.count_params(nnx.eval_shape(
             lambda: model_fn(config, variant)(rngs=nnx.Rngs(0)))) for variant in VARIANTS},
-        "rows": rows,
-        "manual": manual,
+        "rows": rows, "manual": manual,
         "histories": {name: result.history for name, result in grid.items()},
         "resumed": {VARIANTS[result.group]: result.fit.first_epoch for result in grid.values()},
     }

@@ -188,6 +188,41 @@ def panels_figure(
     return fig
 
 
+def histogram_figure(
+    panels: Mapping[str, Mapping[str, Any]],
+    thresholds: Mapping[str, float],
+    *,
+    xlabel: str,
+    ylabel: str = "count",
+    log_x: bool = False,
+    bins: int = 50,
+    size_per_panel: tuple[float, float] = (5.5, 4.0),
+) -> Figure:
+    """Histograms of scores (e.g. reconstruction errors), one panel per title: ``panels``
+    maps a title to its named samples, drawn over the same bins (geometric with
+    ``log_x``), and ``thresholds[title]`` as a dashed red line where given."""
+    fig, axes = panel_figure(len(panels), size_per_panel=size_per_panel)
+    for ax, (title, samples) in zip(axes, panels.items()):
+        arrays = {name: np.asarray(values, np.float64).ravel() for name, values in samples.items()}
+        pooled = np.concatenate(list(arrays.values()))
+        low, high = pooled.min(), pooled.max()
+        edges = np.geomspace(low, high, bins) if log_x else np.linspace(low, high, bins)
+        for name, values in arrays.items():
+            ax.hist(values, bins=edges, alpha=0.6 if len(arrays) > 1 else 1.0,
+                    label=f"{name} ({values.size})")
+        if title in thresholds:
+            ax.axvline(thresholds[title], color="red", linestyle="--",
+                       label=f"threshold {thresholds[title]:.4g}")
+        ax.set_xscale("log" if log_x else "linear")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        # Not "best": its search over the bars may pass a second on a loaded machine,
+        # and matplotlib then warns (an error under the tests' filterwarnings).
+        ax.legend(loc="upper right")
+    return fig
+
+
 def confusion_figure(confusion: Any, *, title: str = "") -> Figure:
     """A confusion matrix (rows: true class, columns: predicted) with each row divided by
     its count, the shares written in the cells from 0.005 up."""

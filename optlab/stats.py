@@ -181,3 +181,20 @@ def mean_std_columns(per_seed: Mapping[str, Any], specs: Mapping[str, str]) -> d
         columns[key], columns[f"{key}_std"] = summary.mean, summary.std
         columns[f"{key}_text"] = format_mean_std(summary, spec)
     return columns
+
+
+def first_below(curves: Any, level: float, *, inclusive: bool = False) -> np.ndarray:
+    """Per run of ``curves`` (runs, steps), the first step whose value is below ``level``
+    (or equal to it, with ``inclusive``), as a float; NaN where no step is: the "steps to
+    a target" of a table, ready for :func:`summarize`, which leaves the NaNs out."""
+    curves = np.asarray(curves)
+    below = curves <= level if inclusive else curves < level
+    return np.where(below.any(axis=-1), np.argmax(below, axis=-1), np.nan)
+
+
+def median_index(values: Any) -> int:
+    """The index of the (lower) median of per-run values, a non-finite value ranking above
+    every finite one (a diverged run is the worst): the run a figure shows as typical."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(np.where(np.isfinite(values), values, np.inf), kind="stable")
+    return int(order[(len(order) - 1) // 2])

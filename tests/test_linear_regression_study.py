@@ -127,15 +127,6 @@ def test_vmapped_sweep_equals_the_unbatched_runs():
             np.testing.assert_allclose(paths[i, seed], run.trajectory, rtol=1e-12)
 
 
-def test_steps_to_target_and_median_seed():
-    losses = np.array([[5.0, 3.0, 1.0, 0.5], [5.0, 4.0, 3.0, 2.0], [5.0, np.nan, np.nan, np.nan]])
-    np.testing.assert_array_equal(
-        study.steps_to_target(losses, 1.0, record_every=10), [20.0, np.nan, np.nan]
-    )
-    assert study.median_seed(np.array([3.0, 1.0, np.nan, 2.0])) == 3
-    assert study.median_seed(np.array([np.inf, np.nan])) is None
-
-
 @pytest.mark.parametrize(
     "change, message",
     [

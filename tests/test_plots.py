@@ -151,3 +151,13 @@ def test_panels_figure_draws_a_panel_per_title_with_its_own_scale():
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
     assert [ax.get_yscale() for ax in fig.axes] == ["log", "linear"]
     assert len(fig.axes[0].get_lines()) == 2 and fig.axes[1].get_ylabel() == "accuracy"
+
+
+def test_histogram_figure_shares_bins_and_draws_the_threshold():
+    panels = {"seed 0": {"normal": [1.0, 2.0, 3.0], "anomalous": [10.0, 20.0]}}
+    fig = plots.histogram_figure(panels, {"seed 0": 5.0}, xlabel="MSE", log_x=True, bins=6)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_title() == "seed 0"
+    labels = ax.get_legend_handles_labels()[1]
+    assert sorted(labels) == ["anomalous (2)", "normal (3)", "threshold 5"]
+    assert len(ax.patches) == 2 * 5  # 6 edges: 5 bars per sample

@@ -118,3 +118,18 @@ def test_invalid_arguments_raise(kwargs, message):
     samples = kwargs.pop("samples")
     with pytest.raises(ValueError, match=message):
         summarize(samples, **kwargs)
+
+
+def test_first_below_is_the_first_step_under_the_level_or_nan():
+    from optlab.stats import first_below
+    curves = np.array([[5.0, 2.0, 0.5, 0.1], [5.0, 4.0, 3.0, 2.0], [5.0, 0.9, 1.5, 1.0]])
+    np.testing.assert_array_equal(first_below(curves, 1.0), [2.0, np.nan, 1.0])
+    np.testing.assert_array_equal(first_below(curves, 1.0, inclusive=True), [2.0, np.nan, 1.0])
+    np.testing.assert_array_equal(first_below(curves, 2.0, inclusive=True), [1.0, 3.0, 1.0])
+
+
+def test_median_index_ranks_non_finite_runs_last():
+    from optlab.stats import median_index
+    assert median_index([3.0, np.nan, 1.0, 2.0]) == 3
+    assert median_index([np.inf, 1.0, 2.0]) == 2
+    assert median_index([7.0]) == 0

@@ -97,13 +97,6 @@ def test_study_reports_every_scenario_and_method(results):
     assert "leaving the saddle is the goal" in saddle["takeaway"]
 
 
-def test_median_seed_and_first_iteration_below_threshold():
-    distances = np.array([[5.0, 2.0, 0.5, 0.1], [5.0, 4.0, 3.0, 2.0], [5.0, 0.9, 1.5, 0.2]])
-    np.testing.assert_array_equal(study.first_below(distances, 1.0), [2.0, np.nan, 1.0])
-    assert study.median_seed(np.array([3.0, np.nan, 1.0, 2.0])) == 3
-    assert study.median_seed(np.array([np.inf, 1.0, 2.0])) == 2
-
-
 def test_reports_tables_figures_and_an_animation(results, tmp_path):
     config = dataclasses.replace(TINY, animate=True)
     written = study.write(config, results)
