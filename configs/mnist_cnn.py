@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.kit.options import TrainingConfig, at_least, option, positive
+from experiments.kit.options import TrainingConfig, at_least, each, option, positive
 
 # Where the dropout layers sit: none; on the input image; after each conv block and
 # each hidden dense layer.
@@ -23,8 +23,10 @@ class Config(TrainingConfig):
     epochs: int = option(50, "Epochs per run (no early stopping).", check=at_least(1))
     batch_size: int = option(1000, "Images per minibatch.", check=at_least(1))
     dropout_rate: float = option(0.3, "Rate of every dropout layer.", check=positive())
-    conv_features: tuple[int, ...] = option((256, 128), "Conv layers' channels.", flag="")
-    dense_features: tuple[int, ...] = option((100, 100), "Hidden dense widths.", flag="")
+    conv_features: tuple[int, ...] = option((256, 128), "Conv layers' channels.",
+                                            check=each(at_least(1)))
+    dense_features: tuple[int, ...] = option((100, 100), "Hidden dense widths.",
+                                             check=each(at_least(1)))
     placements: tuple[str, ...] = option(PLACEMENTS, "Dropout placements.")
     # Keras RMSprop defaults: eps outside the square root.
     learning_rate: float = option(1e-3, "RMSprop's learning rate.", check=positive())

@@ -16,9 +16,10 @@ class Config(TrainingConfig):
     train_series: str = option("art_daily_small_noise", "Series without anomaly.", flag="")
     test_series: str = option("art_daily_jumpsup", "Series with NAB's labelled jump.", flag="")
     # The test series is always whole, so that its labelled anomaly stays in.
-    train_points: int | None = option(None, "Points of the training series used.", flag="",
+    train_points: int | None = option(None, "Points of the training series used.",
                                       default_text="all")
-    window_length: int = option(288, "One day of 5-minute steps; a multiple of 4.", flag="")
+    window_length: int = option(288, "Window length: one day of 5-minute steps; a multiple "
+                                "of 4.")
     dropout: float = option(0.2, "After the first encoder and decoder layers.", flag="")
     seeds: int = option(5, "Runs per variant; seed s gives every variant the same "
                         "initialization.", check=at_least(1))

@@ -414,7 +414,7 @@ def write(config, results: dict) -> cli.Report:
 # Training runs in float32.
 STUDY = cli.Study(
     "linear_regression", default_config.get_config, run_study, write, validate=validate,
-    checks={"methods": options.one_of(METHODS)},
+    checks={"methods": options.some_of(METHODS)},
     smoke_flags=("--sizes=64x2", "--seeds=2", "--steps=20", "--methods=adam", "--repeats=1",
                  "--betas=0.9", "--learning_rates=0.01"),
 )

@@ -278,7 +278,7 @@ def validate(config: default_config.Config) -> None:
 # Training runs in float32.
 STUDY = cli.Study(
     "mnist_autoencoders", default_config.get_config, run_study, write, validate=validate,
-    checks={"models": options.one_of(MODELS)},
+    checks={"models": options.some_of(MODELS)},
     smoke_flags=("--train_limit=300", "--test_limit=200", "--epochs=1", "--seeds=1",
                  "--models=dense", "--batch_size=60"),
 )

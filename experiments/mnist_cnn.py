@@ -166,10 +166,11 @@ def write(config, results: dict) -> cli.Report:
 
 STUDY = cli.Study(
     "mnist_cnn", default_config.get_config, run_study, write,
-    checks={"placements": options.one_of(default_config.PLACEMENTS),
+    checks={"placements": options.some_of(default_config.PLACEMENTS),
             "dropout_rate": options.Check(lambda rate: rate < 1, "must be below 1", "1")},
     smoke_flags=("--train_limit=200", "--test_limit=50", "--epochs=1", "--seeds=1",
-                 "--placements=none", "--batch_size=80"),
+                 "--placements=none", "--batch_size=80", "--conv_features=4,4",
+                 "--dense_features=8"),
 )
 
 

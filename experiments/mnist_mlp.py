@@ -454,7 +454,7 @@ def validate(config: default_config.Config) -> None:
 
 STUDY = cli.Study(
     "mnist_mlp", default_config.get_config, run_study, write, validate=validate,
-    checks={"studies": options.one_of(default_config.STUDIES),
+    checks={"studies": options.some_of(default_config.STUDIES),
             "objective": options.one_of(default_config.OBJECTIVES)},
     smoke_flags=("--study=tuned", "--seeds=1", "--epochs=1", "--batch_size=1000"),
 )

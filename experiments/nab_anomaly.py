@@ -378,8 +378,9 @@ def validate(config: default_config.Config) -> None:
 
 STUDY = cli.Study(
     "nab_anomaly", default_config.get_config, run_study, write, validate=validate,
-    checks={"families": options.one_of(default_config.FAMILIES)},
-    smoke_flags=("--seeds=1", "--epochs=1", "--families=adam", "--adam_beta1_sweep=0.9"))
+    checks={"families": options.some_of(default_config.FAMILIES)},
+    smoke_flags=("--seeds=1", "--epochs=1", "--families=adam", "--adam_beta1_sweep=0.9",
+                 "--train_points=400", "--window_length=32"))
 
 
 if __name__ == "__main__":

@@ -339,7 +339,7 @@ def write(config, results: dict) -> cli.Report:
 
 STUDY = cli.Study(
     "pcg", default_config.get_config, run_study, write, float64=True, validate=validate,
-    checks={"preconditioners": options.one_of(PRECONDITIONERS),
+    checks={"preconditioners": options.some_of(PRECONDITIONERS),
             "layout": options.one_of(("auto", "bcoo", "diagonal"))},
     smoke_flags=("--matrix=494_bus", "--repeats=1", "--rhs=2", "--preconditioners=none,jacobi"),
 )

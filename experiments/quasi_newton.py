@@ -258,7 +258,7 @@ def write(config, results: dict) -> cli.Report:
 # Second-order methods and their references run in float64.
 STUDY = cli.Study(
     "quasi_newton", default_config.get_config, run_study, write, float64=True, validate=validate,
-    checks={"problem": options.one_of(PROBLEMS), "methods": options.one_of(METHODS)},
+    checks={"problem": options.one_of(PROBLEMS), "methods": options.some_of(METHODS)},
     run_name=lambda config: f"quasi_newton-{config.problem}",
     smoke_flags=("--n=3", "--seeds=2", "--repeats=1", "--methods=bfgs,lbfgs", "--noscipy"))
 

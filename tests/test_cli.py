@@ -6,7 +6,7 @@ import pytest
 from absl import flags
 
 from experiments.kit import options
-from experiments.kit.options import at_least, each, option, one_of
+from experiments.kit.options import at_least, each, one_of, option, some_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ def test_flags_follow_the_fields_and_show_defaults_and_requirements():
     assert {"problem", "n", "eps", "scipy", "runs_per_vmap", "workdir", "wandb"} <= set(values)
     assert "hidden" not in values
     assert "(default: 228)" in values["n"].help and "must each be at least 1" in values["n"].help
-    assert "takes one or more of quadratic, rosenbrock" in values["problem"].help
+    assert "must be one of quadratic, rosenbrock" in values["problem"].help
     assert "(default: 1)" in values["runs_per_vmap"].help
 
 
@@ -62,7 +62,8 @@ def test_values_that_do_not_parse_or_fail_a_check_name_the_flag():
     (options.non_negative(), 0.0, -1e-9),
     (options.greater_than(1), 1.5, 1.0),
     (options.decay_rate(), 0.0, 1.0),
-    (one_of(("a", "b")), ("b", "a"), ("a", "a")),
+    (one_of(("a", "b")), "b", "c"),
+    (some_of(("a", "b")), ("b", "a"), ("a", "a")),
     (each(options.positive()), (1.0, 2.0), ()),
 ])
 def test_checks_accept_and_refuse(check, good, bad):

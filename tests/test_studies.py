@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+from absl import flags
+
 import pytest
 
 from experiments import STUDIES
@@ -79,16 +81,24 @@ def test_a_tiny_run_writes_its_run_directory(name, call_study, tmp_path):
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_help_lists_every_flag_once_with_its_default(name):
-    done = subprocess.run([sys.executable, "-m", f"experiments.{name}", "--help"],
-                          capture_output=True, text=True, timeout=120)
-    assert not done.stderr, done.stderr[-2000:]  # absl ends --help with status 1
+    # What --help prints: the flags of the study's module (absl's module_help).
+    values = flags.FlagValues()
+    assert cli.parse(study_of(name), ["study"], values, module_name=name) == ["study"]
+    text = values.module_help(name)
     config_flags = options.config_flags(type(study_of(name).get_config()))
     for flag in config_flags:
         prefix = f"--[no]{flag.name}:" if flag.kind is bool else f"--{flag.name}:"
-        assert done.stdout.count(prefix) == 1, prefix
+        assert text.count(prefix) == 1, prefix
     for kit_flag in ("--out:", "--compilation_cache:"):
-        assert done.stdout.count(kit_flag) == 1, kit_flag
-    assert done.stdout.count("(default:") >= len(config_flags) + 2
+        assert text.count(kit_flag) == 1, kit_flag
+    assert text.count("(default:") >= len(config_flags) + 2
+
+
+def test_help_runs_as_a_script():
+    done = subprocess.run([sys.executable, "-m", "experiments.quasi_newton", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert not done.stderr, done.stderr[-2000:]  # absl ends --help with status 1
+    assert done.stdout.count("--n:") == 1 and "experiments/quasi_newton.py:" in done.stdout
 
 
 def test_the_load_sentence_reports_the_load_or_says_it_is_unknown():

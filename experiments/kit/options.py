@@ -66,14 +66,21 @@ def non_negative() -> Check:
 
 
 def one_of(choices: Sequence[str]) -> Check:
-    """A name among ``choices``, or for a tuple: one or more of them, none twice."""
+    """A name among ``choices``."""
+    choices = tuple(choices)
+    return Check(lambda value: value in choices, f"must be one of {', '.join(choices)}",
+                 "no_such_name")
+
+
+def some_of(choices: Sequence[str]) -> Check:
+    """A tuple of one or more names among ``choices``, none twice."""
     choices = tuple(choices)
 
-    def holds(value):
-        names = value if isinstance(value, tuple) else (value,)
+    def holds(names):
         return bool(names) and len(set(names)) == len(names) and set(names) <= set(choices)
 
-    return Check(holds, f"takes one or more of {', '.join(choices)}, each at most once", "no_such_name")
+    return Check(holds, f"takes one or more of {', '.join(choices)}, each at most once",
+                 "no_such_name")
 
 
 def each(check: Check) -> Check:
