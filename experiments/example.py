@@ -82,7 +82,8 @@ COLUMNS = [
 
 
 def write(config: Config, results: dict) -> cli.Report:
-    title = f"## Rosenbrock, n = {config.n}, {config.seeds} starts, stop at ||grad f|| < {config.tol:g}"
+    title = (f"## Rosenbrock, n = {config.n}, {config.seeds} starts, "
+             f"stop at ||grad f|| < {config.tol:g}")
     figure = plots.convergence_figure(results["curves"], ylabel="f(x_k)", title=title[3:])
     return cli.Report(
         markdown="\n".join([title, "", report.markdown_table(results["rows"], COLUMNS)]),

@@ -91,7 +91,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         per_seed["accuracy_gap"] = per_seed["train_accuracy"] - per_seed["val_accuracy"]
         per_seed["loss_gap"] = per_seed["val_loss"] - per_seed["train_loss"]
         per_seed["best_val_epoch"] = np.nanargmin(result.history["val_loss"], axis=1) + 1.0
-        runs += [{"variant": placement, "seed": seed} | {k: float(v[i]) for k, v in per_seed.items()}
+        runs += [{"variant": placement, "seed": seed}
+                 | {key: float(values[i]) for key, values in per_seed.items()}
                  for i, seed in enumerate(result.seeds)]
         rows.append({"variant": placement, "seeds": len(result.seeds),
                      "compile_seconds": result.fit.compile_seconds,

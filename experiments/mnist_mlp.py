@@ -189,8 +189,9 @@ def design_variants(config) -> list[Variant]:
         rmsprop_variant(config, bad_name, **bad),
         *(rmsprop_variant(config, f"{bad_name} l2={a:g}", l2=a, **bad)
           for a in config.l2_strengths),
-        rmsprop_variant(config, f"rmsprop l1={config.l1_strength:g} dropout={config.dropout_rate:g}",
-                        l1=config.l1_strength, dropout=config.dropout_rate),
+        rmsprop_variant(
+            config, f"rmsprop l1={config.l1_strength:g} dropout={config.dropout_rate:g}",
+            l1=config.l1_strength, dropout=config.dropout_rate),
     ]
 
 

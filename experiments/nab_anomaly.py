@@ -370,7 +370,8 @@ def write(config, results: dict) -> cli.Report:
 def validate(config: default_config.Config) -> None:
     """The checks that span fields."""
     if config.window_length < 4 or config.window_length % 4:
-        raise ValueError(f"window_length must be a positive multiple of 4, got {config.window_length}")
+        raise ValueError(
+            f"--window_length must be a positive multiple of 4, got {config.window_length}")
     if config.train_points is not None and config.train_points < config.window_length + 1:
         raise ValueError(f"train_points must exceed window_length ({config.window_length}), "
                          f"got {config.train_points}")

@@ -201,7 +201,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
 def render_tables(config, results: dict) -> str:
     parts = []
     for n, entry in results["sizes"].items():
-        title = f"## {config.problem}, n = {n}, {config.seeds} seeds, stop at ||x - x*|| < {config.eps:g}"
+        title = (f"## {config.problem}, n = {n}, {config.seeds} seeds, "
+                 f"stop at ||x - x*|| < {config.eps:g}")
         context = entry["context"]
         lines = [title, "", context["recipe"]]
         if "condition_number" in context:

@@ -175,7 +175,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     data = load_data(config)
     variants = []
     for variant in VARIANTS:
-        model, optimizer = model_fn(config, variant), make_optimizer(variant, config.learning_rates[0])
+        model = model_fn(config, variant)
+        optimizer = make_optimizer(variant, config.learning_rates[0])
         variants += [train.Variant(f"{variant} lr={rate:g}", model, optimizer,
                                    {"learning_rate": rate}, l2=config.l2,
                                    batch_size=config.batch_size)

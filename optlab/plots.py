@@ -246,7 +246,9 @@ def confusion_figure(confusion: Any, *, title: str = "") -> Figure:
     return fig
 
 
-def violin_figure(groups: Mapping[str, Mapping[str, Any]], *, ylabel: str, title: str = "") -> Figure:
+def violin_figure(
+    groups: Mapping[str, Mapping[str, Any]], *, ylabel: str, title: str = ""
+) -> Figure:
     """One panel per group (e.g. a layer), one violin per named array in it (e.g. its
     weights before and after training); non-finite values are left out."""
     fig, axes = panel_figure(len(groups), ncols=len(groups), size_per_panel=(3.5, 4.0))

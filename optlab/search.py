@@ -81,7 +81,8 @@ class _Scores:
         if new:
             scores = np.asarray(self.evaluate(new, epochs), np.float64)
             if scores.shape != (len(new),):
-                raise ValueError(f"evaluate returned {scores.shape} scores for {len(new)} configurations")
+                raise ValueError(
+                    f"evaluate returned {scores.shape} scores for {len(new)} configurations")
             self.scores.update(zip(((index, epochs) for index in new), scores.tolist()))
             self.epochs_trained += len(new) * epochs
         return np.array([self.scores[index, epochs] for index in indices])

@@ -47,7 +47,8 @@ def test_hyperband_promotes_the_best_and_returns_the_best_trial():
 # A synthetic objective over a 5 x 5 x 4 grid: its optimum is (lr 1e-2, width 128, l2 0),
 # and short budgets see it through a penalty that shrinks as 1 / epochs and a noise that
 # shrinks as 1 / sqrt(epochs).
-LEARNING_RATES, WIDTHS, L2 = [1e-4, 1e-3, 1e-2, 1e-1, 1.0], [16, 32, 64, 128, 256], [0, 1e-4, 1e-3, 1e-2]
+LEARNING_RATES = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+WIDTHS, L2 = [16, 32, 64, 128, 256], [0, 1e-4, 1e-3, 1e-2]
 POOL = list(itertools.product(LEARNING_RATES, WIDTHS, L2))
 BEST = POOL.index((1e-2, 128, 0))
 

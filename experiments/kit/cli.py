@@ -41,7 +41,8 @@ class Report(NamedTuple):
 
     markdown: str  # table.md, also printed
     results: Any  # results.json, anything optlab.report.to_jsonable takes
-    tables: Mapping[str, tuple[Sequence[Mapping], Sequence[report.Column]]] = {}  # CSV name -> rows, columns
+    # CSV file name -> (rows, columns)
+    tables: Mapping[str, tuple[Sequence[Mapping], Sequence[report.Column]]] = {}
     figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure
     animations: Mapping[str, tuple[Any, int]] = {}  # GIF name -> (animation, frames per second)
     metrics: Mapping[str, tuple[Mapping, Sequence[int]]] = {}  # variant -> (history, seeds)
@@ -165,7 +166,8 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
     results = study.run(config, lambda line: print(line, flush=True))
     machine = machine_load()
     written = study.report(config, results)
-    written = written._replace(markdown=f"{written.markdown.rstrip()}\n\n{load_sentence(machine)}\n")
+    markdown = f"{written.markdown.rstrip()}\n\n{load_sentence(machine)}\n"
+    written = written._replace(markdown=markdown)
     print()
     print(written.markdown)
     wandb = getattr(config, "wandb", False)
@@ -205,7 +207,9 @@ def run(study: Study) -> None:
     app.run(lambda argv: main(study, argv, flags.FLAGS), flags_parser=parse_flags)
 
 
-def run_script(name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]) -> None:
+def run_script(
+    name: str, main: Callable[[list[str]], int], define_flags: Callable[[], None]
+) -> None:
     """Runs a script that is no study (a benchmark) under absl, its flags its own."""
     define_flags()
 

@@ -52,7 +52,8 @@ normal variability:
 Difficulty: with the spectrograms standardised per band and a threshold at mean + 2 sigma
 of the training clips' scores, the squared distance to the mean training spectrogram
 flags few of the anomalies and a 16-component PCA of the training set most of them
-(the spectrogram study reports both, RESULTS.md). The normal variability (speed, harmonic amplitudes,
+(the spectrogram study reports both, RESULTS.md). The normal variability (speed, harmonic
+amplitudes,
 noise colour and level, gain) hides the faults from a fixed template; a model of the
 normal clips is needed. ``severity`` moves the difficulty.
 

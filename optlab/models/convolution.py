@@ -14,7 +14,8 @@ Why: on XLA's CPU backend the gradients of a convolution run many times slower i
 loop body (a ``lax.scan`` or ``while_loop``) than outside one (jax-ml/jax#12868); the
 forward convolution is hardly affected.
 ``python -m experiments.bench_conv`` measures the difference inside ``optlab.train.fit``
-(whose epochs are a ``lax.scan`` of steps; BENCHMARKS.md). Matrix products have no such penalty, and vmapped
+(whose epochs are a ``lax.scan`` of steps; BENCHMARKS.md). Matrix products have no such
+penalty, and vmapped
 over runs (kernels with a leading runs axis) they stay batched matrix products instead
 of the grouped convolutions that vmapping a convolution makes. On an accelerator the
 convolution ops are as good; these functions are still correct there.
