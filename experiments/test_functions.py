@@ -45,19 +45,6 @@ RULES: dict[str, Callable[[Method], optax.GradientTransformation]] = {
 DECAYS = {"heavy_ball": (("beta", "γ"),), "adam": (("beta", "β₁"), ("beta2", "β₂"))}
 
 
-class NeverStop(optlab.stopping.StopRule):
-    """A stopping rule that never holds: the exercises run a fixed number of steps.
-
-    A run still ends early when it turns non-finite (or cycles). A zero gradient is no
-    reason to stop: a method with momentum moves on.
-    """
-
-    def __call__(self, params, value, grad):
-        del params, value, grad
-        return jnp.asarray(False)
-
-
-NEVER_STOP = NeverStop()
 
 
 class Runs(NamedTuple):
@@ -140,7 +127,7 @@ def seed_run(scenario: Scenario, method: Method) -> Callable[[jax.Array], Runs]:
     def one(seed):
         noisy = optax.chain(first_order.add_gaussian_noise(scenario.sigma, seed), rule)
         result = optlab.minimize(
-            test_function.fn, x0, noisy, stop=NEVER_STOP, max_iters=scenario.steps,
+            test_function.fn, x0, noisy, stop=optlab.stopping.never(), max_iters=scenario.steps,
             history=scenario.steps + 1, record_params=True,
         )
         paths = result.history.params

@@ -113,6 +113,22 @@ class AnyOf(StopRule):
         return next((r.target for r in self.rules if r.target is not None), None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Never(StopRule):
+    """Never stop: a run takes exactly ``max_iters`` steps, as the classic first-order
+    exercises do. It still ends early when it turns non-finite (or cycles); a zero
+    gradient is no reason to stop, since a method with momentum moves on."""
+
+    def __call__(self, params, value, grad):
+        del params, value, grad
+        return jnp.asarray(False)
+
+
+def never() -> Never:
+    """A rule that never holds: run ``max_iters`` steps."""
+    return Never()
+
+
 def distance_to(x_star: PyTree, eps: float) -> DistanceTo:
     """``||x_k - x*||_2 < eps``: the stopping rule of the classic quasi-Newton exercises.
 

@@ -431,3 +431,9 @@ def test_status_describe_names_the_failure():
     )
     with pytest.raises(ValueError):
         Status.describe(99)
+
+
+def test_never_runs_every_step_even_from_the_minimizer():
+    result = optlab.minimize(lambda x: jnp.sum(x**2), jnp.zeros(2), optlab.sgd(0.1),
+                             stop=optlab.stopping.never(), max_iters=7)
+    assert int(result.iterations) == 7 and optlab.Status(int(result.status)) == optlab.Status.MAX_ITERS

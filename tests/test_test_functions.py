@@ -74,7 +74,7 @@ def test_bowl_tells_the_classic_learning_rate_story():
         optlab.problems.bowl,
         jnp.asarray(scenario.start),
         optlab.noisy_sgd(0.1, scenario.sigma, seed),
-        stop=study.NEVER_STOP,
+        stop=optlab.stopping.never(),
         max_iters=scenario.steps,
         history=scenario.steps + 1,
         record_params=True,
