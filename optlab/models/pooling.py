@@ -3,10 +3,9 @@
 ``max_pool(x, (2, 2))`` equals ``nnx.max_pool(x, (2, 2), strides=(2, 2))`` with 'VALID'
 padding (Keras's default ``MaxPooling2D``: a trailing odd row or column is dropped), on
 channels-last inputs ``(N, *spatial, C)``. The difference is the gradient: XLA lowers
-``reduce_window``'s gradient to ``select_and_scatter``, which on the CPU was 7x slower
-than the gradient of this reshape-and-max (89 ms against 13 ms for a batch of 128
-feature maps 28 x 28 x 16), and it dominated the training step of the convolutional
-models. Where a window holds several equal maxima the gradient is shared among them
+``reduce_window``'s gradient to ``select_and_scatter``, which on the CPU is several times
+slower than the gradient of this reshape-and-max, and it dominated the training step of
+the convolutional models. Where a window holds several equal maxima the gradient is shared among them
 (``jnp.max``'s rule) instead of going to the first; after a ReLU such ties are zeros,
 whose gradient the ReLU discards anyway.
 """

@@ -60,9 +60,8 @@ def shuffled_batches(key: jax.Array, n: int, batch_size: int, steps: int) -> jax
 
     The permutation is a keyed bijection evaluated only at the positions the steps use
     (:func:`random_permutation_at`), so the cost is ``O(steps * batch_size)`` whatever
-    ``n``. ``jax.random.permutation`` sorts all ``n`` rows every epoch: at ``n = 150 000``
-    that took 70 ms per seed on a 2-core CPU, where the 1000 steps of a whole sweep take
-    about 10 ms. The bijection is pseudo-random (a keyed Feistel network), not a uniform
+    ``n``. ``jax.random.permutation`` sorts all ``n`` rows every epoch, which at ``n = 150
+    000`` costs several times what the steps of a whole sweep cost. The bijection is pseudo-random (a keyed Feistel network), not a uniform
     draw from all ``n!`` orders: ample for shuffling data, not meant for cryptography.
 
     Raises:
