@@ -25,9 +25,9 @@ reference variant) and STUDY_confusion.png.
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Iterable, NamedTuple, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -61,23 +61,10 @@ class Variant(NamedTuple):
     batch_size: int | str = 256  # or "N": the whole training set
 
 
-class Splits(NamedTuple):
-    train: tuple[np.ndarray, np.ndarray]  # (x (n, 784) float32, y (n,) int32)
-    validation: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
-
-
 def train_rows(config: default_config.Config) -> int:
     """Rows of the training set, as ``optlab.datasets.mnist_splits`` cuts it."""
     images = 60_000 if config.train_limit is None else min(config.train_limit, 60_000)
     return images - round(config.validation_fraction * images)
-
-
-def load_splits(config: default_config.Config) -> Splits:
-    data = datasets.mnist_splits(train_limit=config.train_limit, test_limit=config.test_limit,
-                                 validation_fraction=config.validation_fraction)
-    return Splits((data.x_train, data.y_train), (data.x_validation, data.y_validation),
-                  (data.x_test, data.y_test))
 
 
 @functools.cache
@@ -95,29 +82,9 @@ def optimizer_for(name: str) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optlab.sgd)(learning_rate=0.01)
 
 
-def class_scores(fit: train.FitResult, *datasets_xy) -> list[dict[str, np.ndarray]]:
-    """Every run's accuracy, macro F1 and confusion matrix on each data set ``(x, y)``."""
-    inputs = np.concatenate([x for x, _ in datasets_xy])
-    logits = train.predict(fit, inputs, batch_size=min(EVAL_BATCH, len(inputs)))
-    scores, start = [], 0
-    for _, labels in datasets_xy:
-        predictions = np.argmax(logits[:, start : start + len(labels)], axis=-1)
-        start += len(labels)
-        # One run at a time: the metrics compile once per data set size, not per run count.
-        confusion = np.stack([
-            np.asarray(train.confusion_matrix(jnp.asarray(labels), jnp.asarray(p), CLASSES))
-            for p in predictions])
-        f1 = [float(train.precision_recall_f1(jnp.asarray(c)).f1) for c in confusion]
-        scores.append({"accuracy": np.trace(confusion, axis1=1, axis2=2) / len(labels),
-                       "f1": np.array(f1), "confusion": confusion})
-    return scores
-
-
-def train_variants(
-    config, label: str, variants: Sequence[Variant], splits: Splits, *, log: cli.Log,
-    epochs: int | None = None, on_train_and_validation: bool = False,
-    select_by: str | None = None,
-) -> dict[str, dict]:
+def train_variants(config, label: str, variants: Sequence[Variant], data, *, log: cli.Log,
+                   epochs: int | None = None, on_train_and_validation: bool = False,
+                   select_by: str | None = None) -> dict[str, dict]:
     """Trains ``variants`` over the seeds (one program per shape); a record per variant.
 
     With ``on_train_and_validation`` the model trains on both sets (no validation
@@ -125,11 +92,9 @@ def train_variants(
     name such as ``"val_accuracy"``) those of its best epoch by that measure.
     """
     epochs = epochs or config.epochs
+    training, validation = (data.x_train, data.y_train), (data.x_validation, data.y_validation)
     if on_train_and_validation:
-        training = tuple(np.concatenate(arrays) for arrays in zip(splits.train, splits.validation))
-        validation = None
-    else:
-        training, validation = splits.train, splits.validation
+        training, validation = tuple(map(np.concatenate, zip(training, validation))), None
     rows = len(training[1])
 
     def batch(variant):
@@ -137,8 +102,7 @@ def train_variants(
 
     grid = train.run_grid(
         [train.Variant(v.name, model_for(v.hidden, v.dropout, v.kernel_init),
-                       optimizer_for(v.optimizer),
-                       {"learning_rate": v.learning_rate}
+                       optimizer_for(v.optimizer), {"learning_rate": v.learning_rate}
                        | ({"gamma": v.rho} if v.optimizer == "rmsprop" else {}),
                        l1=v.l1, l2=v.l2, batch_size=batch(v)) for v in variants],
         range(config.seeds), train.classification(), training, max_epochs=epochs, log=log,
@@ -146,22 +110,23 @@ def train_variants(
         validation=validation, eval_batch_size=EVAL_BATCH, restore_best=select_by is not None,
         monitor=select_by, epochs_per_call=min(EPOCHS_PER_CALL, epochs),
         runs_per_vmap=config.runs_per_vmap, checkpoint_every=CHECKPOINT_EVERY)
-    sets = (splits.test,) if validation is None else (splits.test, validation)
-    scores = train.grid.per_variant(grid, lambda fit: class_scores(fit, *sets))
+    sets = {"test": (data.x_test, data.y_test), "val": validation}
+    scores = train.grid.per_variant(grid, lambda fit: {
+        split: train.class_scores(fit, xy, CLASSES, batch_size=EVAL_BATCH)
+        for split, xy in sets.items() if xy is not None})
     records = {}
     for variant in variants:
-        result, (test, *val) = grid[variant.name], scores[variant.name]
+        result, score = grid[variant.name], scores[variant.name]
         records[variant.name] = {
             "variant": variant, "fit": f"{label}-{result.group}",
             "trained_on": "train + validation" if on_train_and_validation else "train",
             "batch_size": batch(variant), "updates": epochs * (rows // batch(variant)),
-            "test_accuracy": test["accuracy"], "test_f1": test["f1"],
-            "confusion": test["confusion"].sum(axis=0), "history": result.history,
+            "confusion": score["test"]["confusion"].sum(axis=0), "history": result.history,
             "fit_runs": result.fit.best_epoch.shape[0], "run_seconds": result.fit.run_seconds,
             "compile_seconds": result.fit.compile_seconds, "first_epoch": result.fit.first_epoch,
             # Seed 0's kernels, layer by layer, for the violin plots.
             "final_kernels": [np.asarray(k)[result.runs.start] for k in kernels(result.fit.params)],
-        } | ({"val_accuracy": val[0]["accuracy"], "val_f1": val[0]["f1"]} if val else {})
+        } | {f"{split}_{name}": score[split][name] for split in score for name in ("accuracy", "f1")}
     return records
 
 
@@ -201,30 +166,19 @@ def search_variant(config, first: int, second: int, l2: float, learning_rate: fl
                            kernel_init="he")
 
 
-def resumed_fits(records: Iterable[dict]) -> dict[str, int]:
-    """The epoch each fit that trained ``records`` started at (> 0: resumed from --workdir)."""
-    return {record["fit"]: record["first_epoch"] for record in records}
-
-
-def objective_scores(config, records: Sequence[dict]) -> np.ndarray:
-    """Mean over seeds of the objective; NaN (a diverged run) counts as the worst."""
-    scores = np.array([np.mean(record[config.objective]) for record in records])
-    return np.where(np.isfinite(scores), scores, -np.inf)
-
-
-def run_search(config, splits: Splits, log: cli.Log) -> dict:
+def run_search(config, data, log: cli.Log) -> dict:
     """The grid at the full budget, then Hyperband reusing its scores; both bests retrained."""
-    space = [search_variant(config, first, second, l2, rate) for first in config.search_first
-             for second in config.search_second for l2 in config.search_l2
-             for rate in config.search_learning_rates]
+    space = [search_variant(config, *setting) for setting in itertools.product(
+        config.search_first, config.search_second, config.search_l2, config.search_learning_rates)]
     fits: dict[str, dict] = {}  # every record trained for the search, by fit
 
     def evaluate(indices: list[int], epochs: int) -> np.ndarray:
         label = "search-grid" if not fits else f"search-hyperband{len(fits)}"
-        records = train_variants(config, label, [space[i] for i in indices], splits,
-                                 epochs=epochs, log=log)
-        fits[label] = records
-        return objective_scores(config, list(records.values()))
+        fits[label] = train_variants(config, label, [space[i] for i in indices], data,
+                                     epochs=epochs, log=log)
+        # The mean over seeds; NaN (a diverged run) counts as the worst.
+        scores = np.array([np.mean(r[config.objective]) for r in fits[label].values()])
+        return np.where(np.isfinite(scores), scores, -np.inf)
 
     grid = search.grid_search(len(space), evaluate, max_epochs=config.epochs)
     band = search.hyperband(len(space), evaluate, max_epochs=config.epochs, eta=config.eta,
@@ -232,24 +186,27 @@ def run_search(config, splits: Splits, log: cli.Log) -> dict:
                                                      for t in grid.trials})
     bests = {"grid": space[grid.best], "hyperband": space[band.best]}
     retrained = train_variants(config, "search-best", list(dict.fromkeys(bests.values())),
-                               splits, on_train_and_validation=True, log=log)
-    hyperband_records = [r for label, records in fits.items() if label != "search-grid"
-                         for r in records.values()]
+                               data, on_train_and_validation=True, log=log)
+    hyperband = [r for label, records in fits.items() if label != "search-grid"
+                 for r in records.values()]
     return {
-        "records": retrained,
-        "grid": fits["search-grid"],
+        "records": retrained, "grid": fits["search-grid"], "hyperband": band,
         "grid_rows": [{"variant": v.name, "hidden": f"{v.hidden[0]}-{v.hidden[1]}", "l2": v.l2,
                        "learning_rate": v.learning_rate, "objective": t.score}
                       for v, t in zip(space, grid.trials)],
-        "hyperband": band, "space": [variant.name for variant in space],
+        "space": [variant.name for variant in space],
         "best": {method: variant.name for method, variant in bests.items()},
         "grid_epochs_spent": grid.epochs_spent, "hyperband_epochs_trained": band.epochs_trained,
         "seconds": {"grid": fit_seconds(fits["search-grid"].values()),
-                    "hyperband": fit_seconds(hyperband_records)},
+                    "hyperband": fit_seconds(hyperband)},
         "reference": bests["grid"].name,
-        "resumed": resumed_fits([*fits["search-grid"].values(), *hyperband_records,
-                                 *retrained.values()]),
+        "resumed": resumed_fits([*fits["search-grid"].values(), *hyperband, *retrained.values()]),
     }
+
+
+def resumed_fits(records: Iterable[dict]) -> dict[str, int]:
+    """The epoch each fit that trained ``records`` started at (> 0: resumed from --workdir)."""
+    return {record["fit"]: record["first_epoch"] for record in records}
 
 
 def fit_seconds(records: Iterable[dict]) -> dict[str, float]:
@@ -261,13 +218,14 @@ def fit_seconds(records: Iterable[dict]) -> dict[str, float]:
 
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs the chosen studies (no file output) and returns their results."""
-    splits = load_splits(config)
-    log(f"MNIST: {len(splits.train[1])} train / {len(splits.validation[1])} validation / "
-        f"{len(splits.test[1])} test images")
+    data = datasets.mnist_splits(train_limit=config.train_limit, test_limit=config.test_limit,
+                                 validation_fraction=config.validation_fraction)
+    log(f"MNIST: {len(data.y_train)} train / {len(data.y_validation)} validation / "
+        f"{len(data.y_test)} test images")
     studies = {}
     for study in config.studies:
         if study == "search":
-            studies[study] = run_search(config, splits, log)
+            studies[study] = run_search(config, data, log)
             continue
         select_by = None
         if study == "batch_size":
@@ -282,7 +240,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
             variant = search_variant(config, *config.tuned)
             variants = [variant._replace(name=f"tuned {variant.name}")]
             reference, select_by = variants[0].name, "val_accuracy"
-        records = train_variants(config, study, variants, splits, log=log, select_by=select_by)
+        records = train_variants(config, study, variants, data, log=log, select_by=select_by)
         studies[study] = {"records": records, "reference": reference,
                           "resumed": resumed_fits(records.values())}
     for result in studies.values():
@@ -293,18 +251,12 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
 
 def variant_row(study: str, record: dict) -> dict:
     variant: Variant = record["variant"]
-    row = {
-        "study": study, "variant": variant.name, "trained_on": record["trained_on"],
-        "batch_size": record["batch_size"], "updates": record["updates"],
-        "test_f1_text": stats.format_mean_std(record["test_f1"], ".4f"),
-        "fit_runs": record["fit_runs"], "run_seconds": record["run_seconds"],
-        "compile_seconds": record["compile_seconds"],
-    } | stats.mean_std_columns({"test_accuracy": 100 * record["test_accuracy"]}, {
-        "test_accuracy": ".2f"})
-    row["test_f1"] = float(np.mean(record["test_f1"]))
+    row = {"study": study, "variant": variant.name} | {key: record[key] for key in (
+        "trained_on", "batch_size", "updates", "fit_runs", "run_seconds", "compile_seconds")}
+    row |= stats.mean_std_columns({"test_accuracy": 100 * record["test_accuracy"],
+                                   "test_f1": record["test_f1"]}, PERCENT | {"test_f1": ".4f"})
     if "val_accuracy" in record:
-        row |= stats.mean_std_columns({"val_accuracy": 100 * record["val_accuracy"]},
-                                      {"val_accuracy": ".2f"})
+        row |= stats.mean_std_columns({"val_accuracy": 100 * record["val_accuracy"]}, PERCENT)
     if study == "batch_size" and variant.batch_size in COURSEWORK_BATCH_RUNS:
         row["coursework_accuracy"], row["coursework_seconds"] = COURSEWORK_BATCH_RUNS[
             variant.batch_size]
@@ -313,35 +265,20 @@ def variant_row(study: str, record: dict) -> dict:
     return row
 
 
-_SECONDS = report.format_seconds
-COLUMNS = [
-    report.Column("variant", "variant"),
-    report.Column("trained_on", "trained on"),
-    report.Column("updates", "updates"),
-    report.Column("test_accuracy_text", "test accuracy % (mean ± std)"),
-    report.Column("test_f1_text", "test macro F1"),
-    report.Column("val_accuracy_text", "val accuracy % (kept weights)"),
-    report.Column("fit_runs", "runs in its fit"),
-    report.Column("run_seconds", "fit time", _SECONDS),
-    report.Column("compile_seconds", "compile", _SECONDS),
-]
+PERCENT = {"test_accuracy": ".2f", "val_accuracy": ".2f"}
+SECONDS = report.format_seconds
+COLUMNS = [("variant", "variant"), ("trained_on", "trained on"), ("updates", "updates"),
+           ("test_accuracy_text", "test accuracy % (mean ± std)"),
+           ("test_f1_text", "test macro F1"), ("val_accuracy_text", "val accuracy % (kept weights)"),
+           ("fit_runs", "runs in its fit"), ("run_seconds", "fit time", SECONDS),
+           ("compile_seconds", "compile", SECONDS)]
 BATCH_COLUMNS = COLUMNS[:1] + COLUMNS[2:4] + [
-    report.Column("run_seconds", "fit time (all seeds)", _SECONDS),
-    report.Column("compile_seconds", "compile", _SECONDS),
-    report.Column("coursework_accuracy", "coursework accuracy %", lambda v: f"{100 * v:.2f}"),
-    report.Column("coursework_seconds", "coursework time (Keras, 1 run)", _SECONDS),
-    report.Column("speedup", "coursework time / fit time", "{:.1f}x"),
-]
-CSV_COLUMNS = [report.Column(key, key) for key in (
-    "study", "variant", "trained_on", "batch_size", "updates", "test_accuracy",
-    "test_accuracy_std", "test_f1", "val_accuracy", "fit_runs", "run_seconds",
-    "compile_seconds")]
-GRID_COLUMNS = [
-    report.Column("hidden", "hidden"),
-    report.Column("l2", "L2", "{:g}"),
-    report.Column("learning_rate", "lr", "{:g}"),
-    report.Column("objective", "objective (mean over seeds)", "{:.4f}"),
-]
+    ("run_seconds", "fit time (all seeds)", SECONDS), ("compile_seconds", "compile", SECONDS),
+    ("coursework_accuracy", "coursework accuracy %", lambda v: f"{100 * v:.2f}"),
+    ("coursework_seconds", "coursework time (Keras, 1 run)", SECONDS),
+    ("speedup", "coursework time / fit time", "{:.1f}x")]
+GRID_COLUMNS = [("hidden", "hidden"), ("l2", "L2", "{:g}"), ("learning_rate", "lr", "{:g}"),
+                ("objective", "objective (mean over seeds)", "{:.4f}")]
 STUDY_TITLES = {
     "batch_size": "Batch size 1, 256 and N (RMSprop, lr 1e-3)",
     "design": "Design choices: RMSprop's rho, a bad initialization, L2, L1 + dropout",
@@ -357,6 +294,9 @@ def summary(config, results: dict) -> str:
              "Variants in one fit are trained together; their fit time is shared.",
              *training_log.resume_lines({fit: epoch for result in results["studies"].values()
                                          for fit, epoch in result["resumed"].items()})]
+    coursework = (f"Coursework (one Keras run): test accuracy "
+                  f"{100 * COURSEWORK_TUNED['test_accuracy']:.2f}%, macro F1 "
+                  f"{COURSEWORK_TUNED['test_f1']:.4f}.")
     for study, result in results["studies"].items():
         rows = [variant_row(study, record) for record in result["records"].values()]
         lines += ["", f"## {STUDY_TITLES[study]}", "",
@@ -371,16 +311,15 @@ def summary(config, results: dict) -> str:
             verdict = "reaches" if accuracy >= 0.98 else "does NOT reach"
             lines += ["", f"On the full set the tuned MLP {verdict} 98% test accuracy "
                           f"(mean {100 * accuracy:.2f}%)."]
-        if study in ("search", "tuned"):
-            lines += ["", f"Coursework (one Keras run): test accuracy "
-                          f"{100 * COURSEWORK_TUNED['test_accuracy']:.2f}%, macro F1 "
-                          f"{COURSEWORK_TUNED['test_f1']:.4f}."]
+        lines += ["", coursework] if study in ("search", "tuned") else []
     return "\n".join(lines) + "\n"
 
 
 def search_summary(config, result: dict) -> list[str]:
     band: search.SearchResult = result["hyperband"]
     top = sorted(result["grid_rows"], key=lambda row: -row["objective"])[:5]
+    grid, hyperband = (f"{SECONDS(t['run_seconds'])} (compile {SECONDS(t['compile_seconds'])})"
+                       for t in (result["seconds"]["grid"], result["seconds"]["hyperband"]))
     return [
         f"Objective: {config.objective} after training on the training set. Best of the grid "
         f"({len(result['space'])} configurations x {config.epochs} epochs = "
@@ -389,47 +328,48 @@ def search_summary(config, result: dict) -> list[str]:
         f"{band.epochs_spent} configuration-epochs, promoted configurations retrained from "
         f"scratch; {result['hyperband_epochs_trained']} of them trained beyond the grid's "
         f"runs): **{result['best']['hyperband']}** (score {band.best_score:.4f}). The table "
-        "above is the best configuration(s) retrained on train + validation.",
-        "",
-        "Time of the grid's fits: {}; of Hyperband's: {}.".format(*(
-            f"{_SECONDS(t['run_seconds'])} (compile {_SECONDS(t['compile_seconds'])})"
-            for t in (result["seconds"]["grid"], result["seconds"]["hyperband"]))),
-        "", "Top of the grid:", "", report.markdown_table(top, GRID_COLUMNS),
+        "above is the best configuration(s) retrained on train + validation.", "",
+        f"Time of the grid's fits: {grid}; of Hyperband's: {hyperband}.", "",
+        "Top of the grid:", "", report.markdown_table(top, GRID_COLUMNS),
     ]
 
 
-def learning_curves_figure(study: str, records: dict):
-    """Train and validation accuracy and loss against epoch, one curve per variant."""
+def figures(study: str, result: dict) -> dict:
+    """Learning curves (accuracy and loss per epoch, a curve per variant), and the
+    reference variant's kernels before and after training and its test confusion."""
+    curves = ({result["best"]["grid"]: result["grid"][result["best"]["grid"]]}
+              if study == "search" else result["records"])
     keys = [key for key in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
-            if any(key in record["history"] for record in records.values())]
+            if any(key in record["history"] for record in curves.values())]
     fig = plots.panels_figure(
-        {f"{study}: {key}": {name: record["history"][key] for name, record in records.items()
+        {f"{study}: {key}": {name: record["history"][key] for name, record in curves.items()
                              if key in record["history"]} for key in keys},
         ylabel="", log_y={f"{study}: {key}": "loss" in key for key in keys}, ncols=2)
     for ax in fig.axes:
         ax.legend(fontsize="x-small")
-    return fig
+    name = result["reference"]
+    reference = result["records"][name]
+    layers = zip(reference["initial_kernels"], reference["final_kernels"])
+    return {
+        f"{study}_learning_curves.png": fig,
+        f"{study}_weights.png": plots.violin_figure(
+            {f"layer {i + 1} {initial.shape[0]}x{initial.shape[1]}":
+             {"initial": initial, "trained": final} for i, (initial, final) in enumerate(layers)},
+            ylabel="kernel weight", title=f"{name} (seed 0)"),
+        f"{study}_confusion.png": plots.confusion_figure(reference["confusion"],
+                                                         title=f"{name}: test confusion"),
+    }
 
 
 def write(config, results: dict) -> cli.Report:
-    figures, metrics, rows, studies = {}, {}, [], {}
+    drawn, metrics, rows, studies = {}, {}, [], {}
     for study, result in results["studies"].items():
         rows += [variant_row(study, record) for record in result["records"].values()]
         trained = dict(result["records"]) | {
             f"grid {name}": record for name, record in result.get("grid", {}).items()}
         metrics |= {f"{study}/{name}": (record["history"], list(range(config.seeds)))
                     for name, record in trained.items()}
-        curves = ({result["best"]["grid"]: result["grid"][result["best"]["grid"]]}
-                  if study == "search" else result["records"])
-        reference = result["records"][result["reference"]]
-        figures[f"{study}_learning_curves.png"] = learning_curves_figure(study, curves)
-        figures[f"{study}_weights.png"] = plots.violin_figure(
-            {f"layer {layer + 1} {initial.shape[0]}x{initial.shape[1]}":
-             {"initial": initial, "trained": final} for layer, (initial, final) in
-             enumerate(zip(reference["initial_kernels"], reference["final_kernels"]))},
-            ylabel="kernel weight", title=f"{result['reference']} (seed 0)")
-        figures[f"{study}_confusion.png"] = plots.confusion_figure(
-            reference["confusion"], title=f"{result['reference']}: test confusion")
+        drawn |= figures(study, result)
         studies[study] = {key: value for key, value in result.items()
                           if key not in ("records", "grid")}
         studies[study]["variants"] = {
@@ -438,8 +378,7 @@ def write(config, results: dict) -> cli.Report:
             for name, record in result["records"].items()}
     return cli.Report(markdown=summary(config, results),
                       results={"config": config, "studies": studies},
-                      tables={"results.csv": (rows, CSV_COLUMNS)}, figures=figures,
-                      metrics=metrics)
+                      tables={"results.csv": rows}, figures=drawn, metrics=metrics)
 
 
 def validate(config: default_config.Config) -> None:

@@ -25,7 +25,8 @@ class Column(NamedTuple):
     """One column of a table: the row key, the header shown, and how to format a value.
 
     `fmt` is either a format string applied as `fmt.format(value)` (e.g. "{:.3g}") or a
-    callable from value to text. It is never called on a missing value.
+    callable from value to text. It is never called on a missing value. Wherever a
+    function here takes columns, a plain tuple `(key, header[, fmt])` will do.
     """
 
     key: str
@@ -47,6 +48,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column])
       | :----- | ----: |
       | bfgs   |    12 |
     """
+    columns = [Column(*column) for column in columns]
     values = [[_plain(row.get(column.key)) for column in columns] for row in rows]
     cells = [
         [_format_cell(value, column.fmt) for value, column in zip(row, columns)] for row in values
@@ -76,12 +78,21 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column])
     return "\n".join([render(headers), "| " + " | ".join(rule) + " |", *map(render, cells)]) + "\n"
 
 
-def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] | None = None) -> str:
     """Renders rows as CSV: a header of column keys, then raw (unformatted) values.
 
     Floats are written with every digit (`str` of a Python float), so they read back exactly;
     `fmt` and `header` are ignored. None and absent keys give an empty field; NaN gives "nan".
+    Without `columns`, the columns are the keys of the rows in the order they first appear,
+    but for keys whose values are not scalars (lists, arrays: they belong in JSON) and keys
+    ending in "_text" (a formatted copy of another column, as `optlab.stats.mean_std_columns`
+    makes them).
     """
+    if columns is None:
+        keys = dict.fromkeys(key for row in rows for key in row if not key.endswith("_text"))
+        columns = [Column(key, key) for key in keys
+                   if all(_is_scalar(_plain(row.get(key))) for row in rows)]
+    columns = [Column(*column) for column in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([column.key for column in columns])
@@ -172,6 +183,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic) or (hasattr(value, "__array__") and np.ndim(value) == 0):
         return np.asarray(value).item()
     return value
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, numbers.Number))
 
 
 def _is_missing(value: Any) -> bool:

@@ -171,15 +171,17 @@ def format_mean_std(
     return text
 
 
-def mean_std_columns(per_seed: Mapping[str, Any], specs: Mapping[str, str]) -> dict[str, Any]:
-    """The columns of one table row from per-seed values: for each ``key`` of ``specs``,
+def mean_std_columns(per_seed: Mapping[str, Any], specs: Mapping[str, str] | str) -> dict[str, Any]:
+    """The columns of one table row from per-seed values: for each ``key`` of ``per_seed``,
     ``key`` (the mean), ``key_std`` and ``key_text`` (:func:`format_mean_std` with the
-    format spec ``specs[key]``), e.g. for a CSV of numbers and a Markdown of texts."""
+    format spec ``specs[key]``, or ``specs`` itself when it is one spec for all), e.g. for
+    a CSV of numbers and a Markdown of texts."""
     columns: dict[str, Any] = {}
-    for key, spec in specs.items():
-        summary = summarize(np.asarray(per_seed[key], dtype=np.float64))
+    for key, values in per_seed.items():
+        summary = summarize(np.asarray(values, dtype=np.float64))
         columns[key], columns[f"{key}_std"] = summary.mean, summary.std
-        columns[f"{key}_text"] = format_mean_std(summary, spec)
+        columns[f"{key}_text"] = format_mean_std(
+            summary, specs if isinstance(specs, str) else specs[key])
     return columns
 
 

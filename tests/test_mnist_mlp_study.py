@@ -116,7 +116,7 @@ def test_reports_tables_metrics_and_figures(results):
     assert written.results["studies"]["search"]["best"] == results["studies"]["search"]["best"]
     assert "coursework time (Keras, 1 run)" in written.markdown and "± " in written.markdown
     assert next(iter(written.metrics)) == "batch_size/batch 1"
-    rows, _ = written.tables["results.csv"]
+    rows = written.tables["results.csv"]
     assert [row["study"] for row in rows].count("design") == len(study.design_variants(CONFIG))
     reference = results["studies"]["design"]["records"]["rmsprop rho=0.9"]
     assert [k.shape for k in reference["initial_kernels"]] == [(784, 32), (32, 16), (16, 10)]

@@ -105,6 +105,15 @@ def test_csv_quotes_separators_and_keeps_float_precision():
     assert float(record[1]) == value
 
 
+def test_csv_without_columns_keeps_the_scalar_keys_in_order():
+    rows = [{"method": "bfgs", "iterations": np.int64(12), "curve": np.ones(3),
+             "iterations_text": "12 ± 0"},
+            {"method": "gd", "seconds": 0.5, "iterations": None, "curve": np.ones(3)}]
+    records = list(csv.reader(io.StringIO(csv_text(rows))))
+    assert records == [["method", "iterations", "seconds"], ["bfgs", "12", ""],
+                       ["gd", "", "0.5"]]
+
+
 def test_to_jsonable_nested_structures():
     obj = {
         "summary": Point(1.0, float("nan")),

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from sklearn import metrics as sk
 
 from optlab import train
 from optlab.train import minibatch
@@ -187,6 +188,17 @@ def test_evaluate_and_predict_match_the_history_at_the_best_epoch(batched):
     np.testing.assert_allclose(predictions[0], logits, rtol=1e-6, atol=1e-6)
     accuracies = [train.accuracy(jnp.asarray(VAL[1]), np.argmax(p, axis=1)) for p in predictions]
     np.testing.assert_allclose(accuracies, scores["accuracy"], rtol=1e-6)
+
+
+def test_class_scores_match_scikit_learn_on_every_run(batched):
+    scores = train.class_scores(batched, VAL, CLASSES, batch_size=7)
+    predictions = np.argmax(train.predict(batched, VAL[0]), axis=-1)
+    for run, predicted in enumerate(predictions):
+        np.testing.assert_array_equal(
+            scores["confusion"][run], sk.confusion_matrix(VAL[1], predicted, labels=range(CLASSES)))
+        assert scores["accuracy"][run] == pytest.approx(sk.accuracy_score(VAL[1], predicted))
+        assert scores["f1"][run] == pytest.approx(sk.f1_score(
+            VAL[1], predicted, labels=range(CLASSES), average="macro", zero_division=0), abs=1e-6)
 
 
 def test_sgd_with_a_decay_schedule():

@@ -41,8 +41,8 @@ class Report(NamedTuple):
 
     markdown: str  # table.md, also printed
     results: Any  # results.json, anything optlab.report.to_jsonable takes
-    # CSV file name -> (rows, columns)
-    tables: Mapping[str, tuple[Sequence[Mapping], Sequence[report.Column]]] = {}
+    # CSV file name -> rows (every scalar key a column), or (rows, columns)
+    tables: Mapping[str, Sequence[Mapping] | tuple[Sequence[Mapping], Sequence]] = {}
     figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure
     animations: Mapping[str, tuple[Any, int]] = {}  # GIF name -> (animation, frames per second)
     metrics: Mapping[str, tuple[Mapping, Sequence[int]]] = {}  # variant -> (history, seeds)
@@ -110,7 +110,8 @@ def write_report(run_dir: RunDir, written: Report, wandb_project: str | None = N
     named)."""
     run_dir.write_json("results.json", written.results)
     run_dir.write_text("table.md", written.markdown.rstrip("\n") + "\n")
-    for name, (rows, columns) in written.tables.items():
+    for name, table in written.tables.items():
+        rows, columns = table if isinstance(table, tuple) else (table, None)
         run_dir.write_text(name, report.csv_text(rows, columns))
     for name, figure in written.figures.items():
         run_dir.save_figure(name, figure)

@@ -92,6 +92,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from optlab import sweep
+from optlab.train import metrics
 from optlab.train.checkpoint import Checkpointer
 from optlab.train.losses import Task, kernels, l1_penalty, l2_penalty
 from optlab.train.minibatch import batches_per_epoch, random_permutation_at, take_batches
@@ -783,6 +784,30 @@ def predict(result: FitResult, inputs, *, batch_size: int | None = None) -> jax.
         return outputs.reshape(-1, *outputs.shape[2:])[:rows]
 
     return jax.jit(jax.vmap(one_run))(result.params, result.rest)
+
+
+def class_scores(
+    result: FitResult, data: tuple, num_classes: int, *, batch_size: int | None = None
+) -> dict[str, np.ndarray]:
+    """Every run's ``accuracy``, macro ``f1`` (both ``(runs,)``) and ``confusion`` matrix
+    ``(runs, num_classes, num_classes)`` on ``data = (inputs, labels)``, in eval mode.
+
+    The classes are the argmax of the logits; see :mod:`optlab.train.metrics` for the
+    conventions (scikit-learn's).
+    """
+    inputs, labels = data
+    logits = predict(result, inputs, batch_size=batch_size)
+
+    @jax.jit
+    @jax.vmap
+    def scores(logits):
+        confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.argmax(logits, -1),
+                                             num_classes)
+        return confusion, metrics.precision_recall_f1(confusion).f1
+
+    confusion, f1 = jax.device_get(scores(logits))
+    return {"accuracy": np.trace(confusion, axis1=1, axis2=2) / len(labels), "f1": f1,
+            "confusion": confusion}
 
 
 def _mean_of_trained(values: np.ndarray) -> float:
