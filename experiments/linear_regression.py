@@ -40,9 +40,7 @@ from optlab.train import minibatch
 METHODS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "momentum": optlab.momentum, "rmsprop": optlab.rmsprop, "adam": optlab.adam,
 }
-# The argument that the beta sweep varies, for the methods with one decay.
-DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}
-HYPERPARAMETERS = ("learning_rate", "beta", "gamma", "b1", "b2")
+DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}  # what the beta sweep varies
 FIGURE_POINTS = 250  # points per convergence curve at most
 
 
@@ -56,62 +54,52 @@ class Sweep(NamedTuple):
 
 
 class Problem(NamedTuple):
-    """The data of one size and its least-squares solution; a pytree."""
-
     data: regression.Regression
     solution: regression.LeastSquares
 
 
 class SeedInputs(NamedTuple):
-    """What each seed's runs start from, shared by every setting; a pytree."""
+    """What each seed's runs start from, shared by every setting."""
 
     initial_weights: jax.Array  # (seeds, d), w0 ~ N(0, I)
     # (seeds, steps, batch, d) rows and (seeds, steps, batch) targets of every minibatch
     batches: tuple[jax.Array, jax.Array]
 
 
-def sweeps(config: default_config.Config) -> list[Sweep]:
-    """The sweeps of the configured methods, in the order of ``config.methods``."""
-    result = []
-    for method in config.methods:
-        rate = getattr(config, f"{method}_learning_rate")
-        if method == "adam":
-            grid = [(b1, b2) for b1 in config.betas for b2 in config.betas]
-            result.append(Sweep(method, "b1 x b2", tuple(
-                {"learning_rate": rate, "b1": p, "b2": q} for p, q in grid),
-                tuple(f"b1={p:g}, b2={q:g}" for p, q in grid)))
-            fixed = dict(zip(("b1", "b2"), config.lr_sweep_adam_betas))
-        else:
-            decay = DECAY_ARGUMENT[method]
-            result.append(Sweep(method, "beta", tuple(
-                {"learning_rate": rate, decay: beta} for beta in config.betas),
-                tuple(f"{decay}={beta:g}" for beta in config.betas)))
-            fixed = {decay: config.lr_sweep_beta}
-        result.append(Sweep(method, "learning_rate", tuple(
-            {"learning_rate": lr} | fixed for lr in config.learning_rates),
-            tuple(f"lr={lr:g}" for lr in config.learning_rates)))
-    return result
+def sweeps(config: default_config.Config, method: str) -> list[Sweep]:
+    """The sweeps of ``method``: its decay (Adam: b1 x b2) and its learning rate."""
+    rate = getattr(config, f"{method}_learning_rate")
+    if method == "adam":
+        grid = [(b1, b2) for b1 in config.betas for b2 in config.betas]
+        decays = Sweep(method, "b1 x b2", tuple({"learning_rate": rate, "b1": p, "b2": q}
+                                                for p, q in grid),
+                       tuple(f"b1={p:g}, b2={q:g}" for p, q in grid))
+        fixed = dict(zip(("b1", "b2"), config.lr_sweep_adam_betas))
+    else:
+        decay = DECAY_ARGUMENT[method]
+        decays = Sweep(method, "beta",
+                       tuple({"learning_rate": rate, decay: b} for b in config.betas),
+                       tuple(f"{decay}={beta:g}" for beta in config.betas))
+        fixed = {decay: config.lr_sweep_beta}
+    return [decays, Sweep(method, "learning_rate",
+                          tuple({"learning_rate": lr} | fixed for lr in config.learning_rates),
+                          tuple(f"lr={lr:g}" for lr in config.learning_rates))]
 
 
 def validate(config: default_config.Config) -> None:
     """The checks that span fields."""
     for n, d in config.sizes:
         if config.batch_size > n:
-            raise ValueError(
-                f"--batch_size={config.batch_size} is larger than n = {n} (size {n}x{d})"
-            )
+            raise ValueError(f"--batch_size={config.batch_size} is larger than n = {n} "
+                             f"(size {n}x{d})")
     if config.steps % config.record_every:
-        raise ValueError(
-            f"record_every must divide --steps={config.steps}, got {config.record_every}"
-        )
+        raise ValueError(f"record_every must divide --steps={config.steps}, "
+                         f"got {config.record_every}")
 
 
 def make_problem(config: default_config.Config, n: int, d: int) -> tuple[Problem, sweep.Timing]:
-    """The data of size ``n x d`` and its least-squares solution, one compiled program, timed.
-
-    The data key depends on (seed, n, d) only, so a size's data does not change when
-    other sizes are added.
-    """
+    """The data of size ``n x d`` and its least squares, one compiled program, timed. The
+    data key depends on (seed, n, d) only: adding sizes changes no size's data."""
 
     def build(root):
         data_key = jax.random.fold_in(jax.random.fold_in(jax.random.split(root)[0], n), d)
@@ -122,21 +110,17 @@ def make_problem(config: default_config.Config, n: int, d: int) -> tuple[Problem
 
 
 def make_seed_inputs(config, problem: Problem) -> tuple[SeedInputs, sweep.Timing]:
-    """Initial weights, shuffles and minibatches of every seed, one compiled program, timed.
-
-    Seed ``s``'s key depends on (seed, s) only, so its runs do not change when more
-    seeds are added.
-    """
+    """Initial weights and minibatches of every seed, one compiled program, timed. Seed
+    ``s``'s key depends on (seed, s) only: adding seeds changes no seed's runs."""
     n, d = problem.data.features.shape
 
     def build(root, features, targets):
-        runs_key = jax.random.split(root)[1]
-
         def one_seed(seed):
-            init_key, shuffle_key = jax.random.split(jax.random.fold_in(runs_key, seed))
-            initial = jax.random.normal(init_key, (d,), features.dtype)
+            init_key, shuffle_key = jax.random.split(
+                jax.random.fold_in(jax.random.split(root)[1], seed))
             rows = minibatch.shuffled_batches(shuffle_key, n, config.batch_size, config.steps)
-            return initial, minibatch.take_batches((features, targets), rows)
+            return (jax.random.normal(init_key, (d,), features.dtype),
+                    minibatch.take_batches((features, targets), rows))
 
         return SeedInputs(*jax.vmap(one_seed)(jnp.arange(config.seeds)))
 
@@ -144,9 +128,7 @@ def make_seed_inputs(config, problem: Problem) -> tuple[SeedInputs, sweep.Timing
                                problem.data.targets, repeats=config.repeats)
 
 
-def run_method(
-    config, problem: Problem, inputs: SeedInputs, method_sweeps: list[Sweep]
-) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], sweep.Timing]:
+def run_method(config, problem: Problem, inputs: SeedInputs, method_sweeps: list[Sweep]):
     """Every sweep of one method, all settings x seeds, in one compiled program.
 
     Returns per sweep its losses (settings, seeds, records) and trajectories (or None),
@@ -170,9 +152,9 @@ def run_method(
         run, arrays, inputs, problem.solution, repeats=config.repeats)
     ends = np.cumsum([len(sw.settings) for sw in method_sweeps])[:-1]
     losses = np.split(np.asarray(losses), ends)
-    if trajectories is None:
-        return [(part, None) for part in losses], timing
-    return list(zip(losses, np.split(np.asarray(trajectories), ends))), timing
+    paths = ([None] * len(losses) if trajectories is None
+             else np.split(np.asarray(trajectories), ends))
+    return list(zip(losses, paths)), timing
 
 
 def summary_rows(size, sw: Sweep, losses, target, record_every, timing) -> list[dict]:
@@ -189,11 +171,11 @@ def summary_rows(size, sw: Sweep, losses, target, record_every, timing) -> list[
             "size": size, "method": sw.method, "sweep": sw.name, "setting": label, **setting,
             "final_loss_mean": loss.mean, "final_loss_std": loss.std,
             "final_loss_median": loss.median,
-            "final_loss": None if loss.count == 0 else
+            "final_loss_text": None if loss.count == 0 else
             f"{_significant(loss.mean, 4)} ± {_significant(loss.std, 2)}",
             "diverged": int(diverged.sum()), "reached": reached.count,
             "reached_of": f"{reached.count}/{reached.total}", "steps_mean": reached.mean,
-            "steps_std": reached.std, "steps_to_target": stats.format_mean_std(reached, ".0f"),
+            "steps_std": reached.std, "steps_text": stats.format_mean_std(reached, ".0f"),
             "program_s": timing.run_seconds, "compile_s": timing.compile_seconds,
         })
     return rows
@@ -207,21 +189,11 @@ def _significant(value: float, digits: int) -> str:
     return f"{value:#.{digits}g}".rstrip(".")
 
 
-COLUMNS = [
-    report.Column("method", "method"),
-    report.Column("sweep", "sweep"),
-    report.Column("setting", "setting"),
-    report.Column("final_loss", "final loss (mean ± std)"),
-    report.Column("diverged", "diverged"),
-    report.Column("reached_of", "reached target"),
-    report.Column("steps_to_target", "steps to target (mean ± std)"),
-    report.Column("program_s", "program time", report.format_seconds),
-    report.Column("compile_s", "compile", report.format_seconds),
-]
-CSV_COLUMNS = [report.Column(key, key) for key in (
-    "size", "method", "sweep", "setting", *HYPERPARAMETERS, "final_loss_mean", "final_loss_std",
-    "final_loss_median", "diverged", "reached", "steps_mean", "steps_std", "program_s",
-    "compile_s")]
+COLUMNS = [("method", "method"), ("sweep", "sweep"), ("setting", "setting"),
+           ("final_loss_text", "final loss (mean ± std)"), ("diverged", "diverged"),
+           ("reached_of", "reached target"), ("steps_text", "steps to target (mean ± std)"),
+           ("program_s", "program time", report.format_seconds),
+           ("compile_s", "compile", report.format_seconds)]
 
 
 def run_size(config, n: int, d: int, log: cli.Log) -> dict:
@@ -233,39 +205,29 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
     best = float(solution.loss)
     target = config.target_factor * best
     per_epoch = minibatch.batches_per_epoch(n, config.batch_size)
-    log(
-        f"{size}: data and least squares in {report.format_seconds(problem_timing.run_seconds)}"
-        f" (compiled in {report.format_seconds(problem_timing.compile_seconds)}), loss "
-        f"{best:.4f}, target {target:.4f}; initial weights and minibatches of {config.seeds} "
-        f"seeds in {report.format_seconds(inputs_timing.run_seconds)} (compiled in "
-        f"{report.format_seconds(inputs_timing.compile_seconds)})"
-    )
+    log(f"{size}: data and least squares in {problem_timing}, loss {best:.4f}, target "
+        f"{target:.4f}; initial weights and minibatches of {config.seeds} seeds in "
+        f"{inputs_timing}")
     rows, sweep_results, programs = [], [], []
     for method in config.methods:
-        method_sweeps = [sw for sw in sweeps(config) if sw.method == method]
+        method_sweeps = sweeps(config, method)
         outputs, timing = run_method(config, problem, inputs, method_sweeps)
         runs = sum(len(sw.settings) for sw in method_sweeps) * config.seeds
         programs.append({"method": method, "runs": runs, "run_s": timing.run_seconds,
                          "compile_s": timing.compile_seconds})
-        log(
-            f"{size} {method}: {runs} runs ({' and '.join(sw.name for sw in method_sweeps)} "
-            f"sweeps x {config.seeds} seeds) in {report.format_seconds(timing.run_seconds)} "
-            f"(compiled in {report.format_seconds(timing.compile_seconds)})"
-        )
+        log(f"{size} {method}: {runs} runs ({' and '.join(sw.name for sw in method_sweeps)} "
+            f"sweeps x {config.seeds} seeds) in {timing}")
         for sw, (losses, trajectories) in zip(method_sweeps, outputs):
             new_rows = summary_rows(size, sw, losses, target, config.record_every, timing)
             rows += new_rows
-            paths = None
-            if trajectories is not None:
-                paths = [trajectories[i, stats.median_index(losses[i, :, -1])]
-                         for i in range(len(sw.settings))]
+            paths = None if trajectories is None else [
+                trajectories[i, stats.median_index(losses[i, :, -1])]
+                for i in range(len(sw.settings))]
             sweep_results.append({"method": sw.method, "sweep": sw.name, "labels": list(sw.labels),
                                   "losses": losses, "paths": paths})
-            log(
-                f"  {sw.name} sweep: reached the target "
+            log(f"  {sw.name} sweep: reached the target "
                 f"{sum(row['reached'] for row in new_rows)}/{losses.shape[0] * losses.shape[1]}"
-                f", diverged {sum(row['diverged'] for row in new_rows)}"
-            )
+                f", diverged {sum(row['diverged'] for row in new_rows)}")
     context = {
         "n": n, "d": d, "least_squares_loss": best, "target": target,
         "least_squares_weights": solution.weights,
@@ -282,15 +244,12 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs the whole study (no file output) and returns its results."""
     start = time.perf_counter()
-    results = {"config": config, "devices": str(jax.devices()), "sizes": {}}
-    for n, d in config.sizes:
-        results["sizes"][f"{n}x{d}"] = run_size(config, n, d, log)
-    entries = results["sizes"].values()
-    programs = [p for entry in entries for p in entry["programs"]]
-    contexts = [entry["context"] for entry in entries]
-    results["totals"] = {
-        "sweeps": sum(len(entry["sweeps"]) for entry in entries), "programs": len(programs),
-        "runs": sum(p["runs"] for p in programs),
+    sizes = {f"{n}x{d}": run_size(config, n, d, log) for n, d in config.sizes}
+    programs = [p for entry in sizes.values() for p in entry["programs"]]
+    contexts = [entry["context"] for entry in sizes.values()]
+    totals = {
+        "sweeps": sum(len(entry["sweeps"]) for entry in sizes.values()),
+        "programs": len(programs), "runs": sum(p["runs"] for p in programs),
         # One call of every compiled program that does the runs' work: the methods'
         # sweeps and the seeds' minibatches (not the data and least squares, their input).
         "run_s": sum(p["run_s"] for p in programs) + sum(c["inputs_s"] for c in contexts),
@@ -299,7 +258,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         + sum(c["inputs_compile_s"] + c["problem_compile_s"] for c in contexts),
         "wall_s": time.perf_counter() - start,
     }
-    return results
+    return {"config": config, "devices": str(jax.devices()), "sizes": sizes, "totals": totals}
 
 
 def render_tables(config, results: dict) -> str:
@@ -332,15 +291,13 @@ def convergence_figure(config, entry: dict):
     """Full-data loss against step, one panel per sweep, one curve per setting.
 
     A curve shows every ``stride``-th record, at most ``FIGURE_POINTS`` points: more do
-    not show at this size, and the percentiles over seeds cost a Python loop per point
-    (``np.nanpercentile`` along an axis). The tick labels give the step.
+    not show at this size, and the percentiles over seeds cost a Python loop per point.
     """
-    sweep_results = entry["sweeps"]
-    records = sweep_results[0]["losses"].shape[-1]
+    records = entry["sweeps"][0]["losses"].shape[-1]
     stride = -(-records // FIGURE_POINTS)
     steps_per_point = stride * config.record_every
-    fig, axes = plots.panel_figure(len(sweep_results), ncols=2)
-    for ax, result in zip(axes, sweep_results):
+    fig, axes = plots.panel_figure(len(entry["sweeps"]), ncols=2)
+    for ax, result in zip(axes, entry["sweeps"]):
         plots.draw_convergence(
             ax, {label: c[:, ::stride] for label, c in zip(result["labels"], result["losses"])},
             xlabel="step", ylabel=f"full-data loss, median of {config.seeds} seeds, IQR band",
@@ -348,8 +305,7 @@ def convergence_figure(config, entry: dict):
             f"n = {entry['context']['n']}, d = {entry['context']['d']}",
             threshold=entry["context"]["target"])
         ax.xaxis.set_major_formatter(
-            matplotlib.ticker.FuncFormatter(lambda x, _: f"{x * steps_per_point:g}")
-        )
+            matplotlib.ticker.FuncFormatter(lambda x, _: f"{x * steps_per_point:g}"))
         # A diverging setting (loss 1e30 and more) would flatten every other curve; it
         # leaves the panel at the top instead (the table counts it as diverged).
         start = max(float(np.median(curves[:, 0])) for curves in result["losses"])
@@ -360,55 +316,37 @@ def convergence_figure(config, entry: dict):
 
 
 def contour_figure(entry: dict):
-    """For d = 2: loss contours over the weights and the median seed's path per setting."""
-    solution = entry["solution"]
-    sweep_results = entry["sweeps"]
-    paths = [p for result in sweep_results for p in result["paths"]]
-    # The box spans the starts and w*, with room on every side for overshooting paths.
-    anchors = np.stack([path[0] for path in paths] + [solution.weights])
+    """For d = 2: the loss over the weights and the median seed's path of every setting,
+    a panel per sweep, in a box around the starts and w* with room to overshoot."""
+    solution, sweep_results = entry["solution"], entry["sweeps"]
+    anchors = np.stack([p[0] for result in sweep_results for p in result["paths"]]
+                       + [solution.weights])
     low, high = anchors.min(axis=0), anchors.max(axis=0)
     margin = np.maximum(0.5 * (high - low), 0.5)
-    low, high = low - margin, high + margin
-    w1, w2 = np.meshgrid(np.linspace(low[0], high[0], 200), np.linspace(low[1], high[1], 200))
-    error = np.stack([w1, w2], axis=-1) - solution.weights
-    excess = np.einsum("...i,ij,...j->...", error, solution.gram, error)
-    # Geometric levels of L - L(w*): the valley is narrow (columns scaled 1 and 3), and
-    # equal steps of the loss would leave its floor without a line.
-    levels = np.geomspace(max(excess.max() * 1e-5, 1e-6), excess.max(), 14)
-    fig, axes = plots.panel_figure(len(sweep_results), ncols=2)
-    for ax, result in zip(axes, sweep_results):
-        ax.contour(w1, w2, excess, levels=levels, colors="0.6", linewidths=0.6)
-        for label, path in zip(result["labels"], result["paths"]):
-            (line,) = ax.plot(path[:, 0], path[:, 1], linewidth=1.0, label=label)
-            ax.plot(*path[0], "o", color=line.get_color(), markersize=4)
-        ax.plot(*solution.weights, "*", color="black", markersize=10, label="w* (least squares)")
-        ax.set_xlim(low[0], high[0])
-        ax.set_ylim(low[1], high[1])
-        ax.set_xlabel("w1")
-        ax.set_ylabel("w2")
-        ax.set_title(f"{result['method']}, {result['sweep']} (median seed; o: start)")
-        ax.legend(fontsize="small")
-    return fig
-
-
-def json_view(results: dict) -> dict:
-    """The results without the per-step curves and paths (those are in the figures)."""
-    return results | {"sizes": {size: {
-        "context": entry["context"], "rows": entry["rows"], "programs": entry["programs"],
-        "sweeps": [{k: v for k, v in s.items() if k not in ("losses", "paths")}
-                   for s in entry["sweeps"]]} for size, entry in results["sizes"].items()}}
+    (x0, y0), (x1, y1) = low - margin, high + margin
+    w_star, gram = solution.weights, solution.gram
+    return plots.contour_figure(
+        lambda w: (w - w_star) @ gram @ (w - w_star), (x0, x1, y0, y1),
+        {f"{r['method']}, {r['sweep']}: L(w) - L(w*), median seed":
+         dict(zip(r["labels"], r["paths"])) for r in sweep_results}, w_star)
 
 
 def write(config, results: dict) -> cli.Report:
-    rows = [row for entry in results["sizes"].values() for row in entry["rows"]]
     figures = {}
     for size, entry in results["sizes"].items():
         figures[f"convergence_{size}.png"] = convergence_figure(config, entry)
         if entry["context"]["d"] == 2:
             figures[f"contour_{size}.png"] = contour_figure(entry)
+    # The per-step curves and paths are in the figures.
+    sizes = {size: {"context": entry["context"], "rows": entry["rows"],
+                    "programs": entry["programs"],
+                    "sweeps": [{k: v for k, v in s.items() if k not in ("losses", "paths")}
+                               for s in entry["sweeps"]]}
+             for size, entry in results["sizes"].items()}
     return cli.Report(
-        markdown=render_tables(config, results), results=json_view(results),
-        tables={"results.csv": (rows, CSV_COLUMNS)}, figures=figures)
+        markdown=render_tables(config, results), results=results | {"sizes": sizes},
+        tables={"results.csv": [row for entry in sizes.values() for row in entry["rows"]]},
+        figures=figures)
 
 
 # Training runs in float32.

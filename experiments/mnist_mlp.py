@@ -126,7 +126,8 @@ def train_variants(config, label: str, variants: Sequence[Variant], data, *, log
             "compile_seconds": result.fit.compile_seconds, "first_epoch": result.fit.first_epoch,
             # Seed 0's kernels, layer by layer, for the violin plots.
             "final_kernels": [np.asarray(k)[result.runs.start] for k in kernels(result.fit.params)],
-        } | {f"{split}_{name}": score[split][name] for split in score for name in ("accuracy", "f1")}
+        } | {f"{split}_{name}": score[split][name]
+             for split in score for name in ("accuracy", "f1")}
     return records
 
 
@@ -269,7 +270,8 @@ PERCENT = {"test_accuracy": ".2f", "val_accuracy": ".2f"}
 SECONDS = report.format_seconds
 COLUMNS = [("variant", "variant"), ("trained_on", "trained on"), ("updates", "updates"),
            ("test_accuracy_text", "test accuracy % (mean ± std)"),
-           ("test_f1_text", "test macro F1"), ("val_accuracy_text", "val accuracy % (kept weights)"),
+           ("test_f1_text", "test macro F1"),
+           ("val_accuracy_text", "val accuracy % (kept weights)"),
            ("fit_runs", "runs in its fit"), ("run_seconds", "fit time", SECONDS),
            ("compile_seconds", "compile", SECONDS)]
 BATCH_COLUMNS = COLUMNS[:1] + COLUMNS[2:4] + [

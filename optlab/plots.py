@@ -304,6 +304,7 @@ def contour_figure(
     minimizer: Any = None,
     *,
     title: str | None = None,
+    ncols: int = 2,
 ) -> Figure:
     """Filled contours of a 2-D function with one path per method.
 
@@ -311,39 +312,36 @@ def contour_figure(
       fn: JAX-traceable function of a vector of length 2, returning a scalar.
       domain: (x_min, x_max, y_min, y_max), the extent of the plot.
       paths: method name -> iterates of shape (steps + 1, 2); each is drawn as a line
-        from its start (a black circle) to its end (a cross in the line's colour).
+        from its start (a black circle) to its end (a cross in the line's colour). Or
+        panel title -> such a mapping: one panel each, `ncols` to a row, on the same
+        landscape.
       minimizer: None, a point of shape (2,) drawn as a star, or points of shape (k, 2)
         on a curve of minimizers drawn as a dashed line.
-      title: optional axes title.
+      title: optional axes title (of a single panel).
 
     The contour levels are quantiles of the function over the domain, so flat regions
     and steep walls both show structure.
 
     Returns:
-      A Figure with one axes (contours, one line per path, start, end and minimizer
-      markers, a legend) and a colour bar.
+      A Figure with one axes per panel (contours, one line per path, start, end and
+      minimizer markers, a legend) and a colour bar each.
     """
-    fig, (ax,) = panel_figure(1, size_per_panel=(6.5, 5.5))
-    filled = _draw_landscape(ax, fn, domain, minimizer)
-    fig.colorbar(filled, ax=ax, label="f(x, y)", format="%.3g")
-    drawn = _as_paths(paths, domain)
-    for (name, path), width in zip(drawn.items(), _line_widths(len(drawn))):
-        (line,) = ax.plot(
-            path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=width, label=name
-        )
-        ax.plot(
-            path[-1:, 0],
-            path[-1:, 1],
-            marker="X",
-            markersize=9,
-            color=line.get_color(),
-            markeredgecolor="white",
-            linestyle="none",
-        )
-    _mark_starts(ax, paths, domain)
-    if title is not None:
-        ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    panels = paths if all(isinstance(p, Mapping) for p in paths.values()) else {title: paths}
+    fig, axes = panel_figure(len(panels), ncols=min(ncols, len(panels)),
+                             size_per_panel=(6.5, 5.5))
+    for ax, (panel_title, panel_paths) in zip(axes, panels.items()):
+        filled = _draw_landscape(ax, fn, domain, minimizer)
+        fig.colorbar(filled, ax=ax, label="f(x, y)", format="%.3g")
+        drawn = _as_paths(panel_paths, domain)
+        for (name, path), width in zip(drawn.items(), _line_widths(len(drawn))):
+            (line,) = ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3,
+                              linewidth=width, label=name)
+            ax.plot(path[-1:, 0], path[-1:, 1], marker="X", markersize=9,
+                    color=line.get_color(), markeredgecolor="white", linestyle="none")
+        _mark_starts(ax, panel_paths, domain)
+        if panel_title is not None:
+            ax.set_title(panel_title)
+        ax.legend(loc="best", fontsize="small")
     return fig
 
 

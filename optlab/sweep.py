@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from optlab import report
+
 PyTree = Any
 
 
@@ -29,6 +31,11 @@ class Timing(NamedTuple):
     compile_seconds: float  # tracing, lowering and compiling
     run_seconds: float  # median wall time of one call of the compiled program
     repeats: tuple[float, ...]  # every timed call, in order
+
+    def __str__(self) -> str:
+        """E.g. ``"3.21 ms (compiled in 412 ms)"``: a call's median time, then the compile's."""
+        run, compile_ = map(report.format_seconds, (self.run_seconds, self.compile_seconds))
+        return f"{run} (compiled in {compile_})"
 
 
 def time_compiled(fn: Callable, *args, repeats: int = 5) -> tuple[Any, Timing]:

@@ -173,6 +173,16 @@ def test_contour_figure_draws_a_curve_of_minimizers_as_a_dashed_line():
     _render(fig)
 
 
+def test_contour_figure_draws_a_panel_per_mapping_of_paths():
+    bowl = FUNCTIONS["bowl"]
+    panels = {"first": {"settles": _paths()["settles"]}, "second": _paths()}
+    fig = plots.contour_figure(bowl.fn, (-5, 5, -5, 5), panels, bowl.minimizer)
+    panel_axes = [ax for ax in fig.axes if ax.get_title()]  # the others are colour bars
+    assert [ax.get_title() for ax in panel_axes] == ["first", "second"]
+    assert [len(ax.get_legend().get_texts()) for ax in panel_axes] == [3, 4]
+    _render(fig)
+
+
 def test_surface_figure_has_a_surface_and_a_lifted_line_per_path():
     easom = FUNCTIONS["easom"]
     paths = {"a": np.array([[2.0, 2.0], [3.0, 3.0], [math.pi, math.pi]]), **_paths()}

@@ -83,7 +83,7 @@ def test_reports_json_table_csv_and_figures(logged):
                                     "convergence_70x3.png"}
     assert "losses" not in written.results["sizes"]["40x2"]["sweeps"][0]
     assert "n = 70, d = 3" in written.markdown and "b1=0.9, b2=0.9" in written.markdown
-    assert len(written.tables["results.csv"][0]) == 2 * SETTINGS_PER_SIZE
+    assert len(written.tables["results.csv"]) == 2 * SETTINGS_PER_SIZE
 
 
 def test_vmapped_sweep_equals_the_unbatched_runs():

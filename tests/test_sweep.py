@@ -96,3 +96,7 @@ def test_sharding_over_four_host_devices_equals_one_device():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sharded ok" in done.stdout
+
+
+def test_timing_reads_as_the_run_then_the_compile():
+    assert str(sweep.Timing(0.4123, 0.00321, (0.00321,))) == "3.21 ms (compiled in 412 ms)"
