@@ -26,7 +26,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import matplotlib.ticker
 import numpy as np
 import optax
 
@@ -41,7 +40,6 @@ METHODS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "momentum": optlab.momentum, "rmsprop": optlab.rmsprop, "adam": optlab.adam,
 }
 DECAY_ARGUMENT = {"momentum": "beta", "rmsprop": "gamma"}  # what the beta sweep varies
-FIGURE_POINTS = 250  # points per convergence curve at most
 
 
 class Sweep(NamedTuple):
@@ -288,31 +286,13 @@ def render_tables(config, results: dict) -> str:
 
 
 def convergence_figure(config, entry: dict):
-    """Full-data loss against step, one panel per sweep, one curve per setting.
-
-    A curve shows every ``stride``-th record, at most ``FIGURE_POINTS`` points: more do
-    not show at this size, and the percentiles over seeds cost a Python loop per point.
-    """
-    records = entry["sweeps"][0]["losses"].shape[-1]
-    stride = -(-records // FIGURE_POINTS)
-    steps_per_point = stride * config.record_every
-    fig, axes = plots.panel_figure(len(entry["sweeps"]), ncols=2)
-    for ax, result in zip(axes, entry["sweeps"]):
-        plots.draw_convergence(
-            ax, {label: c[:, ::stride] for label, c in zip(result["labels"], result["losses"])},
-            xlabel="step", ylabel=f"full-data loss, median of {config.seeds} seeds, IQR band",
-            title=f"{result['method']}, {result['sweep']} sweep, "
-            f"n = {entry['context']['n']}, d = {entry['context']['d']}",
-            threshold=entry["context"]["target"])
-        ax.xaxis.set_major_formatter(
-            matplotlib.ticker.FuncFormatter(lambda x, _: f"{x * steps_per_point:g}"))
-        # A diverging setting (loss 1e30 and more) would flatten every other curve; it
-        # leaves the panel at the top instead (the table counts it as diverged).
-        start = max(float(np.median(curves[:, 0])) for curves in result["losses"])
-        finite = result["losses"][np.isfinite(result["losses"])]
-        if finite.size and finite.max() > 100 * start:
-            ax.set_ylim(0.5 * finite.min(), 100 * start)
-    return fig
+    """Full-data loss against step, one panel per sweep, one curve per setting."""
+    n, d = entry["context"]["n"], entry["context"]["d"]
+    return plots.panels_figure(
+        {f"{r['method']}, {r['sweep']} sweep, n = {n}, d = {d}": dict(zip(r["labels"], r["losses"]))
+         for r in entry["sweeps"]},
+        xlabel="step", ylabel=f"full-data loss, median of {config.seeds} seeds, IQR band",
+        ncols=2, threshold=entry["context"]["target"], x_step=config.record_every)
 
 
 def contour_figure(entry: dict):

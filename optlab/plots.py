@@ -70,6 +70,8 @@ def draw_convergence(
     log_y: bool = True,
     band: tuple[float, float] | None = (25.0, 75.0),
     threshold: float | None = None,
+    x_step: float = 1.0,
+    max_points: int = 250,
 ) -> None:
     """Draws convergence curves into `ax`; `convergence_figure` documents the arguments.
 
@@ -94,8 +96,20 @@ def draw_convergence(
         }
         ax.set_yscale("log")
 
+    # Every stride-th record at most: more points do not show, and the percentiles over
+    # seeds cost a Python loop per point.
+    stride = -(-max(values.shape[1] for values in data.values()) // max_points)
+    data = {name: values[:, ::stride] for name, values in data.items()}
+    if log_y:
+        # A diverging curve (1e30 and more) would flatten every other one: the axis stops
+        # at 100 times the highest median start.
+        start = max((float(np.median(v[np.isfinite(v[:, 0]), 0])) for v in data.values()
+                     if np.isfinite(v[:, 0]).any()), default=np.inf)
+        finite = np.concatenate([values[np.isfinite(values)] for values in data.values()])
+        if finite.size and finite.max() > 100 * start:
+            ax.set_ylim(0.5 * finite.min(), 100 * start)
     for name, values in data.items():
-        iterations = np.arange(values.shape[1])
+        iterations = np.arange(values.shape[1]) * stride * x_step
         (line,) = ax.plot(iterations, _nanpercentile(values, 50.0), label=name)
         if band is not None:
             ax.fill_between(
@@ -131,6 +145,8 @@ def convergence_figure(
     log_y: bool = True,
     band: tuple[float, float] | None = (25.0, 75.0),
     threshold: float | None = None,
+    x_step: float = 1.0,
+    max_points: int = 250,
 ) -> Figure:
     """Plots median-over-seeds convergence curves with a percentile band, one per method.
 
@@ -145,6 +161,9 @@ def convergence_figure(
       band: (low, high) percentiles of the shaded band, or None for no band.
       threshold: optional level (e.g. the stopping eps) drawn as a dashed horizontal line
         with its own legend entry.
+      x_step: the x distance of two records (e.g. steps between recorded losses).
+      max_points: at most this many points per curve (every k-th record). On a log axis
+        a diverging curve is cut at 100 times the highest median start.
 
     Returns:
       A single-panel Figure with one line (and one band) per method, a legend and a grid.
@@ -154,16 +173,8 @@ def convergence_figure(
         non-positive threshold on a log scale.
     """
     fig, (ax,) = panel_figure(1, size_per_panel=(6.0, 4.0))
-    draw_convergence(
-        ax,
-        curves,
-        xlabel=xlabel,
-        ylabel=ylabel,
-        title=title,
-        log_y=log_y,
-        band=band,
-        threshold=threshold,
-    )
+    draw_convergence(ax, curves, xlabel=xlabel, ylabel=ylabel, title=title, log_y=log_y,
+                     band=band, threshold=threshold, x_step=x_step, max_points=max_points)
     return fig
 
 
@@ -175,16 +186,18 @@ def panels_figure(
     log_y: bool | Mapping[str, bool] = True,
     ncols: int | None = None,
     size_per_panel: tuple[float, float] = (5.0, 4.0),
+    **options: Any,
 ) -> Figure:
     """Convergence or learning curves over seeds, one panel per title: ``panels`` maps a
     panel's title to its curves (name -> (seeds, steps)), drawn as `draw_convergence`
-    draws them. ``ylabel`` and ``log_y`` are one value, or one per title."""
+    draws them, with its keyword ``options`` (band, threshold, x_step, max_points).
+    ``ylabel`` and ``log_y`` are one value, or one per title."""
     fig, axes = panel_figure(len(panels), ncols=ncols, size_per_panel=size_per_panel)
     for ax, (title, curves) in zip(axes, panels.items()):
         draw_convergence(
             ax, curves, xlabel=xlabel, title=title,
             ylabel=ylabel if isinstance(ylabel, str) else ylabel[title],
-            log_y=log_y if isinstance(log_y, bool) else log_y[title])
+            log_y=log_y if isinstance(log_y, bool) else log_y[title], **options)
     return fig
 
 

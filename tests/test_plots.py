@@ -48,6 +48,23 @@ def test_median_line_is_the_median_over_seeds():
     assert len(ax.collections) == 0
 
 
+def test_long_curves_are_thinned_and_placed_by_x_step():
+    values = np.tile(np.exp(-0.01 * np.arange(1000)), (3, 1))
+    fig = convergence_figure({"m": values}, ylabel="y", x_step=5, max_points=100)
+    (ax,) = fig.axes
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), 5 * np.arange(0, 1000, 10))
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), values[0, ::10])
+
+
+def test_a_diverging_curve_does_not_flatten_the_others():
+    converging = np.tile(np.geomspace(1.0, 1e-3, 20), (3, 1))
+    diverging = np.tile(np.geomspace(1.0, 1e30, 20), (3, 1))
+    fig = convergence_figure({"ok": converging, "blows up": diverging}, ylabel="y")
+    (ax,) = fig.axes
+    assert ax.get_ylim()[1] == pytest.approx(100.0)
+    _render(fig)
+
+
 def test_nan_zeros_and_negative_values_draw_on_log_scale():
     values = np.abs(np.random.default_rng(1).normal(size=(5, 20))) + 0.1
     values[:, 15:] = np.nan  # every run stopped early: all-NaN iterations
