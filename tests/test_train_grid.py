@@ -63,6 +63,21 @@ def test_every_variant_equals_its_runs_trained_alone(grid):
     assert results["lr 0.1"].group == 0 and results["batch 32"].group == 2
 
 
+def test_seed_rows_summarise_each_variant_and_list_each_run(grid):
+    results, _ = grid
+    measures = {name: {"loss": r.history["val_loss"][:, -1]} for name, r in results.items()}
+    variants, runs = train.grid.seed_rows(results, measures, ".3f")
+    assert [row["variant"] for row in variants] == list(results)
+    for row in variants:
+        losses = measures[row["variant"]]["loss"]
+        assert row["seeds"] == 2 and row["loss"] == pytest.approx(np.mean(losses))
+        assert row["loss_std"] == pytest.approx(np.std(losses, ddof=1))
+        assert row["loss_text"] == f"{np.mean(losses):.3f} ± {np.std(losses, ddof=1):.3f}"
+        assert row["run_seconds"] == results[row["variant"]].fit.run_seconds
+    assert [(row["variant"], row["seed"]) for row in runs[:2]] == [("lr 0.1", 3), ("lr 0.1", 4)]
+    assert runs[1]["loss"] == pytest.approx(measures["lr 0.1"]["loss"][1])
+
+
 def test_a_grid_checkpoints_each_program_apart_and_resumes(tmp_path):
     variants = VARIANTS[:2]
     first = train.run_grid(variants, [0], train.classification(), TRAIN, max_epochs=2,

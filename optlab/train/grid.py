@@ -37,6 +37,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from optlab import stats
 from optlab.train import engine
 from optlab.train.losses import Task
 
@@ -85,6 +86,31 @@ def per_variant(
             outputs[id(result.fit)] = fn(result.fit)
         cut[name] = jax.tree.map(result.take, outputs[id(result.fit)])
     return cut
+
+
+def seed_rows(
+    results: Mapping[str, VariantResult],
+    measures: Mapping[str, Mapping[str, Any]],
+    specs: Mapping[str, str] | str = ".4g",
+) -> tuple[list[dict], list[dict]]:
+    """The tables of a grid: a row per variant and a row per run.
+
+    ``measures`` maps a variant's name to its per-seed values (name -> ``(seeds,)``). A
+    variant's row holds its name, its seed count, its program's ``compile_seconds`` and
+    ``run_seconds`` and per measure the mean, std and text of
+    :func:`optlab.stats.mean_std_columns` (``specs``: format specs); a run's row holds the
+    variant, the seed and each measure's value.
+    """
+    variant_rows, run_rows = [], []
+    for name, result in results.items():
+        values = {key: np.asarray(v) for key, v in measures[name].items()}
+        variant_rows.append({"variant": name, "seeds": len(result.seeds),
+                             "compile_seconds": result.fit.compile_seconds,
+                             "run_seconds": result.fit.run_seconds}
+                            | stats.mean_std_columns(values, specs))
+        run_rows += [{"variant": name, "seed": seed} | {k: v[i].item() for k, v in values.items()}
+                     for i, seed in enumerate(result.seeds)]
+    return variant_rows, run_rows
 
 
 def groups(variants: Sequence[Variant]) -> list[list[Variant]]:
