@@ -60,46 +60,31 @@ def load_data(config: default_config.Config) -> Data:
     """Generates the data set, holds out the validation clips and standardises the bands."""
     sounds = datasets.machine_sound_dataset(
         config.data_seed, config.n_train, config.n_test_normal, config.n_test_anomalous,
-        severity=config.severity, batch_size=config.synthesis_batch,
-    )
+        severity=config.severity, batch_size=config.synthesis_batch)
     (train_clips,), (validation_clips,) = train.validation_split(
-        (sounds.train,), config.validation_fraction, config.data_seed
-    )
+        (sounds.train,), config.validation_fraction, config.data_seed)
     scaler = datasets.BandStandardizer.fit(train_clips)
-    return Data(
-        train=scaler.transform(train_clips)[..., None],
-        validation=scaler.transform(validation_clips)[..., None],
-        test=scaler.transform(sounds.test)[..., None], test_labels=sounds.test_labels,
-        test_kinds=sounds.test_kinds,
-    )
+    return Data(*(scaler.transform(clips)[..., None]
+                  for clips in (train_clips, validation_clips, sounds.test)),
+                sounds.test_labels, sounds.test_kinds)
 
 
-def detection(
-    validation_scores: np.ndarray,
-    test_scores: np.ndarray,
-    test_kinds: np.ndarray,
-    sigmas: float,
-) -> dict:
-    """Flags test clips whose score exceeds ``mean + sigmas * std`` of the normal scores.
-
-    ``std`` is the sample standard deviation (ddof 1) of ``validation_scores``, the
-    scores of held-out normal clips. Returns the threshold, the confusion counts (TP: an
+def detection(validation_scores: np.ndarray, test_scores: np.ndarray, test_kinds: np.ndarray,
+              sigmas: float) -> dict:
+    """Flags the test clips whose score exceeds ``mean + sigmas * std`` (ddof 1) of the
+    held-out normal clips' scores. Returns the threshold, the confusion counts (TP: an
     anomaly flagged, FP: a normal clip flagged), the detection and false-positive rates
-    and the anomalies detected per kind, as plain numbers.
-    """
+    and the anomalies detected per kind."""
     threshold = float(np.mean(validation_scores) + sigmas * np.std(validation_scores, ddof=1))
     flagged = test_scores > threshold
     anomalous = test_kinds != machine_sounds.NORMAL
-    row = {
-        "threshold": threshold, "tp": int(np.sum(flagged & anomalous)),
-        "fp": int(np.sum(flagged & ~anomalous)), "fn": int(np.sum(~flagged & anomalous)),
-        "tn": int(np.sum(~flagged & ~anomalous)),
-    }
+    row = {"threshold": threshold, "tp": int(np.sum(flagged & anomalous)),
+           "fp": int(np.sum(flagged & ~anomalous)), "fn": int(np.sum(~flagged & anomalous)),
+           "tn": int(np.sum(~flagged & ~anomalous))}
     row["detection_rate"] = row["tp"] / max(1, int(anomalous.sum()))
     row["false_positive_rate"] = row["fp"] / max(1, int((~anomalous).sum()))
-    for index, kind in enumerate(FAULT_KINDS, start=1):
-        row[kind] = int(np.sum(flagged & (test_kinds == index)))
-    return row
+    return row | {kind: int(np.sum(flagged & (test_kinds == index)))
+                  for index, kind in enumerate(FAULT_KINDS, start=1)}
 
 
 def clip_mse(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
@@ -110,28 +95,22 @@ def clip_mse(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
 
 
 def reference_scores(config, data: Data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Validation and test scores of the two reference detectors, fit on ``data.train``.
-
-    "mean spectrogram": the MSE between a clip and the mean training spectrogram.
-    "PCA k": the MSE of a clip's reconstruction from the top ``k`` principal components
-    of the training spectrograms (``scipy.linalg.svd`` of the centred data).
-    """
+    """Validation and test scores of the two reference detectors, fit on ``data.train``:
+    the MSE to the mean training spectrogram, and the MSE of a clip's reconstruction from
+    the top ``k`` principal components (``scipy.linalg.svd`` of the centred data)."""
     flat_train = data.train.reshape(data.train.shape[0], -1).astype(np.float64)
     mean = flat_train.mean(axis=0)
-    _, _, components = scipy.linalg.svd(flat_train - mean, full_matrices=False)
-    basis = components[: config.pca_components]
+    basis = scipy.linalg.svd(flat_train - mean, full_matrices=False)[2][: config.pca_components]
 
-    def template(clips):
-        return np.mean((clips.reshape(clips.shape[0], -1) - mean) ** 2, axis=1)
+    def centred(clips):
+        return clips.reshape(clips.shape[0], -1) - mean
 
     def pca(clips):
-        centred = clips.reshape(clips.shape[0], -1) - mean
-        return clip_mse(centred, (centred @ basis.T) @ basis)
+        return clip_mse(centred(clips), (centred(clips) @ basis.T) @ basis)
 
-    return {
-        "mean spectrogram": (template(data.validation), template(data.test)),
-        f"PCA {config.pca_components}": (pca(data.validation), pca(data.test)),
-    }
+    return {"mean spectrogram": tuple(np.mean(centred(clips) ** 2, axis=1)
+                                      for clips in (data.validation, data.test)),
+            f"PCA {config.pca_components}": (pca(data.validation), pca(data.test))}
 
 
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
@@ -147,112 +126,83 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         range(config.seeds), train.reconstruction("mse"), (data.train,),
         max_epochs=config.epochs, checkpoint_dir=config.workdir, log=log,
         validation=(data.validation,), eval_batch_size=PREDICT_BATCH,
-        runs_per_vmap=config.runs_per_vmap,
-    ).values()
+        runs_per_vmap=config.runs_per_vmap).values()
     # One predict call (one compiled program) for the held-out and the test clips.
     clips = np.concatenate([data.validation, data.test])
     reconstructions = np.asarray(train.predict(result.fit, clips, batch_size=PREDICT_BATCH))
-    scores = clip_mse(clips, reconstructions)
     held_out = data.validation.shape[0]
-    validation_scores, test_scores = scores[:, :held_out], scores[:, held_out:]
-    runs = []
+    scores = clip_mse(clips, reconstructions)
+    runs, histograms = [], {}
     for index, seed in enumerate(result.seeds):
         runs.append({"detector": AUTOENCODER, "seed": seed}
-                    | detection(validation_scores[index], test_scores[index], data.test_kinds,
-                                config.threshold_sigmas)
+                    | detection(scores[index, :held_out], scores[index, held_out:],
+                                data.test_kinds, config.threshold_sigmas)
                     | {key: float(result.history[key][index, -1])
                        for key in ("train_loss", "val_loss")})
+        histograms[f"{AUTOENCODER}, seed {seed}"] = (scores[index, held_out:],
+                                                     runs[-1]["threshold"])
         log(f"seed {seed}: {runs[-1]['tp']} of {int(data.test_labels.sum())} anomalies "
             f"detected, {runs[-1]['fp']} false positives")
-    references, reference_histograms = [], {}
+    detected = np.array([run["tp"] for run in runs])
+    detectors = [{"detector": AUTOENCODER, "seeds": len(runs),
+                  "seeds_meeting_target": int(np.sum(detected > TARGET_DETECTED)),
+                  "compile_seconds": result.fit.compile_seconds,
+                  "run_seconds": result.fit.run_seconds}
+                 | stats.mean_std_columns({key: [run[key] for run in runs]
+                                           for key in SPREAD_FORMATS}, SPREAD_FORMATS)]
     for name, (validation, test) in reference_scores(config, data).items():
         row = detection(validation, test, data.test_kinds, config.threshold_sigmas)
-        references.append({"detector": name, "seeds": 1} | row
-                          | {f"{key}_text": format(row[key], SPREAD_FORMATS[key]) for key in row}
-                          | {"seeds_meeting_target": int(row["tp"] > TARGET_DETECTED)})
-        reference_histograms[name] = {"test_scores": test, "threshold": references[-1]["threshold"]}
-        log(f"{name}: {references[-1]['tp']} anomalies detected, {references[-1]['fp']} "
-            "false positives")
-    autoencoder = {"detector": AUTOENCODER, "seeds": len(runs),
-                   "seeds_meeting_target": sum(run["tp"] > TARGET_DETECTED for run in runs),
-                   "compile_seconds": result.fit.compile_seconds,
-                   "run_seconds": result.fit.run_seconds}
-    autoencoder |= stats.mean_std_columns(
-        {key: [run[key] for run in runs] for key in SPREAD_FORMATS}, SPREAD_FORMATS)
+        detectors.append({"detector": name, "seeds": 1} | row
+                         | {f"{key}_text": format(row[key], SPREAD_FORMATS[key]) for key in row}
+                         | {"seeds_meeting_target": int(row["tp"] > TARGET_DETECTED)})
+        histograms[name] = (test, row["threshold"])
+        log(f"{name}: {row['tp']} anomalies detected, {row['fp']} false positives")
     examples = [int(np.flatnonzero(data.test_kinds == kind)[0])
                 for kind in range(len(machine_sounds.KINDS)) if np.any(data.test_kinds == kind)]
     return {
         "config": config,
-        "data": {
-            "synthetic": True, "note": SYNTHETIC_NOTE, "train_clips": data.train.shape[0],
-            "validation_clips": held_out, "test_normal": int(np.sum(data.test_labels == 0)),
-            "test_anomalous": int(np.sum(data.test_labels == 1)),
-            "anomalies_per_kind": {kind: int(np.sum(data.test_kinds == index))
-                                   for index, kind in enumerate(FAULT_KINDS, start=1)},
-        },
+        "data": {"synthetic": True, "note": SYNTHETIC_NOTE, "train_clips": data.train.shape[0],
+                 "validation_clips": held_out, "test_normal": int(np.sum(data.test_labels == 0)),
+                 "test_anomalous": int(np.sum(data.test_labels == 1)),
+                 "anomalies_per_kind": {kind: int(np.sum(data.test_kinds == index))
+                                        for index, kind in enumerate(FAULT_KINDS, start=1)}},
         "parameters": models.count_params(result.fit.model(0)),
-        "detectors": [autoencoder, *references], "runs": runs,
-        "first_epoch": result.fit.first_epoch,
-        "target": {
-            "detected_more_than": TARGET_DETECTED,
-            "mean_detected": float(np.mean([row["tp"] for row in runs])),
-            "seeds_meeting": sum(row["tp"] > TARGET_DETECTED for row in runs), "seeds": len(runs),
-        },
-        "history": result.history,
-        "histograms": {
-            "test_labels": data.test_labels,
-            "autoencoder": [{"test_scores": test_scores[index], "threshold": run["threshold"]}
-                            for index, run in enumerate(runs)],
-            "references": reference_histograms,
-        },
+        "detectors": detectors, "runs": runs, "first_epoch": result.fit.first_epoch,
+        "target": {"detected_more_than": TARGET_DETECTED, "mean_detected": float(detected.mean()),
+                   "seeds_meeting": int(np.sum(detected > TARGET_DETECTED)), "seeds": len(runs)},
+        "history": result.history, "test_labels": data.test_labels, "histograms": histograms,
         "examples": {
             "kinds": [machine_sounds.KINDS[data.test_kinds[i]] for i in examples],
             "inputs": data.test[examples, ..., 0],
             "reconstructions": reconstructions[0, held_out + np.asarray(examples), ..., 0],
-            "scores": test_scores[0, examples], "threshold": runs[0]["threshold"],
-        },
+            "scores": scores[0, held_out + np.asarray(examples)],
+            "threshold": runs[0]["threshold"]},
     }
 
 
 SPREAD_FORMATS = {"tp": ".1f", "fp": ".1f", "fn": ".1f", "tn": ".1f", "detection_rate": ".3f",
                   "false_positive_rate": ".3f", **{kind: ".1f" for kind in FAULT_KINDS},
                   "threshold": ".4f", "train_loss": ".4f", "val_loss": ".4f"}
-COUNT_KEYS = ("tp", "fp", "fn", "tn", "detection_rate", "false_positive_rate", *FAULT_KINDS)
-
-
 DETECTOR_COLUMNS = [
-    report.Column("detector", "detector"),
-    report.Column("tp_text", "TP"),
-    report.Column("fp_text", "FP"),
-    report.Column("fn_text", "FN"),
-    report.Column("tn_text", "TN"),
-    report.Column("detection_rate_text", "detection rate"),
-    report.Column("false_positive_rate_text", "false-positive rate"),
-    *(report.Column(f"{kind}_text", f"{kind} detected") for kind in FAULT_KINDS),
-    report.Column("threshold_text", "threshold (MSE)"),
-    report.Column("seeds_meeting_target", f"seeds > {TARGET_DETECTED} detected"),
-    report.Column("compile_seconds", "compile", report.format_seconds),
-    report.Column("run_seconds", "run", report.format_seconds),
+    ("detector", "detector"),
+    *((f"{key}_text", key.upper()) for key in ("tp", "fp", "fn", "tn")),
+    ("detection_rate_text", "detection rate"), ("false_positive_rate_text", "false-positive rate"),
+    *((f"{kind}_text", f"{kind} detected") for kind in FAULT_KINDS),
+    ("threshold_text", "threshold (MSE)"),
+    ("seeds_meeting_target", f"seeds > {TARGET_DETECTED} detected"),
+    ("compile_seconds", "compile", report.format_seconds),
+    ("run_seconds", "run", report.format_seconds),
 ]
-CSV_COLUMNS = [report.Column(key, key) for key in (
-    "detector", "seeds",
-    *(name for key in (*COUNT_KEYS, "threshold", "train_loss", "val_loss")
-      for name in (key, f"{key}_std")),
-    "seeds_meeting_target", "compile_seconds", "run_seconds",
-)]
-RUN_COLUMNS = [report.Column(key, key) for key in (
-    "detector", "seed", *COUNT_KEYS, "threshold", "train_loss", "val_loss",
-)]
-RUN_TABLE_COLUMNS = [
-    report.Column("seed", "seed"),
-    *(report.Column(key, key.upper()) for key in ("tp", "fp", "fn", "tn")),
-    report.Column("detection_rate", "detection rate", "{:.3f}"),
-    report.Column("false_positive_rate", "false-positive rate", "{:.3f}"),
-    *(report.Column(kind, f"{kind} detected") for kind in FAULT_KINDS),
-    report.Column("threshold", "threshold (MSE)", "{:.4f}"),
-    report.Column("train_loss", "train loss", "{:.4f}"),
-    report.Column("val_loss", "val loss", "{:.4f}"),
+RUN_COLUMNS = [
+    ("seed", "seed"), *((key, key.upper()) for key in ("tp", "fp", "fn", "tn")),
+    ("detection_rate", "detection rate", "{:.3f}"),
+    ("false_positive_rate", "false-positive rate", "{:.3f}"),
+    *((kind, f"{kind} detected") for kind in FAULT_KINDS),
+    ("threshold", "threshold (MSE)", "{:.4f}"), ("train_loss", "train loss", "{:.4f}"),
+    ("val_loss", "val loss", "{:.4f}"),
 ]
+
+
 def summary(config, results: dict) -> str:
     data, target = results["data"], results["target"]
     autoencoder = results["detectors"][0]
@@ -260,10 +210,7 @@ def summary(config, results: dict) -> str:
     kinds = ", ".join(f"{count} {kind}" for kind, count in data["anomalies_per_kind"].items())
     return "\n".join([
         f"## Machine-sound anomaly detection with the spectrogram conv autoencoder "
-        f"({config.seeds} seeds, {config.epochs} epochs)",
-        "",
-        f"**{SYNTHETIC_NOTE}**",
-        "",
+        f"({config.seeds} seeds, {config.epochs} epochs)", "", f"**{SYNTHETIC_NOTE}**", "",
         f"Severity {config.severity:g}. {data['train_clips']} normal training clips, "
         f"{data['validation_clips']} held-out normal clips (they set the threshold "
         f"mean + {config.threshold_sigmas:g} sigma of their reconstruction MSE), "
@@ -274,43 +221,15 @@ def summary(config, results: dict) -> str:
         "References (deterministic): MSE to the mean training spectrogram, and the "
         f"reconstruction MSE of a {config.pca_components}-component PCA of the training "
         "clips, with the same threshold rule. Compile and run time: the seeds' one program.",
-        "",
-        report.markdown_table(results["detectors"], DETECTOR_COLUMNS),
-        *training_log.resume_lines({AUTOENCODER: results["first_epoch"]}),
-        "",
+        "", report.markdown_table(results["detectors"], DETECTOR_COLUMNS),
+        *training_log.resume_lines({AUTOENCODER: results["first_epoch"]}), "",
         f"Coursework target, more than {TARGET_DETECTED} of the 143 anomalies detected: "
         f"the autoencoder's mean over seeds, {autoencoder['tp']:.1f} ± "
         f"{autoencoder['tp_std']:.1f} of {data['test_anomalous']}, {verdict} it; "
         f"{target['seeds_meeting']} of {target['seeds']} seeds detect more than "
-        f"{TARGET_DETECTED}.",
-        "",
-        "Per seed:",
-        "",
-        report.markdown_table(results["runs"], RUN_TABLE_COLUMNS),
+        f"{TARGET_DETECTED}.", "", "Per seed:", "",
+        report.markdown_table(results["runs"], RUN_COLUMNS),
     ])
-
-
-def loss_figure(results: dict):
-    """Train and validation MSE per epoch, log scale: median and quartiles over seeds."""
-    history = results["history"]
-    return plots.panels_figure(
-        {f"{AUTOENCODER}: loss over seeds": {"train": history["train_loss"],
-                                             "held-out normal": history["val_loss"]}},
-        ylabel="MSE", size_per_panel=(7.0, 5.0))
-
-
-def histogram_figure(results: dict):
-    """Test scores of normal and anomalous clips with the threshold, per seed and reference."""
-    histograms = results["histograms"]
-    labels = np.asarray(histograms["test_labels"], bool)
-    panels = {f"{AUTOENCODER}, seed {row['seed']}": histogram
-              for row, histogram in zip(results["runs"], histograms["autoencoder"])}
-    panels |= histograms["references"]
-    return plots.histogram_figure(
-        {title: {"normal": np.asarray(h["test_scores"])[~labels],
-                 "anomalous": np.asarray(h["test_scores"])[labels]} for title, h in panels.items()},
-        {title: h["threshold"] for title, h in panels.items()},
-        xlabel="reconstruction MSE of a test clip", ylabel="clips", log_x=True)
 
 
 def spectrogram_figure(results: dict):
@@ -332,23 +251,33 @@ def spectrogram_figure(results: dict):
             shown = ax.imshow(image[row], origin="lower", aspect="auto", cmap="magma",
                               vmin=vmin, vmax=vmax)
             fig.colorbar(shown, ax=ax)
+            ax.set(xlabel="frame", ylabel="mel band")
             ax.set_title(title, fontsize=9)
-            ax.set_xlabel("frame")
-            ax.set_ylabel("mel band")
     return fig
 
 
 def write(config, results: dict) -> cli.Report:
+    history, panels = results["history"], results["histograms"]
+    labels = np.asarray(results["test_labels"], bool)
     return cli.Report(
         markdown=summary(config, results),
         results={key: value for key, value in results.items()
-                 if key not in ("history", "histograms", "examples")},
-        tables={"results.csv": (results["detectors"], CSV_COLUMNS),
-                "runs.csv": (results["runs"], RUN_COLUMNS)},
-        figures={"loss_curves.png": loss_figure(results),
-                 "error_histograms.png": histogram_figure(results),
-                 "spectrograms.png": spectrogram_figure(results)},
-        metrics={AUTOENCODER: (results["history"], [row["seed"] for row in results["runs"]])},
+                 if key not in ("history", "test_labels", "histograms", "examples")},
+        tables={"results.csv": results["detectors"], "runs.csv": results["runs"]},
+        figures={
+            "loss_curves.png": plots.panels_figure(
+                {f"{AUTOENCODER}: loss over seeds": {"train": history["train_loss"],
+                                                     "held-out normal": history["val_loss"]}},
+                ylabel="MSE", size_per_panel=(7.0, 5.0)),
+            # Test scores of normal and anomalous clips and the threshold, per seed and
+            # reference.
+            "error_histograms.png": plots.histogram_figure(
+                {title: {"normal": scores[~labels], "anomalous": scores[labels]}
+                 for title, (scores, _) in panels.items()},
+                {title: threshold for title, (_, threshold) in panels.items()},
+                xlabel="reconstruction MSE of a test clip", ylabel="clips", log_x=True),
+            "spectrograms.png": spectrogram_figure(results)},
+        metrics={AUTOENCODER: (history, [row["seed"] for row in results["runs"]])},
     )
 
 

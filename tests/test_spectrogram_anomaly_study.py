@@ -105,9 +105,9 @@ def test_results_have_one_row_per_seed_with_consistent_counts(results):
     assert results["history"]["val_loss"].shape == (2, 2)
     assert np.all(np.isfinite(results["history"]["val_loss"]))
     # The thresholds sit on the histograms' scale: each seed's own scores.
-    for row, histogram in zip(results["runs"], results["histograms"]["autoencoder"]):
-        flagged = histogram["test_scores"] > row["threshold"]
-        assert flagged.sum() == row["tp"] + row["fp"]
+    for row in results["runs"]:
+        scores, threshold = results["histograms"][f"{study.AUTOENCODER}, seed {row['seed']}"]
+        assert threshold == row["threshold"] and (scores > threshold).sum() == row["tp"] + row["fp"]
     assert results["examples"]["kinds"] == list(study.machine_sounds.KINDS)
 
 
