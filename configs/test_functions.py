@@ -1,14 +1,8 @@
-"""Default configuration of ``python -m experiments.test_functions``.
-
-One :class:`Scenario` per 2-D test function of ``optlab.problems.TEST_FUNCTIONS``: a start,
-a number of steps, a gradient-noise level and the update rules compared there. Every
-method of a scenario sees the same noise seeds 0, ..., seeds - 1.
-
-Noise levels: ``g + sigma z``, ``z ~ N(0, I)``. The bowl uses the classic exercise's
-``sigma = 1``. Elsewhere sigma is chosen small next to the gradient norm at the start
-(bowl 17, Matyas 5.7, monkey saddle 136, mult 0.43, Easom 0.08), so that the noise
-perturbs the runs without driving them: 0.1 on Matyas and mult, 1 on the monkey saddle,
-0.01 on Easom.
+"""Default configuration of ``python -m experiments.test_functions``: one :class:`Scenario`
+per 2-D test function (a start, steps, gradient noise ``g + sigma z`` and the rules
+compared). The bowl has the classic exercise's sigma = 1; elsewhere sigma is small next to
+the gradient norm at the start (Matyas 5.7, monkey saddle 136, mult 0.43, Easom 0.08), so
+that the noise perturbs the runs without driving them.
 """
 
 from __future__ import annotations
@@ -40,65 +34,25 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario(
-        name="bowl",
-        function="bowl",
-        start=(6.0, 6.0),
-        steps=20,
-        sigma=1.0,
-        methods=(Method("sgd", 2.0), Method("sgd", 0.01), Method("sgd", 0.1)),
-        question="Learning rate too high, too low, right: noisy SGD on x^2 + y^2.",
-    ),
-    Scenario(
-        name="matyas",
-        function="matyas",
-        start=(4.0, -4.0),
-        steps=300,
-        sigma=0.1,
-        methods=(Method("sgd", 0.01), Method("heavy_ball", 0.01, beta=0.99)),
-        question="SGD against heavy-ball momentum on Matyas's function.",
-    ),
-    Scenario(
-        name="monkey_saddle",
-        function="monkey_saddle",
-        start=(4.0, 4.0),
-        steps=100,
-        sigma=1.0,
-        methods=(Method("sgd", 0.3), Method("heavy_ball", 0.3, beta=0.9), Method("adagrad", 0.3)),
-        question=(
-            "At the saddle x^3 + 3xy^2, which is unbounded below: the right outcome is to "
-            "leave the saddle (distances are to the saddle point)."
-        ),
-    ),
-    Scenario(
-        name="mult",
-        function="mult",
-        start=(0.8, 0.8),
-        steps=200,
-        sigma=0.1,
-        methods=(
-            Method("adam", 0.7, beta=0.99, beta2=0.9),
-            Method("adagrad", 0.7),
-            Method("heavy_ball", 0.7, beta=0.99),
-            Method("sgd", 0.7),
-        ),
-        question=(
-            "Escaping the local minimum of sin(r) at the origin towards its global minima, "
-            "the circles r = 3pi/2 + 2pi k (distances are to the nearest circle)."
-        ),
-    ),
-    Scenario(
-        name="easom",
-        function="easom",
-        start=(2.0, 2.0),
-        steps=200,
-        sigma=0.01,
-        methods=(Method("sgd", 0.1), Method("heavy_ball", 0.1, beta=0.9)),
-        question=(
-            "Easom's function from inside the basin (pi/2, 3pi/2)^2 of its minimizer, a "
-            "narrow well in an almost flat plateau: momentum against plain SGD."
-        ),
-    ),
+    Scenario("bowl", "bowl", (6.0, 6.0), 20, 1.0,
+             (Method("sgd", 2.0), Method("sgd", 0.01), Method("sgd", 0.1)),
+             "Learning rate too high, too low, right: noisy SGD on x^2 + y^2."),
+    Scenario("matyas", "matyas", (4.0, -4.0), 300, 0.1,
+             (Method("sgd", 0.01), Method("heavy_ball", 0.01, beta=0.99)),
+             "SGD against heavy-ball momentum on Matyas's function."),
+    Scenario("monkey_saddle", "monkey_saddle", (4.0, 4.0), 100, 1.0,
+             (Method("sgd", 0.3), Method("heavy_ball", 0.3, beta=0.9), Method("adagrad", 0.3)),
+             "At the saddle x^3 + 3xy^2, which is unbounded below: the right outcome is to "
+             "leave the saddle (distances are to the saddle point)."),
+    Scenario("mult", "mult", (0.8, 0.8), 200, 0.1,
+             (Method("adam", 0.7, beta=0.99, beta2=0.9), Method("adagrad", 0.7),
+              Method("heavy_ball", 0.7, beta=0.99), Method("sgd", 0.7)),
+             "Escaping the local minimum of sin(r) at the origin towards its global minima, "
+             "the circles r = 3pi/2 + 2pi k (distances are to the nearest circle)."),
+    Scenario("easom", "easom", (2.0, 2.0), 200, 0.01,
+             (Method("sgd", 0.1), Method("heavy_ball", 0.1, beta=0.9)),
+             "Easom's function from inside the basin (pi/2, 3pi/2)^2 of its minimizer, a "
+             "narrow well in an almost flat plateau: momentum against plain SGD."),
 )
 
 

@@ -45,8 +45,6 @@ RULES: dict[str, Callable[[Method], optax.GradientTransformation]] = {
 DECAYS = {"heavy_ball": (("beta", "γ"),), "adam": (("beta", "β₁"), ("beta2", "β₂"))}
 
 
-
-
 class Runs(NamedTuple):
     """All seeds of one method on one scenario; leaves have the seed axis first."""
 
@@ -96,22 +94,22 @@ def validate(config: Config) -> None:
         raise ValueError(f"--scenario: unknown scenario {', '.join(unknown) or '(none given)'}; "
                          f"choose from {', '.join(names)}")
     for scenario in selected(config):
+        problem = None
         if scenario.function not in problems.TEST_FUNCTIONS:
-            raise ValueError(
-                f"{scenario.name}: unknown function {scenario.function!r}; "
-                f"choose from {', '.join(problems.TEST_FUNCTIONS)}"
-            )
-        if scenario.steps < 1:
-            raise ValueError(f"{scenario.name}: steps must be at least 1, got {scenario.steps}")
-        if not scenario.sigma >= 0:
-            raise ValueError(f"{scenario.name}: --sigma must be non-negative, got {scenario.sigma}")
-        if not scenario.methods:
-            raise ValueError(f"{scenario.name}: give at least one method")
+            problem = (f"unknown function {scenario.function!r}; choose from "
+                       f"{', '.join(problems.TEST_FUNCTIONS)}")
+        elif scenario.steps < 1:
+            problem = f"steps must be at least 1, got {scenario.steps}"
+        elif not scenario.sigma >= 0:
+            problem = f"--sigma must be non-negative, got {scenario.sigma}"
+        elif not scenario.methods:
+            problem = "give at least one method"
+        if problem:
+            raise ValueError(f"{scenario.name}: {problem}")
         for method in scenario.methods:
             if method.rule not in RULES:
-                raise ValueError(
-                    f"{scenario.name}: unknown rule {method.rule!r}; choose from {', '.join(RULES)}"
-                )
+                raise ValueError(f"{scenario.name}: unknown rule {method.rule!r}; choose from "
+                                 f"{', '.join(RULES)}")
             try:  # optlab checks the hyperparameters when it builds the rule
                 RULES[method.rule](method)
             except ValueError as error:
@@ -150,28 +148,28 @@ def run_method(config: Config, scenario: Scenario, method: Method) -> tuple[Runs
 def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Timing) -> dict:
     """One table row (numbers and their mean ± std texts) and the per-seed numbers behind it."""
     distances, values = np.asarray(runs.distances), np.asarray(runs.values)
+    status = np.asarray(runs.status)
     per_seed = {
         "iterations_to_threshold": stats.first_below(distances, threshold),
         "final_distance": distances[:, -1], "final_value": values[:, -1],
-        "status": [optlab.Status(int(code)).name.lower() for code in np.asarray(runs.status)],
+        "status": [optlab.Status(int(code)).name.lower() for code in status],
         "steps_taken": np.asarray(runs.iterations),
     }
     iterations = stats.summarize(per_seed["iterations_to_threshold"])
-    distance = stats.summarize(per_seed["final_distance"])
-    value = stats.summarize(per_seed["final_value"])
-    nonfinite = int(np.sum(np.asarray(runs.status) == optlab.Status.NONFINITE))
-    seeds = iterations.total
+    distance, value = (stats.summarize(per_seed[key]) for key in ("final_distance", "final_value"))
+    nonfinite, seeds = int(np.sum(status == optlab.Status.NONFINITE)), iterations.total
     row = {
-        "method": label, "reached": f"{iterations.count}/{seeds}",
-        "iterations": stats.format_mean_std(iterations, ".1f"),
-        "final_distance": stats.format_mean_std(distance),
-        "final_value": stats.format_mean_std(value), "nonfinite": f"{nonfinite}/{seeds}",
-        "seeds": seeds, "reached_count": iterations.count, "iterations_mean": iterations.mean,
-        "iterations_std": iterations.std, "iterations_ci95_low": iterations.ci_low,
-        "iterations_ci95_high": iterations.ci_high, "final_distance_mean": distance.mean,
-        "final_distance_std": distance.std, "final_value_mean": value.mean,
-        "final_value_std": value.std, "nonfinite_count": nonfinite,
-        "time_all_seeds_s": timing.run_seconds, "compile_s": timing.compile_seconds,
+        "method": label, "seeds": seeds, "reached_count": iterations.count,
+        "reached_text": f"{iterations.count}/{seeds}",
+        "iterations_text": stats.format_mean_std(iterations, ".1f"),
+        "final_distance_text": stats.format_mean_std(distance),
+        "final_value_text": stats.format_mean_std(value), "nonfinite_text": f"{nonfinite}/{seeds}",
+        "iterations_mean": iterations.mean, "iterations_std": iterations.std,
+        "iterations_ci95_low": iterations.ci_low, "iterations_ci95_high": iterations.ci_high,
+        "final_distance_mean": distance.mean, "final_distance_std": distance.std,
+        "final_value_mean": value.mean, "final_value_std": value.std,
+        "nonfinite_count": nonfinite, "time_all_seeds_s": timing.run_seconds,
+        "compile_s": timing.compile_seconds,
     }
     return {"row": row, "per_seed": per_seed}
 
@@ -180,58 +178,46 @@ def takeaway(scenario: Scenario, rows: list[dict], threshold: float, start_dista
     """A one-line reading of a scenario's table, computed from its numbers."""
     if problems.TEST_FUNCTIONS[scenario.function].minimum is None:
         return _saddle_takeaway(rows, start_distance)
-    parts = []
+    parts = [f"no method gets below {threshold:g} in {scenario.steps} steps"]
     reached = [row for row in rows if row["reached_count"] > 0]
     if reached:
         best = max(reached, key=lambda row: (row["reached_count"], -row["iterations_mean"]))
-        parts.append(
-            f"{best['method']} gets below {threshold:g} fastest, in "
-            f"{best['iterations_mean']:.1f} iterations on average ({best['reached']} seeds)"
-        )
-    else:
-        parts.append(f"no method gets below {threshold:g} in {scenario.steps} steps")
+        parts = [f"{best['method']} gets below {threshold:g} fastest, in "
+                 f"{best['iterations_mean']:.1f} iterations on average ({best['reached_text']} "
+                 "seeds)"]
     for row in rows:
+        name, distance = row["method"], row["final_distance_mean"]
         if row["nonfinite_count"]:
-            parts.append(f"{row['method']} diverges (non-finite in {row['nonfinite']} seeds)")
-        elif row["final_distance_mean"] > 10 * start_distance:
-            parts.append(
-                f"{row['method']} diverges: final distance {row['final_distance_mean']:.1e}"
-            )
+            parts.append(f"{name} diverges (non-finite in {row['nonfinite_text']} seeds)")
+        elif distance > 10 * start_distance:
+            parts.append(f"{name} diverges: final distance {distance:.1e}")
         elif row["reached_count"] == 0:
-            parts.append(
-                f"{row['method']} does not get below {threshold:g} in {scenario.steps} steps: "
-                f"final distance {row['final_distance_mean']:.3g}, "
-                f"final value {row['final_value_mean']:.3g}"
-            )
+            parts.append(f"{name} does not get below {threshold:g} in {scenario.steps} steps: "
+                         f"final distance {distance:.3g}, final value "
+                         f"{row['final_value_mean']:.3g}")
     finite = [row for row in rows if np.isfinite(row["final_distance_mean"])]
     if reached and finite:
         closest = min(finite, key=lambda row: row["final_distance_mean"])
         if closest is not best:
-            parts.append(
-                f"{closest['method']} ends closest (final distance "
-                f"{closest['final_distance_mean']:.3g} against {best['final_distance_mean']:.3g})"
-            )
+            parts.append(f"{closest['method']} ends closest (final distance "
+                         f"{closest['final_distance_mean']:.3g} against "
+                         f"{best['final_distance_mean']:.3g})")
     return "; ".join(parts) + "."
 
 
 def _saddle_takeaway(rows: list[dict], start_distance: float) -> str:
     parts = ["unbounded below, so leaving the saddle is the goal"]
     for row in rows:
+        distance, value = row["final_distance_mean"], row["final_value_mean"]
         if row["nonfinite_count"]:
-            parts.append(
-                f"{row['method']} leaves it for f = -inf (non-finite in {row['nonfinite']} seeds)"
-            )
-        elif row["final_distance_mean"] > start_distance:
-            parts.append(
-                f"{row['method']} leaves it: final distance {row['final_distance_mean']:.3g}, "
-                f"final value {row['final_value_mean']:.3g}"
-            )
+            parts.append(f"{row['method']} leaves it for f = -inf (non-finite in "
+                         f"{row['nonfinite_text']} seeds)")
+        elif distance > start_distance:
+            parts.append(f"{row['method']} leaves it: final distance {distance:.3g}, final "
+                         f"value {value:.3g}")
         else:
-            parts.append(
-                f"{row['method']} is drawn towards it: final distance "
-                f"{row['final_distance_mean']:.3g} (start {start_distance:.3g}), final value "
-                f"{row['final_value_mean']:.3g}"
-            )
+            parts.append(f"{row['method']} is drawn towards it: final distance {distance:.3g} "
+                         f"(start {start_distance:.3g}), final value {value:.3g}")
     return "; ".join(parts) + "."
 
 
@@ -244,18 +230,14 @@ def run_scenario(config: Config, scenario: Scenario, log: cli.Log) -> dict:
         label = describe(method)
         runs, timing = run_method(config, scenario, method)
         summary = summarize_method(label, runs, config.threshold, timing)
-        row = summary["row"]
+        row, per_seed[label] = summary["row"], summary["per_seed"]
         rows.append(row)
-        per_seed[label] = summary["per_seed"]
         median_seeds[label] = stats.median_index(summary["per_seed"]["final_distance"])
         paths[label] = np.asarray(runs.paths[median_seeds[label]])
-        log(
-            f"{scenario.name} / {label}: {row['reached']} below {config.threshold:g} "
-            f"(iterations {row['iterations']}), final distance {row['final_distance']}, "
-            f"{row['nonfinite']} non-finite; compiled in "
-            f"{report.format_seconds(timing.compile_seconds)}, all seeds in "
-            f"{report.format_seconds(timing.run_seconds)}"
-        )
+        log(f"{scenario.name} / {label}: {row['reached_text']} below {config.threshold:g} "
+            f"(iterations {row['iterations_text']}), final distance "
+            f"{row['final_distance_text']}, {row['nonfinite_text']} non-finite; all seeds in "
+            f"{timing}")
     return {
         "function": scenario.function, "question": scenario.question,
         "start_distance": start_distance, "rows": rows,
@@ -272,60 +254,21 @@ def run_study(config: Config, log: cli.Log = print) -> dict:
     return results
 
 
-def columns(threshold: float) -> list[report.Column]:
-    return [
-        report.Column("method", "method"),
-        report.Column("reached", f"below {threshold:g}"),
-        report.Column("iterations", f"iterations to < {threshold:g}"),
-        report.Column("final_distance", "final distance"),
-        report.Column("final_value", "final value"),
-        report.Column("nonfinite", "non-finite"),
-    ]
-
-
-CSV_COLUMNS = [
-    report.Column(key, key)
-    for key in (
-        "scenario",
-        "method",
-        "seeds",
-        "reached_count",
-        "iterations_mean",
-        "iterations_std",
-        "iterations_ci95_low",
-        "iterations_ci95_high",
-        "final_distance_mean",
-        "final_distance_std",
-        "final_value_mean",
-        "final_value_std",
-        "nonfinite_count",
-        "time_all_seeds_s",
-        "compile_s",
-    )
-]
-
-
 def render_tables(config: Config, results: dict) -> str:
     parts = []
     for scenario in selected(config):
         entry = results["scenarios"][scenario.name]
         start = ", ".join(f"{coordinate:g}" for coordinate in scenario.start)
-        parts.append(
-            "\n".join([
-                f"## {scenario.name}: from ({start}), {scenario.steps} steps, "
-                f"noise σ = {scenario.sigma:g}, {config.seeds} seeds",
-                "",
-                entry["question"],
-                "",
-                report.markdown_table(entry["rows"], columns(config.threshold)),
-                f"Takeaway: {entry['takeaway']}",
-            ])
-        )
+        parts.append("\n".join([
+            f"## {scenario.name}: from ({start}), {scenario.steps} steps, "
+            f"noise σ = {scenario.sigma:g}, {config.seeds} seeds", "", entry["question"], "",
+            report.markdown_table(entry["rows"], [
+                ("method", "method"), ("reached_text", f"below {config.threshold:g}"),
+                ("iterations_text", f"iterations to < {config.threshold:g}"),
+                ("final_distance_text", "final distance"), ("final_value_text", "final value"),
+                ("nonfinite_text", "non-finite")]),
+            f"Takeaway: {entry['takeaway']}"]))
     return "\n\n".join(parts) + "\n"
-
-
-def _figure_title(config: Config, scenario: Scenario) -> str:
-    return f"{scenario.name}: median of {config.seeds} seeds, σ = {scenario.sigma:g}"
 
 
 def figures(config: Config, results: dict) -> tuple[dict, dict]:
@@ -334,7 +277,7 @@ def figures(config: Config, results: dict) -> tuple[dict, dict]:
     for scenario in selected(config):
         paths = results["scenarios"][scenario.name]["paths"]
         function = problems.TEST_FUNCTIONS[scenario.function]
-        title = _figure_title(config, scenario)
+        title = f"{scenario.name}: median of {config.seeds} seeds, σ = {scenario.sigma:g}"
         drawn[f"contour-{scenario.name}.png"] = plots.contour_figure(
             function.fn, function.domain, paths, function.minimizer, title=title)
         drawn[f"surface-{scenario.name}.png"] = plots.surface_figure(
@@ -352,7 +295,7 @@ def write(config: Config, results: dict) -> cli.Report:
     drawn, animations = figures(config, results)
     return cli.Report(
         markdown=render_tables(config, results), results=results,
-        tables={"results.csv": (rows, CSV_COLUMNS)}, figures=drawn, animations=animations)
+        tables={"results.csv": rows}, figures=drawn, animations=animations)
 
 
 # float64, as in the tests: a diverging run stays finite longer, so its growth shows.

@@ -106,7 +106,7 @@ def test_reports_tables_figures_and_an_animation(results, tmp_path):
     assert results["scenarios"]["bowl"]["rows"][0]["method"] == "sgd α=0.1"
     table = written.markdown
     assert table.count("Takeaway:") == len(TINY.scenarios) and "heavy ball α=0.01 γ=0.99" in table
-    rows, _ = written.tables["results.csv"]
+    rows = written.tables["results.csv"]
     assert len(rows) == sum(len(scenario.methods) for scenario in TINY.scenarios)
     run_dir = RunDir.create(tmp_path, "animation")
     cli.write_report(run_dir, written._replace(figures={}, tables={}))
