@@ -27,19 +27,15 @@ import time
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax import lax
 
 import optlab
 from configs import wine_mlp as default_config
 from experiments.kit import cli, training_log
 from optlab import datasets, models, plots, report, stats, train
 from optlab.models import manual_mlp
-from optlab.train import minibatch
-
 
 VARIANTS = ("leaky_relu", "power")
 INPUTS, CLASSES = 11, 2
@@ -50,87 +46,27 @@ EPOCHS_PER_CALL = 10
 
 def load_data(config: default_config.Config) -> datasets.WineSplit:
     """The split of the issue, cut to ``train_limit`` / ``test_limit`` rows if set."""
-    data = datasets.load_wine(
-        threshold=config.threshold, test_fraction=config.test_fraction, seed=config.split_seed
-    )
-    return data._replace(
-        x_train=data.x_train[: config.train_limit], y_train=data.y_train[: config.train_limit],
-        x_test=data.x_test[: config.test_limit], y_test=data.y_test[: config.test_limit],
-    )
+    data = datasets.load_wine(threshold=config.threshold, test_fraction=config.test_fraction,
+                              seed=config.split_seed)
+    train_rows, test_rows = slice(config.train_limit), slice(config.test_limit)
+    return data._replace(x_train=data.x_train[train_rows], y_train=data.y_train[train_rows],
+                         x_test=data.x_test[test_rows], y_test=data.y_test[test_rows])
 
 
+@functools.cache  # one object per variant: the grid trains a variant's rates as one program
 def model_fn(config: default_config.Config, variant: str) -> Callable[..., models.MLP]:
     """Builds the variant's MLP from its ``nnx.Rngs``."""
-    hidden = len(config.hidden_sizes)
-    activation = tuple(
-        "power" if variant == "power" and layer == config.power_layer else "leaky_relu"
-        for layer in range(hidden)
-    )
-    sizes = (INPUTS, *config.hidden_sizes, CLASSES)
-    return functools.partial(models.MLP, sizes, activation=activation)
+    activation = tuple("power" if variant == "power" and layer == config.power_layer
+                       else "leaky_relu" for layer in range(len(config.hidden_sizes)))
+    return functools.partial(models.MLP, (INPUTS, *config.hidden_sizes, CLASSES),
+                             activation=activation)
 
 
+@functools.cache
 def make_optimizer(variant: str, learning_rate: float) -> optax.GradientTransformation:
     """SGD with an injectable learning rate; the power variant projects its exponent last."""
     sgd = optax.inject_hyperparams(optlab.sgd)(learning_rate=learning_rate)
     return optax.chain(sgd, models.project_exponents()) if variant == "power" else sgd
-
-
-def learned_exponents(config, result: train.FitResult) -> np.ndarray:
-    """The exponent of the power activation of every run, ``(runs,)``."""
-    exponent = result.params["activations"][config.power_layer]["exponent"]
-    return np.asarray(exponent[...], np.float64)
-
-
-def train_manually(
-    initial: manual_mlp.Params,
-    optimizer: optax.GradientTransformation,
-    shuffle_key: jax.Array,
-    data: tuple[np.ndarray, np.ndarray],
-    *,
-    l2: float,
-    batch_size: int,
-    epochs: int,
-) -> tuple[manual_mlp.Params, jax.Array]:
-    """SGD with ``manual_mlp.gradients`` on the minibatches ``optlab.train.fit`` draws.
-
-    Epoch ``e`` takes the rows ``random_permutation_at(fold_in(shuffle_key, e), n,
-    positions)`` in ``n // batch_size`` batches, as the engine does. Returns the final
-    parameters and the per-epoch mean of the minibatch data losses before each step
-    (the engine's ``train_loss``).
-    """
-    x, labels = jnp.asarray(data[0], jnp.float32), jnp.asarray(data[1], jnp.int32)
-    n = x.shape[0]
-    steps = train.batches_per_epoch(n, batch_size)
-    positions = jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
-
-    def step(carry, batch):
-        params, opt_state = carry
-        inputs, targets = batch
-        data_loss = manual_mlp.loss(params, inputs, targets)
-        grads = manual_mlp.gradients(params, inputs, targets, l2=l2)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), data_loss
-
-    def epoch(carry, index):
-        rows = minibatch.random_permutation_at(jax.random.fold_in(shuffle_key, index), n, positions)
-        carry, losses = lax.scan(step, carry, train.take_batches((x, labels), rows))
-        return carry, jnp.mean(losses)
-
-    @jax.jit
-    def run(params):
-        (params, _), losses = lax.scan(
-            epoch, (params, optimizer.init(params)), jnp.arange(epochs, dtype=jnp.int32)
-        )
-        return params, losses
-
-    return run(initial)
-
-
-def manual_accuracy(params: manual_mlp.Params, x: np.ndarray, labels: np.ndarray) -> float:
-    """Test accuracy of ``params`` through ``manual_mlp.forward`` (one compiled call)."""
-    logits = jax.jit(manual_mlp.forward)(params, np.asarray(x, np.float32))
-    return float(np.mean(np.argmax(np.asarray(logits), axis=1) == labels))
 
 
 def _run_params(tree, run: int):
@@ -139,7 +75,8 @@ def _run_params(tree, run: int):
 
 
 def manual_check(config, variant: str, result: train.VariantResult, data) -> dict:
-    """Seed 0 at the first rate trained again with the hand-written backward pass."""
+    """Seed 0 at the first rate trained again with the hand-written backward pass, from
+    the same initial weights on the same minibatches (``manual_mlp.fit``)."""
     optimizer = make_optimizer(variant, config.learning_rates[0])
     runs = train.init_runs(model_fn(config, variant), optimizer, seeds=[result.seeds[0]],
                            hyperparams={"learning_rate": [config.learning_rates[0]]},
@@ -147,42 +84,39 @@ def manual_check(config, variant: str, result: train.VariantResult, data) -> dic
     initial = manual_mlp.from_model(
         nnx.merge(runs.train_graph, *_run_params((runs.state.params, runs.state.rest), 0)))
     start = time.perf_counter()
-    trained, losses = train_manually(
-        initial, optimizer, runs.state.shuffle_key[0], (data.x_train, data.y_train),
-        l2=config.l2, batch_size=config.batch_size, epochs=config.epochs)
-    losses = np.asarray(losses)
+    trained, losses = jax.block_until_ready(manual_mlp.fit(
+        initial, optimizer, runs.state.shuffle_key[0],
+        (np.asarray(data.x_train, np.float32), data.y_train), l2=config.l2,
+        batch_size=config.batch_size, epochs=config.epochs))
     seconds = time.perf_counter() - start
-    run = result.runs.start
-    autodiff = manual_mlp.from_model(
-        nnx.merge(result.fit.eval_graph, *_run_params((result.fit.params, result.fit.rest), run)))
-    differences = jax.tree.map(
-        lambda a, m: float(np.max(np.abs(np.asarray(a) - np.asarray(m)))), autodiff, trained)
-    autodiff_losses = result.history["train_loss"][0]
+    autodiff = manual_mlp.from_model(nnx.merge(
+        result.fit.eval_graph, *_run_params((result.fit.params, result.fit.rest),
+                                            result.runs.start)))
+    gap = np.abs(np.asarray(losses) - result.history["train_loss"][0])
+    x_test = np.asarray(data.x_test, np.float32)
     return {
         "variant": variant, "learning_rate": config.learning_rates[0], "seed": result.seeds[0],
-        "max_param_difference": max(jax.tree.leaves(differences)),
-        "max_param_magnitude": max(
-            float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(autodiff)),
-        "max_loss_difference": float(np.max(np.abs(losses - autodiff_losses))),
-        "autodiff_test_accuracy": manual_accuracy(autodiff, data.x_test, data.y_test),
-        "manual_test_accuracy": manual_accuracy(trained, data.x_test, data.y_test),
-        "manual_seconds": seconds, "loss_difference_curve": np.abs(losses - autodiff_losses),
+        "max_param_difference": max(jax.tree.leaves(jax.tree.map(
+            lambda a, m: float(np.max(np.abs(np.asarray(a) - np.asarray(m)))), autodiff,
+            trained))),
+        "max_param_magnitude": max(float(np.max(np.abs(leaf)))
+                                   for leaf in jax.tree.leaves(autodiff)),
+        "max_loss_difference": float(gap.max()),
+        "autodiff_test_accuracy": manual_mlp.accuracy(autodiff, x_test, data.y_test),
+        "manual_test_accuracy": manual_mlp.accuracy(trained, x_test, data.y_test),
+        "manual_seconds": seconds, "loss_difference_curve": gap,
     }
 
 
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Trains both variants (and the manual check) and returns the results; no file output."""
     data = load_data(config)
-    variants = []
-    for variant in VARIANTS:
-        model = model_fn(config, variant)
-        optimizer = make_optimizer(variant, config.learning_rates[0])
-        variants += [train.Variant(f"{variant} lr={rate:g}", model, optimizer,
-                                   {"learning_rate": rate}, l2=config.l2,
-                                   batch_size=config.batch_size)
-                     for rate in config.learning_rates]
     grid = train.run_grid(
-        variants, range(config.seeds), train.classification(), (data.x_train, data.y_train),
+        [train.Variant(f"{variant} lr={rate:g}", model_fn(config, variant),
+                       make_optimizer(variant, config.learning_rates[0]),
+                       {"learning_rate": rate}, l2=config.l2, batch_size=config.batch_size)
+         for variant in VARIANTS for rate in config.learning_rates],
+        range(config.seeds), train.classification(), (data.x_train, data.y_train),
         max_epochs=config.epochs, checkpoint_dir=config.workdir, log=log,
         validation=(data.x_test, data.y_test), restore_best=False,
         epochs_per_call=EPOCHS_PER_CALL)
@@ -190,35 +124,35 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         fit, train.classification(), (data.x_train, data.y_train))["accuracy"])
     exponents = train.grid.per_variant(
         {name: result for name, result in grid.items() if name.startswith("power")},
-        lambda fit: learned_exponents(config, fit))
+        lambda fit: np.asarray(fit.params["activations"][config.power_layer]["exponent"][...],
+                               np.float64))
     rows, manual = [], []
     for variant in VARIANTS:
         for index, rate in enumerate(config.learning_rates):
             name = f"{variant} lr={rate:g}"
             result = grid[name]
             # The test set is fit's validation set: its last epoch is the final model's.
-            test_accuracy = result.history["val_accuracy"][:, -1]
-            row = {"variant": variant, "learning_rate": rate,
-                   "test_accuracy_per_seed": test_accuracy.tolist(),
-                   "above_target": bool(np.mean(test_accuracy) > config.target_accuracy),
-                   "final_train_loss_mean": float(np.mean(result.history["train_loss"][:, -1])),
-                   "compile_s": result.fit.compile_seconds, "run_s": result.fit.run_seconds}
-            per_seed = {"train_accuracy": train_accuracy[name], "test_accuracy": test_accuracy}
-            if variant == "power":
-                per_seed["exponent"] = exponents[name]
-                row["exponent_per_seed"] = np.asarray(exponents[name]).tolist()
-            rows.append(row | stats.mean_std_columns(per_seed, {
-                key: ".3f" if key == "exponent" else ".4f" for key in per_seed}))
+            per_seed = {"train_accuracy": train_accuracy[name],
+                        "test_accuracy": result.history["val_accuracy"][:, -1]}
+            per_seed |= {"exponent": exponents[name]} if variant == "power" else {}
+            rows.append({
+                "variant": variant, "learning_rate": rate,
+                "above_target": bool(np.mean(per_seed["test_accuracy"]) > config.target_accuracy),
+                "final_train_loss_mean": float(np.mean(result.history["train_loss"][:, -1])),
+                "compile_s": result.fit.compile_seconds, "run_s": result.fit.run_seconds}
+                | {f"{key}_per_seed": np.asarray(per_seed[key]).tolist()
+                   for key in ("test_accuracy", "exponent") if key in per_seed}
+                | stats.mean_std_columns(per_seed, {key: ".3f" if key == "exponent" else ".4f"
+                                                    for key in per_seed}))
             if config.manual_check and index == 0:
                 manual.append(manual_check(config, variant, result, data))
                 log(f"{variant}: manual backpropagation, max |parameter difference| "
                     f"{manual[-1]['max_param_difference']:.2e}")
     return {
         "config": config,
-        "data": {
-            "train_rows": int(data.x_train.shape[0]), "test_rows": int(data.x_test.shape[0]),
-            "test_majority_accuracy": float(max(np.mean(data.y_test), 1 - np.mean(data.y_test))),
-        },
+        "data": {"train_rows": int(data.x_train.shape[0]), "test_rows": int(data.x_test.shape[0]),
+                 "test_majority_accuracy": float(max(np.mean(data.y_test),
+                                                     1 - np.mean(data.y_test)))},
         "parameters": {variant: models.count_params(nnx.eval_shape(
             lambda: model_fn(config, variant)(rngs=nnx.Rngs(0)))) for variant in VARIANTS},
         "rows": rows, "manual": manual,
@@ -228,43 +162,30 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
 
 
 COLUMNS = [
-    report.Column("variant", "variant"),
-    report.Column("learning_rate", "SGD lr", "{:g}"),
-    report.Column("train_accuracy_text", "train accuracy"),
-    report.Column("test_accuracy_text", "test accuracy"),
-    report.Column("above_target", "mean test > target", lambda v: "yes" if v else "no"),
-    report.Column("exponent_text", "learned exponent"),
-    report.Column("final_train_loss_mean", "final train loss", "{:.4f}"),
-    report.Column("run_s", "run time (variant)", report.format_seconds),
-    report.Column("compile_s", "compile", report.format_seconds),
-]
-CSV_COLUMNS = [
-    report.Column(key, key)
-    for key in (
-        "variant", "learning_rate", "train_accuracy", "train_accuracy_std",
-        "test_accuracy", "test_accuracy_std", "above_target", "exponent",
-        "exponent_std", "final_train_loss_mean", "run_s", "compile_s",
-    )
+    ("variant", "variant"), ("learning_rate", "SGD lr", "{:g}"),
+    ("train_accuracy_text", "train accuracy"), ("test_accuracy_text", "test accuracy"),
+    ("above_target", "mean test > target", lambda v: "yes" if v else "no"),
+    ("exponent_text", "learned exponent"),
+    ("final_train_loss_mean", "final train loss", "{:.4f}"),
+    ("run_s", "run time (variant)", report.format_seconds),
+    ("compile_s", "compile", report.format_seconds),
 ]
 MANUAL_COLUMNS = [
-    report.Column("variant", "variant"),
-    report.Column("learning_rate", "SGD lr", "{:g}"),
-    report.Column("max_param_difference", "max |param manual - autodiff|", "{:.2e}"),
-    report.Column("max_param_magnitude", "max |param|", "{:.3g}"),
-    report.Column("max_loss_difference", "max |train loss difference|", "{:.2e}"),
-    report.Column("autodiff_test_accuracy", "test accuracy (autodiff)", "{:.4f}"),
-    report.Column("manual_test_accuracy", "test accuracy (manual)", "{:.4f}"),
-    report.Column("manual_seconds", "manual run", report.format_seconds),
+    ("variant", "variant"), ("learning_rate", "SGD lr", "{:g}"),
+    ("max_param_difference", "max |param manual - autodiff|", "{:.2e}"),
+    ("max_param_magnitude", "max |param|", "{:.3g}"),
+    ("max_loss_difference", "max |train loss difference|", "{:.2e}"),
+    ("autodiff_test_accuracy", "test accuracy (autodiff)", "{:.4f}"),
+    ("manual_test_accuracy", "test accuracy (manual)", "{:.4f}"),
+    ("manual_seconds", "manual run", report.format_seconds),
 ]
-MANUAL_CSV_COLUMNS = [report.Column(column.key, column.key) for column in MANUAL_COLUMNS]
 
 
 def summary(config, results: dict) -> str:
     data = results["data"]
     lines = [
         f"## MLP on UCI red wine (quality >= {config.threshold}): "
-        f"{data['train_rows']} training / {data['test_rows']} test rows",
-        "",
+        f"{data['train_rows']} training / {data['test_rows']} test rows", "",
         f"11-{'-'.join(map(str, config.hidden_sizes))}-2, Leaky ReLU "
         f"({results['parameters']['leaky_relu']} parameters) or with the learnable power "
         f"activation after hidden layer {config.power_layer} "
@@ -272,72 +193,46 @@ def summary(config, results: dict) -> str:
         f"L2 {config.l2:g}, {config.epochs} epochs; mean ± std over {config.seeds} seeds. "
         f"Target: mean test accuracy > {config.target_accuracy:g} (majority class: "
         f"{data['test_majority_accuracy']:.4f}). The issue's rate is 1e-3 and Keras's "
-        "SGD default 1e-2; every rate runs on the same seeds.",
-        "",
+        "SGD default 1e-2; every rate runs on the same seeds.", "",
         report.markdown_table(results["rows"], COLUMNS),
         *training_log.resume_lines(results["resumed"]),
     ]
     if results["manual"]:
-        lines += [
-            "",
-            "Manual backpropagation (optlab.models.manual_mlp) against autodiff: run 0 "
-            "(seed 0), same initial weights, minibatches and update, float32.",
-            "",
-            report.markdown_table(results["manual"], MANUAL_COLUMNS),
-        ]
+        lines += ["", "Manual backpropagation (optlab.models.manual_mlp) against autodiff: run "
+                      "0 (seed 0), same initial weights, minibatches and update, float32.", "",
+                  report.markdown_table(results["manual"], MANUAL_COLUMNS)]
     return "\n".join(lines)
 
 
-def json_view(results: dict) -> dict:
-    """The results without the per-epoch curves (those are in metrics.jsonl and figures)."""
-    view = {k: v for k, v in results.items() if k != "histories"}
-    view["manual"] = [
-        {k: v for k, v in entry.items() if k != "loss_difference_curve"}
-        for entry in results["manual"]
-    ]
-    return view
-
-
-def loss_figure(config, results: dict):
-    """Training and test cross-entropy per epoch, one panel per variant."""
-    return plots.panels_figure(
+def write(config, results: dict) -> cli.Report:
+    histories = results["histories"]
+    figures = {"loss_curves.png": plots.panels_figure(
         {f"{variant} (median and IQR over {config.seeds} seeds)": {
-            f"{split}, lr={rate:g}": results["histories"][f"{variant} lr={rate:g}"][key]
+            f"{split}, lr={rate:g}": histories[f"{variant} lr={rate:g}"][key]
             for rate in config.learning_rates
             for split, key in (("train", "train_loss"), ("test", "val_loss"))}
          for variant in VARIANTS},
-        ylabel="cross-entropy", log_y=False, ncols=len(VARIANTS))
-
-
-def manual_figure(results: dict):
-    """|manual - autodiff| training loss per epoch, run 0 of each variant."""
-    fig, (ax,) = plots.panel_figure(1, size_per_panel=(6.0, 4.0))
-    curves = {
-        entry["variant"]: entry["loss_difference_curve"][None, :] for entry in results["manual"]
-    }
-    plots.draw_convergence(
-        ax, curves, xlabel="epoch", ylabel="|train loss manual - autodiff|", band=None,
-        # Linear: most epochs agree exactly, and a log axis would draw those zeros at
-        # the smallest positive difference.
-        log_y=False, title="Hand-written gradients against jax.grad (float32)",
-    )
-    return fig
-
-
-def write(config, results: dict) -> cli.Report:
-    figures = {"loss_curves.png": loss_figure(config, results)}
-    tables = {"results.csv": (results["rows"], CSV_COLUMNS)}
+        ylabel="cross-entropy", log_y=False, ncols=len(VARIANTS))}
+    tables = {"results.csv": results["rows"]}
     if results["manual"]:
-        tables["manual.csv"] = (results["manual"], MANUAL_CSV_COLUMNS)
-        figures["manual_vs_autodiff.png"] = manual_figure(results)
+        tables["manual.csv"] = results["manual"]
+        fig, (ax,) = plots.panel_figure(1, size_per_panel=(6.0, 4.0))
+        plots.draw_convergence(
+            ax, {entry["variant"]: entry["loss_difference_curve"][None, :]
+                 for entry in results["manual"]},
+            xlabel="epoch", ylabel="|train loss manual - autodiff|", band=None,
+            # Linear: most epochs agree exactly, and a log axis would draw those zeros at
+            # the smallest positive difference.
+            log_y=False, title="Hand-written gradients against jax.grad (float32)")
+        figures["manual_vs_autodiff.png"] = fig
     return cli.Report(
         markdown=summary(config, results),
-        results=json_view(results),
-        tables=tables,
-        figures=figures,
-        metrics={name: (history, list(range(config.seeds)))
-                 for name, history in results["histories"].items()},
-    )
+        # The per-epoch curves are in metrics.jsonl and the figures.
+        results={k: v for k, v in results.items() if k != "histories"} | {"manual": [
+            {k: v for k, v in entry.items() if k != "loss_difference_curve"}
+            for entry in results["manual"]]},
+        tables=tables, figures=figures,
+        metrics={name: (history, list(range(config.seeds))) for name, history in histories.items()})
 
 
 def validate(config: default_config.Config) -> None:

@@ -12,6 +12,7 @@ from flax import nnx
 
 from optlab import models
 from optlab.models import manual_mlp
+from optlab.train import minibatch
 
 SIZES = (11, 16, 12, 8, 3)
 L2 = 0.01
@@ -197,3 +198,27 @@ def test_wrong_data_shapes_raise():
         manual_mlp.forward(params, jnp.zeros((5, 4), jnp.float32))
     with pytest.raises(ValueError, match="labels must have shape"):
         manual_mlp.gradients(params, jnp.zeros((5, 3), jnp.float32), jnp.zeros(4, jnp.int32))
+
+
+def test_fit_takes_the_engines_minibatches_and_equals_steps_with_jax_grad():
+    x, labels = _data(count=40)
+    params = _random_params((1,))
+    optimizer = optax.sgd(0.05)
+    key = jax.random.key(7)
+    trained, losses = manual_mlp.fit(params, optimizer, key, (x, labels), l2=L2,
+                                     batch_size=16, epochs=2)
+    expected, state, epoch_losses = params, optimizer.init(params), []
+    positions = jnp.arange(32).reshape(2, 16)
+    for epoch in range(2):
+        rows = minibatch.random_permutation_at(jax.random.fold_in(key, epoch), 40, positions)
+        batch_losses = []
+        for batch in rows:
+            batch_losses.append(manual_mlp.loss(expected, x[batch], labels[batch]))
+            grads = jax.grad(manual_mlp.loss)(expected, x[batch], labels[batch], l2=L2)
+            updates, state = optimizer.update(grads, state, expected)
+            expected = optax.apply_updates(expected, updates)
+        epoch_losses.append(np.mean(batch_losses))
+    _assert_trees_close(trained, expected, atol=1e-10)
+    np.testing.assert_allclose(losses, epoch_losses, rtol=1e-10)
+    predictions = np.argmax(manual_mlp.forward(trained, x), axis=1)
+    assert manual_mlp.accuracy(trained, x, labels) == pytest.approx(np.mean(predictions == labels))

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import optax
+from jax import lax
 
 from optlab.models.activations import (
     EXPONENT_INIT_RANGE,
@@ -39,6 +41,7 @@ from optlab.models.activations import (
     power_activation,
 )
 from optlab.models.mlp import MLP, kernel_initializer
+from optlab.train import minibatch
 
 Params = list[dict[str, jax.Array]]
 
@@ -181,6 +184,56 @@ def gradients(params: Params, x: jax.Array, labels: jax.Array, *, l2: float = 0.
             slope = jnp.where(positive, 1, NEGATIVE_SLOPE)
         delta = upstream * slope.astype(upstream.dtype)
     return grads
+
+
+def fit(
+    params: Params,
+    optimizer: optax.GradientTransformation,
+    shuffle_key: jax.Array,
+    data: tuple[jax.Array, jax.Array],
+    *,
+    l2: float = 0.0,
+    batch_size: int,
+    epochs: int,
+) -> tuple[Params, jax.Array]:
+    """Trains ``params`` with :func:`gradients` and ``optimizer`` on the minibatches that
+    :func:`optlab.train.fit` draws for a run whose shuffle key is ``shuffle_key``.
+
+    Epoch ``e`` takes the rows ``random_permutation_at(fold_in(shuffle_key, e), n,
+    positions)`` in ``n // batch_size`` batches, as the engine does, so that the two can be
+    compared step by step. Returns the final parameters and per epoch the mean of the
+    minibatches' data losses before each step (the engine's ``train_loss``); one compiled
+    program.
+    """
+    x, labels = jnp.asarray(data[0]), jnp.asarray(data[1], jnp.int32)
+    n = x.shape[0]
+    steps = minibatch.batches_per_epoch(n, batch_size)
+    positions = jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
+
+    def step(carry, batch):
+        params, opt_state = carry
+        grads = gradients(params, *batch, l2=l2)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss(params, *batch)
+
+    def epoch(carry, index):
+        rows = minibatch.random_permutation_at(jax.random.fold_in(shuffle_key, index), n,
+                                               positions)
+        carry, losses = lax.scan(step, carry, minibatch.take_batches((x, labels), rows))
+        return carry, jnp.mean(losses)
+
+    @jax.jit
+    def run(params):
+        carry = (params, optimizer.init(params))
+        (params, _), losses = lax.scan(epoch, carry, jnp.arange(epochs, dtype=jnp.int32))
+        return params, losses
+
+    return run(params)
+
+
+def accuracy(params: Params, x: jax.Array, labels: jax.Array) -> float:
+    """The share of rows whose largest logit is their label."""
+    return float(jnp.mean(jnp.argmax(jax.jit(forward)(params, x), axis=1) == labels))
 
 
 def from_model(model: MLP) -> Params:
