@@ -69,9 +69,8 @@ def eigenvalue_bounds(config, A) -> tuple[float, float, str]:
         eigenvalues = np.linalg.eigvalsh(A.toarray())
         return float(eigenvalues[0]), float(eigenvalues[-1]), "numpy.linalg.eigvalsh"
     largest = scipy.sparse.linalg.eigsh(A, k=1, which="LA", return_eigenvectors=False)[0]
-    smallest = scipy.sparse.linalg.eigsh(
-        A, k=1, sigma=0.0, which="LM", return_eigenvectors=False
-    )[0]
+    smallest = scipy.sparse.linalg.eigsh(A, k=1, sigma=0.0, which="LM",
+                                         return_eigenvectors=False)[0]
     return float(smallest), float(largest), "scipy.sparse.linalg.eigsh (shift-invert)"
 
 
@@ -116,61 +115,43 @@ def solve_many(A, B, x0, precond, *, tol, max_iters) -> linalg.CGResult:
 
 def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict], dict]:
     """The optlab row, the scipy row (if asked), the vmapped right-hand sides and history."""
-    n = A.shape[0]
-    max_iters = 10 * n if config.max_iters is None else config.max_iters
+    max_iters = 10 * A.shape[0] if config.max_iters is None else config.max_iters
     factory = PRECONDITIONERS[name]
     if name == "ic0":
         factory = functools.partial(linalg.ic0, shift=config.ic0_shift)
-    precond, setup_seconds = timed(
-        (lambda: factory(A)) if factory else (lambda: None), config.repeats
-    )
-
+    precond, setup_seconds = timed((lambda: factory(A)) if factory else (lambda: None),
+                                   config.repeats)
     plain = functools.partial(solve, tol=config.tol, max_iters=max_iters, history=0)
     result, timing = sweep.time_compiled(plain, A_op, b, x0, precond, repeats=config.repeats)
     iterations = int(result.iterations)
     # The same solve recording every residual norm, in a buffer sized to this run.
-    recorded = functools.partial(solve, tol=config.tol, max_iters=max_iters, history=iterations + 1)
-    with_history, history_timing = sweep.time_compiled(
-        recorded, A_op, b, x0, precond, repeats=config.repeats
-    )
-    x = np.asarray(result.x)
-    rows = [
-        {
-            "preconditioner": name, "solver": "optlab", "iterations": iterations,
-            "status": Status(int(result.status)).name.lower(), "setup_seconds": setup_seconds,
-            "solve_seconds": timing.run_seconds,
-            "seconds_per_iteration": timing.run_seconds / max(iterations, 1),
-            "compile_seconds": timing.compile_seconds,
-            "history_overhead": history_timing.run_seconds / timing.run_seconds,
-            "true_residual": float(np.linalg.norm(b - A @ x)),
-        }
-    ]
-    log(
-        f"{name}: optlab {iterations} iterations in {report.format_seconds(timing.run_seconds)} "
-        f"(set-up {report.format_seconds(setup_seconds)}, "
-        f"compile {report.format_seconds(timing.compile_seconds)})"
-    )
+    recorded = functools.partial(solve, tol=config.tol, max_iters=max_iters,
+                                 history=iterations + 1)
+    with_history, history_timing = sweep.time_compiled(recorded, A_op, b, x0, precond,
+                                                       repeats=config.repeats)
+    rows = [{"preconditioner": name, "solver": "optlab", "iterations": iterations,
+             "status": Status(int(result.status)).name.lower(), "setup_seconds": setup_seconds,
+             "solve_seconds": timing.run_seconds,
+             "seconds_per_iteration": timing.run_seconds / max(iterations, 1),
+             "compile_seconds": timing.compile_seconds,
+             "history_overhead": history_timing.run_seconds / timing.run_seconds,
+             "true_residual": float(np.linalg.norm(b - A @ np.asarray(result.x)))}]
+    log(f"{name}: optlab {iterations} iterations in {timing} (set-up "
+        f"{report.format_seconds(setup_seconds)})")
     extra = {"residual_norms": np.asarray(with_history.residual_norms)}
-
     if config.scipy:
-        M, scipy_setup = timed(
-            lambda: scipy_preconditioner(name, A, shift=config.ic0_shift), config.repeats
-        )
+        M, scipy_setup = timed(lambda: scipy_preconditioner(name, A, shift=config.ic0_shift),
+                               config.repeats)
         runs = [scipy_cg(A, b, x0, tol=config.tol, M=M, max_iters=max_iters)
                 for _ in range(config.repeats)]
-        seconds = statistics.median(run.seconds for run in runs)
-        reference = runs[-1]
-        rows.append(
-            {
-                "preconditioner": name, "solver": "scipy", "iterations": reference.iterations,
-                "status": "converged" if reference.info == 0 else "max_iters",
-                "setup_seconds": scipy_setup, "solve_seconds": seconds,
-                "seconds_per_iteration": seconds / max(reference.iterations, 1),
-                "true_residual": float(np.linalg.norm(b - A @ reference.x)),
-            }
-        )
+        seconds, reference = statistics.median(run.seconds for run in runs), runs[-1]
+        rows.append({"preconditioner": name, "solver": "scipy",
+                     "iterations": reference.iterations,
+                     "status": "converged" if reference.info == 0 else "max_iters",
+                     "setup_seconds": scipy_setup, "solve_seconds": seconds,
+                     "seconds_per_iteration": seconds / max(reference.iterations, 1),
+                     "true_residual": float(np.linalg.norm(b - A @ reference.x))})
         log(f"{name}: scipy {reference.iterations} iterations in {report.format_seconds(seconds)}")
-
     if B is not None:
         extra["rhs"] = solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters)
     return rows, extra
@@ -178,29 +159,21 @@ def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict]
 
 def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> list[dict]:
     """The ``--rhs`` rows: one vmapped optlab call, and scipy's loop over the same B."""
-    placed, padding = sweep.shard_seeds(jnp.asarray(B))
+    placed, _ = sweep.shard_seeds(jnp.asarray(B))
     many = functools.partial(solve_many, tol=config.tol, max_iters=max_iters)
     results, timing = sweep.time_compiled(many, A_op, placed, x0, precond, repeats=config.repeats)
     iterations = np.asarray(results.iterations)[: B.shape[0]]
     converged = np.asarray(results.status)[: B.shape[0]] == Status.CONVERGED
-    rows = [
-        {
-            "preconditioner": name, "solver": "optlab (vmapped)",
-            "iterations": stats.summarize(iterations), "converged": int(converged.sum()),
-            "seconds": timing.run_seconds,
-        }
-    ]
+    rows = [{"preconditioner": name, "solver": "optlab (vmapped)",
+             "iterations": stats.summarize(iterations), "converged": int(converged.sum()),
+             "seconds": timing.run_seconds}]
     if config.scipy:
         M = scipy_preconditioner(name, A, shift=config.ic0_shift)
         runs = [scipy_cg(A, rhs, x0, tol=config.tol, M=M, max_iters=max_iters) for rhs in B]
-        rows.append(
-            {
-                "preconditioner": name, "solver": "scipy (loop)",
-                "iterations": stats.summarize([run.iterations for run in runs]),
-                "converged": sum(run.info == 0 for run in runs),
-                "seconds": sum(run.seconds for run in runs),
-            }
-        )
+        rows.append({"preconditioner": name, "solver": "scipy (loop)",
+                     "iterations": stats.summarize([run.iterations for run in runs]),
+                     "converged": sum(run.info == 0 for run in runs),
+                     "seconds": sum(run.seconds for run in runs)})
     return rows
 
 
@@ -226,12 +199,9 @@ def _run_study(config: default_config.Config, log: cli.Log) -> dict:
     x0 = np.full(n, config.x0)
     A_op = linalg.sparse_matrix(A, config.layout)
     matvec_seconds = time_matvecs(A, A_op, b, config.repeats)
-    log(
-        f"operator: {layout_name(A_op)}; one product A v takes "
+    log(f"operator: {layout_name(A_op)}; one product A v takes "
         f"{report.format_seconds(matvec_seconds['optlab'])} "
-        f"(scipy CSR: {report.format_seconds(matvec_seconds['scipy'])})"
-    )
-
+        f"(scipy CSR: {report.format_seconds(matvec_seconds['scipy'])})")
     rows, rhs_rows, residual_norms, skipped = [], [], {}, []
     for preconditioner in config.preconditioners:
         if preconditioner == "ideal" and n > config.ideal_max_n:
@@ -244,63 +214,43 @@ def _run_study(config: default_config.Config, log: cli.Log) -> dict:
         residual_norms[preconditioner] = extra["residual_norms"]
     return {
         "config": dataclasses.asdict(config),
-        "matrix": {
-            "name": name, "n": n, "nnz": int(A.nnz), "lambda_min": lambda_min,
-            "lambda_max": lambda_max, "condition_number": lambda_max / lambda_min,
-            "eigenvalues_by": how, "layout": layout_name(A_op), "matvec_seconds": matvec_seconds,
-        },
+        "matrix": {"name": name, "n": n, "nnz": int(A.nnz), "lambda_min": lambda_min,
+                   "lambda_max": lambda_max, "condition_number": lambda_max / lambda_min,
+                   "eigenvalues_by": how, "layout": layout_name(A_op),
+                   "matvec_seconds": matvec_seconds},
         "devices": [str(device) for device in jax.devices()], "rows": rows, "rhs_rows": rhs_rows,
         "skipped": skipped, "residual_norms": residual_norms,
     }
 
 
-def _seconds(value) -> str:
-    return report.format_seconds(value) if value is not None else "—"
-
-
+SECONDS = report.format_seconds
 COLUMNS = [
-    report.Column("preconditioner", "preconditioner"),
-    report.Column("solver", "solver"),
-    report.Column("iterations", "iterations"),
-    report.Column("status", "status"),
-    report.Column("setup_seconds", "set-up", _seconds),
-    report.Column("solve_seconds", "solve", _seconds),
-    report.Column("seconds_per_iteration", "per iteration", _seconds),
-    report.Column("compile_seconds", "compile", _seconds),
-    report.Column("history_overhead", "with history", "{:.2f}x"),
-    report.Column("true_residual", "||b - Ax||", "{:.2e}"),
+    ("preconditioner", "preconditioner"), ("solver", "solver"), ("iterations", "iterations"),
+    ("status", "status"), ("setup_seconds", "set-up", SECONDS), ("solve_seconds", "solve", SECONDS),
+    ("seconds_per_iteration", "per iteration", SECONDS), ("compile_seconds", "compile", SECONDS),
+    ("history_overhead", "with history", "{:.2f}x"), ("true_residual", "||b - Ax||", "{:.2e}"),
 ]
-
-
-def _mean_std(summary: stats.Summary) -> str:
-    return stats.format_mean_std(summary, ".1f", spread="range")
-
-
 RHS_COLUMNS = [
-    report.Column("preconditioner", "preconditioner"),
-    report.Column("solver", "solver"),
-    report.Column("iterations", "iterations, mean ± std (min–max)", _mean_std),
-    report.Column("converged", "converged"),
-    report.Column("seconds", "time for all", _seconds),
+    ("preconditioner", "preconditioner"), ("solver", "solver"),
+    ("iterations", "iterations, mean ± std (min–max)",
+     lambda summary: stats.format_mean_std(summary, ".1f", spread="range")),
+    ("converged", "converged"), ("seconds", "time for all", SECONDS),
 ]
 
 
 def summary(config, results: dict) -> str:
     matrix = results["matrix"]
     lines = [
-        f"## Preconditioned CG on {matrix['name']}",
-        "",
+        f"## Preconditioned CG on {matrix['name']}", "",
         f"n = {matrix['n']}, {matrix['nnz']} stored nonzeros, cond(A) = "
         f"{matrix['lambda_max']:.4g} / {matrix['lambda_min']:.4g} = "
         f"{matrix['condition_number']:.4g} ({matrix['eigenvalues_by']}).",
         f"b = {config.rhs_scale:g} N(0, I) (seed {config.seed}), x0 = {config.x0:g} ones, "
         f"stop at ||r_k|| < {config.tol:g}; devices: {', '.join(results['devices'])}.",
         f"optlab stores A {matrix['layout']}; one product A v takes "
-        f"{report.format_seconds(matrix['matvec_seconds']['optlab'])} "
-        f"(scipy CSR: {report.format_seconds(matrix['matvec_seconds']['scipy'])}).",
-        "",
-        report.markdown_table(results["rows"], COLUMNS),
-        "",
+        f"{SECONDS(matrix['matvec_seconds']['optlab'])} "
+        f"(scipy CSR: {SECONDS(matrix['matvec_seconds']['scipy'])}).", "",
+        report.markdown_table(results["rows"], COLUMNS), "",
         "Times are medians of repeated calls; set-up is the preconditioner's construction, "
         "compile the solve's tracing and compilation. 'with history': time of the same "
         "solve recording every residual norm, as a multiple of the time without.",
@@ -308,33 +258,20 @@ def summary(config, results: dict) -> str:
     if results["skipped"]:
         lines += ["", "Skipped: " + "; ".join(results["skipped"]) + "."]
     if results["rhs_rows"]:
-        lines += [
-            "",
-            f"### {config.rhs} random right-hand sides (b = {config.rhs_scale:g} N(0, I))",
-            "",
-            report.markdown_table(results["rhs_rows"], RHS_COLUMNS),
-        ]
+        lines += ["", f"### {config.rhs} random right-hand sides (b = {config.rhs_scale:g} "
+                      "N(0, I))", "", report.markdown_table(results["rhs_rows"], RHS_COLUMNS)]
     return "\n".join(lines)
 
 
-def figure(config, results: dict):
-    """Residual norm against iteration, one line per preconditioner, log scale."""
-    longest = max(curve.size for curve in results["residual_norms"].values())
-    curves = {
-        name: np.pad(curve, (0, longest - curve.size), constant_values=np.nan)[None]
-        for name, curve in results["residual_norms"].items()
-    }
-    return plots.convergence_figure(
-        curves, ylabel="||r_k||_2", title=f"CG on {results['matrix']['name']}", band=None,
-        threshold=config.tol,
-    )
-
-
 def write(config, results: dict) -> cli.Report:
-    return cli.Report(
-        markdown=summary(config, results), results=results,
-        tables={"results.csv": (results["rows"], COLUMNS)},
-        figures={"residuals.png": figure(config, results)})
+    # Residual norm against iteration, one line per preconditioner.
+    figure = plots.convergence_figure(
+        {name: curve[None] for name, curve in results["residual_norms"].items()},
+        ylabel="||r_k||_2", title=f"CG on {results['matrix']['name']}", band=None,
+        threshold=config.tol)
+    return cli.Report(markdown=summary(config, results), results=results,
+                      tables={"results.csv": results["rows"]},
+                      figures={"residuals.png": figure})
 
 
 STUDY = cli.Study(
