@@ -116,18 +116,14 @@ def run_model(
                           batch_size=EVAL_BATCH)
     code, reconstruction = codes_and_reconstructions(
         result.fit, config.figure_run, model_inputs(name, data.x_test[digits]))
-    mse, mae = stats.summarize(test["mse"]), stats.summarize(test["mae"])
     row = {
         "model": name, "parameters": parameters, "code_shape": "x".join(map(str, code.shape[1:])),
-        "test_mse_mean": mse.mean, "test_mse_std": mse.std,
-        "test_mse": stats.format_mean_std(mse, ".5f"),
         "test_mse_per_seed": np.asarray(test["mse"]).tolist(),
         "collapsed_seeds": int(np.sum(np.asarray(test["mse"]) >= baseline_mse)),
-        "test_mae_mean": mae.mean, "test_mae_std": mae.std,
-        "test_mae": stats.format_mean_std(mae, ".4f"),
         "final_val_mse_mean": float(np.mean(result.history["val_loss"][:, -1])),
         "compile_s": result.fit.compile_seconds, "run_s": result.fit.run_seconds,
-    }
+    } | stats.mean_std_columns({"test_mse": test["mse"], "test_mae": test["mae"]},
+                               {"test_mse": ".5f", "test_mae": ".4f"})
     return {
         "row": row, "history": result.history, "first_epoch": result.fit.first_epoch,
         "codes": code, "reconstructions": reconstruction.reshape(DIGITS, 28, 28),
@@ -161,30 +157,17 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     }
 
 
-COLUMNS = [
-    report.Column("model", "model"),
-    report.Column("parameters", "parameters", "{:,}"),
-    report.Column("code_shape", "code"),
-    report.Column("test_mse", "test MSE"),
-    report.Column("test_mae", "test MAE"),
-    report.Column("collapsed_seeds", "collapsed seeds"),
-    report.Column("final_val_mse_mean", "last validation MSE", "{:.5f}"),
-    report.Column("run_s", "run time", report.format_seconds),
-    report.Column("compile_s", "compile", report.format_seconds),
-]
-CSV_COLUMNS = [
-    report.Column(key, key)
-    for key in (
-        "model", "parameters", "code_shape", "test_mse_mean", "test_mse_std", "test_mae_mean",
-        "test_mae_std", "collapsed_seeds", "final_val_mse_mean", "run_s", "compile_s",
-    )
-]
+COLUMNS = [("model", "model"), ("parameters", "parameters", "{:,}"), ("code_shape", "code"),
+           ("test_mse_text", "test MSE"), ("test_mae_text", "test MAE"),
+           ("collapsed_seeds", "collapsed seeds"),
+           ("final_val_mse_mean", "last validation MSE", "{:.5f}"),
+           ("run_s", "run time", report.format_seconds),
+           ("compile_s", "compile", report.format_seconds)]
 
 
 def summary(config, results: dict) -> str:
     data = results["data"]
-    return "\n".join(
-        [
+    return "\n".join([
             f"## Autoencoders on MNIST: {data['train_images']} training / "
             f"{data['validation_images']} validation / {data['test_images']} test images",
             "",
@@ -197,9 +180,7 @@ def summary(config, results: dict) -> str:
             "learned nothing about the digits.",
             "",
             report.markdown_table(results["rows"], COLUMNS),
-            *training_log.resume_lines(results["resumed"]),
-        ]
-    )
+            *training_log.resume_lines(results["resumed"])])
 
 
 def loss_figure(config, results: dict):
@@ -239,30 +220,22 @@ def digits_figure(results: dict):
             is_code = "code" in label
             ax.imshow(images[column], cmap="viridis" if is_code else "gray",
                       vmin=None if is_code else 0.0, vmax=None if is_code else 1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if column == 0:
                 ax.set_ylabel(label, fontsize=7)
     return fig
 
 
-def json_view(results: dict) -> dict:
-    """The results without the per-epoch curves and images (metrics.jsonl, digits.png)."""
-    view = {k: v for k, v in results.items() if k not in ("histories", "figure")}
-    view["figure_test_indices"] = results["figure"]["test_indices"]
-    return view
-
-
 def write(config, results: dict) -> cli.Report:
     return cli.Report(
         markdown=summary(config, results),
-        results=json_view(results),
-        tables={"results.csv": (results["rows"], CSV_COLUMNS)},
+        # The per-epoch curves and images are in metrics.jsonl and digits.png.
+        results={k: v for k, v in results.items() if k not in ("histories", "figure")}
+        | {"figure_test_indices": results["figure"]["test_indices"]},
+        tables={"results.csv": results["rows"]},
         figures={"loss_curves.png": loss_figure(config, results),
                  "digits.png": digits_figure(results)},
-        metrics={name: (history, list(range(config.seeds)))
-                 for name, history in results["histories"].items()},
-    )
+        metrics=results["histories"])
 
 
 def validate(config: default_config.Config) -> None:

@@ -160,8 +160,7 @@ def write(config, results: dict) -> cli.Report:
         tables={"results.csv": (results["variants"], CSV_COLUMNS),
                 "runs.csv": (results["runs"], RUN_COLUMNS)},
         figures={"curves.png": curves_figure(results)},
-        metrics={f"dropout {name}": (history, list(range(config.seeds)))
-                 for name, history in results["histories"].items()},
+        metrics={f"dropout {name}": history for name, history in results["histories"].items()},
     )
 
 

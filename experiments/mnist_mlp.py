@@ -369,8 +369,7 @@ def write(config, results: dict) -> cli.Report:
         rows += [variant_row(study, record) for record in result["records"].values()]
         trained = dict(result["records"]) | {
             f"grid {name}": record for name, record in result.get("grid", {}).items()}
-        metrics |= {f"{study}/{name}": (record["history"], list(range(config.seeds)))
-                    for name, record in trained.items()}
+        metrics |= {f"{study}/{name}": record["history"] for name, record in trained.items()}
         drawn |= figures(study, result)
         studies[study] = {key: value for key, value in result.items()
                           if key not in ("records", "grid")}

@@ -274,8 +274,7 @@ def write(config, results: dict) -> cli.Report:
                  if key not in ("histories", "showcase", "test_series")},
         tables={"results.csv": results["variants"], "runs.csv": results["runs"]},
         figures=figures(results),
-        metrics={name: (history, list(range(config.seeds)))
-                 for name, history in results["histories"].items()})
+        metrics=results["histories"])
 
 
 def validate(config: default_config.Config) -> None:

@@ -232,7 +232,7 @@ def write(config, results: dict) -> cli.Report:
             {k: v for k, v in entry.items() if k != "loss_difference_curve"}
             for entry in results["manual"]]},
         tables=tables, figures=figures,
-        metrics={name: (history, list(range(config.seeds))) for name, history in histories.items()})
+        metrics=histories)
 
 
 def validate(config: default_config.Config) -> None:

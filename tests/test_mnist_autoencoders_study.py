@@ -46,13 +46,13 @@ def test_rows_report_the_issue_parameter_counts_and_code_shapes(results):
     for row in rows.values():
         per_seed = np.asarray(row["test_mse_per_seed"])
         assert per_seed.shape == (SEEDS,)
-        assert row["test_mse_mean"] == pytest.approx(per_seed.mean())
+        assert row["test_mse"] == pytest.approx(per_seed.mean())
         assert row["test_mse_std"] == pytest.approx(per_seed.std(ddof=1))
         assert row["collapsed_seeds"] == np.sum(per_seed >= results["data"]["mean_image_test_mse"])
         # Sigmoid outputs in (0, 1) against pixels in [0, 1]: an MSE below 1.
-        assert 0 < row["test_mse_mean"] < 1
+        assert 0 < row["test_mse"] < 1
         # Jensen: a mean absolute error squared is at most the mean squared error.
-        assert row["test_mae_mean"] ** 2 <= row["test_mse_mean"] + 1e-6
+        assert row["test_mae"] ** 2 <= row["test_mse"] + 1e-6
 
 
 def test_training_lowers_the_loss(results):
@@ -121,4 +121,4 @@ def test_the_mean_pixel_start_keeps_the_conv_model_out_of_saturation():
     assert bias == {False: 0.0, True: pytest.approx(np.log(mean_pixel / (1 - mean_pixel)))}
     assert rows[False]["collapsed_seeds"] == 1
     assert rows[True]["collapsed_seeds"] == 0
-    assert rows[True]["test_mse_mean"] < 0.5 * rows[False]["test_mse_mean"]
+    assert rows[True]["test_mse"] < 0.5 * rows[False]["test_mse"]

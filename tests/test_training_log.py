@@ -24,6 +24,13 @@ def test_metrics_jsonl_has_one_line_per_trained_epoch(tmp_path):
     assert records[3]["val_loss"] is None  # a NaN that is not a whole missing epoch
 
 
+def test_a_history_alone_numbers_its_runs_as_seeds(tmp_path):
+    history = {"train_loss": np.array([[1.0], [2.0]])}
+    path = training_log.write_metrics(RunDir.create(tmp_path, "study"), {"sgd": history})
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["run"], r["seed"]) for r in records] == [(0, 0), (1, 1)]
+
+
 def test_seed_count_must_match_runs():
     with pytest.raises(ValueError, match="2 seeds for a history of 1 runs"):
         list(training_log.history_records("v", {"loss": np.zeros((1, 3))}, [0, 1]))

@@ -45,7 +45,8 @@ class Report(NamedTuple):
     tables: Mapping[str, Sequence[Mapping] | tuple[Sequence[Mapping], Sequence]] = {}
     figures: Mapping[str, Any] = {}  # file name -> matplotlib Figure
     animations: Mapping[str, tuple[Any, int]] = {}  # GIF name -> (animation, frames per second)
-    metrics: Mapping[str, tuple[Mapping, Sequence[int]]] = {}  # variant -> (history, seeds)
+    # variant -> history (runs: seeds 0, 1, ...), or (history, seeds)
+    metrics: Mapping[str, Mapping | tuple[Mapping, Sequence[int]]] = {}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,19 +54,21 @@ def history_records(
 
 def write_metrics(
     run_dir: RunDir,
-    histories: Mapping[str, tuple[Mapping[str, np.ndarray], Sequence[int]]],
+    histories: Mapping[str, Mapping[str, np.ndarray] | tuple[Mapping, Sequence[int]]],
     *,
     wandb_project: str | None = None,
 ) -> Path:
     """Writes ``metrics.jsonl`` for every variant; logs to W&B when a project is named.
 
-    ``histories`` maps a variant name to ``(history, seeds)``.
+    ``histories`` maps a variant name to ``(history, seeds)``, or to the history alone
+    when its runs are the seeds 0, 1, ...
     """
-    records = [
-        record
-        for variant, (history, seeds) in histories.items()
-        for record in history_records(variant, history, seeds)
-    ]
+    records = []
+    for variant, entry in histories.items():
+        history, seeds = entry if isinstance(entry, tuple) else (entry, None)
+        if seeds is None:
+            seeds = range(len(next(iter(history.values()))))
+        records += history_records(variant, history, seeds)
     text = "".join(json.dumps(record) + "\n" for record in records)
     path = run_dir.write_text(METRICS_FILE, text)
     if wandb_project is not None:
