@@ -65,28 +65,17 @@ def problem_set(config: default_config.Config, n: int) -> ProblemSet:
             a, b, x_star = (np.asarray(leaf[seed]) for leaf in batch)
             return (lambda x: 0.5 * x @ a @ x + b @ x), (lambda x: a @ x + b), np.zeros(n), x_star
 
-        return ProblemSet(
-            batch=batch,
-            objective=lambda q: q.value,
-            start=lambda q: jnp.zeros_like(q.minimizer),
-            minimizer=lambda q: q.minimizer,
-            numpy_problem=numpy_problem,
-            context={
-                "recipe": "make_spd_matrix (seed study), x* ~ N(0, I), x0 = 0",
-                "condition_number": stats.summarize(kappa).as_dict(),
-            },
-        )
+        return ProblemSet(batch, lambda q: q.value, lambda q: jnp.zeros_like(q.minimizer),
+                          lambda q: q.minimizer, numpy_problem,
+                          {"recipe": "make_spd_matrix (seed study), x* ~ N(0, I), x0 = 0",
+                           "condition_number": stats.summarize(kappa).as_dict()})
     starts = problems.rosenbrock_starts(n, config.seeds)
     return ProblemSet(
-        batch=starts,
-        objective=lambda x0: problems.rosenbrock,
-        start=lambda x0: x0,
-        minimizer=lambda x0: problems.rosenbrock_minimizer(n),
-        numpy_problem=lambda seed: (
-            scipy.optimize.rosen, scipy.optimize.rosen_der, np.asarray(starts[seed]), np.ones(n),
-        ),
-        context={"recipe": "Rosenbrock, x* = 1, x0 ~ U[-2, 2]^n"},
-    )
+        starts, lambda x0: problems.rosenbrock, lambda x0: x0,
+        lambda x0: problems.rosenbrock_minimizer(n),
+        lambda seed: (scipy.optimize.rosen, scipy.optimize.rosen_der, np.asarray(starts[seed]),
+                      np.ones(n)),
+        {"recipe": "Rosenbrock, x* = 1, x0 ~ U[-2, 2]^n"})
 
 
 def solve(config, pset: ProblemSet, method: str):
@@ -95,10 +84,8 @@ def solve(config, pset: ProblemSet, method: str):
 
     def one(member):
         stop = optlab.stopping.distance_to(pset.minimizer(member), config.eps)
-        return optlab.minimize(
-            pset.objective(member), pset.start(member), opt, stop=stop, max_iters=config.max_iters,
-            history=config.max_iters + 1,
-        )
+        return optlab.minimize(pset.objective(member), pset.start(member), opt, stop=stop,
+                               max_iters=config.max_iters, history=config.max_iters + 1)
 
     return sweep.run_seeds(one, pset.batch, repeats=config.repeats)
 
@@ -106,15 +93,12 @@ def solve(config, pset: ProblemSet, method: str):
 def solve_scipy(config, pset: ProblemSet, method: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-seed iterations, converged flags and the mean wall time per run of scipy."""
     with scipy_reference.single_threaded_blas():
-        runs = [
-            scipy_reference.minimize_to_distance(
-                *pset.numpy_problem(seed), config.eps, method=method, max_iters=config.max_iters
-            )
-            for seed in range(config.seeds)
-        ]
-    iterations = np.array([run.iterations for run in runs])
-    converged = np.array([run.distance < config.eps for run in runs])
-    return iterations, converged, float(np.mean([run.seconds for run in runs]))
+        runs = [scipy_reference.minimize_to_distance(*pset.numpy_problem(seed), config.eps,
+                                                     method=method, max_iters=config.max_iters)
+                for seed in range(config.seeds)]
+    return (np.array([run.iterations for run in runs]),
+            np.array([run.distance < config.eps for run in runs]),
+            float(np.mean([run.seconds for run in runs])))
 
 
 def summary_row(n, method, iterations, converged, time_per_run, compile_seconds) -> dict:
@@ -129,37 +113,24 @@ def summary_row(n, method, iterations, converged, time_per_run, compile_seconds)
     }
 
 
-COLUMNS = [
-    report.Column("method", "method"),
-    report.Column("converged", "converged"),
-    report.Column("iterations_mean", "iterations (mean)", "{:.1f}"),
-    report.Column("iterations_std", "std", "{:.1f}"),
-    report.Column("iterations_range", "min–max"),
-    report.Column("ci95_low", "95% CI low", "{:.1f}"),
-    report.Column("ci95_high", "95% CI high", "{:.1f}"),
-    report.Column("time_per_run_s", "time per run", report.format_seconds),
-    report.Column("compile_s", "compile", report.format_seconds),
-]
+COLUMNS = [("method", "method"), ("converged", "converged"),
+           ("iterations_mean", "iterations (mean)", "{:.1f}"), ("iterations_std", "std", "{:.1f}"),
+           ("iterations_range", "min–max"), ("ci95_low", "95% CI low", "{:.1f}"),
+           ("ci95_high", "95% CI high", "{:.1f}"),
+           ("time_per_run_s", "time per run", report.format_seconds),
+           ("compile_s", "compile", report.format_seconds)]
 
 
 def classic_rosenbrock(config) -> list[dict]:
     """Each method once from the seed study's start (3.22, 13.37), for its table."""
-    x0 = jnp.asarray(problems.ROSENBROCK_START)
     stop = optlab.stopping.distance_to(problems.rosenbrock_minimizer(2), config.eps)
     rows = []
     for method in config.methods:
-        run = jax.jit(
-            lambda x: optlab.minimize(
-                problems.rosenbrock, x, METHODS[method](), stop=stop, max_iters=config.max_iters
-            )
-        )
-        result = run(x0)
-        rows.append(
-            {
-                "method": method, "iterations": int(result.iterations),
-                "status": optlab.Status(int(result.status)).name.lower(),
-            }
-        )
+        result = jax.jit(lambda x: optlab.minimize(
+            problems.rosenbrock, x, METHODS[method](), stop=stop, max_iters=config.max_iters,
+        ))(jnp.asarray(problems.ROSENBROCK_START))
+        rows.append({"method": method, "iterations": int(result.iterations),
+                     "status": optlab.Status(int(result.status)).name.lower()})
     return rows
 
 
@@ -173,19 +144,11 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
             result, timing = solve(config, pset, method)
             iterations = np.asarray(result.iterations)
             converged = np.asarray(result.status) == optlab.Status.CONVERGED
-            rows.append(
-                summary_row(
-                    n, method, iterations, converged, timing.run_seconds / config.seeds,
-                    timing.compile_seconds,
-                )
-            )
+            rows.append(summary_row(n, method, iterations, converged,
+                                    timing.run_seconds / config.seeds, timing.compile_seconds))
             curves[method] = np.asarray(result.history.distances)[:, : iterations.max() + 1]
-            log(
-                f"n={n} {method}: {converged.sum()}/{config.seeds} converged, "
-                f"mean {iterations.mean():.1f} iterations; compiled in "
-                f"{report.format_seconds(timing.compile_seconds)}, all seeds in "
-                f"{report.format_seconds(timing.run_seconds)}"
-            )
+            log(f"n={n} {method}: {converged.sum()}/{config.seeds} converged, mean "
+                f"{iterations.mean():.1f} iterations; all seeds in {timing}")
         if config.scipy:
             for label, method in (("scipy BFGS", "BFGS"), ("scipy L-BFGS-B", "L-BFGS-B")):
                 iterations, converged, seconds = solve_scipy(config, pset, method)
@@ -201,59 +164,34 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
 def render_tables(config, results: dict) -> str:
     parts = []
     for n, entry in results["sizes"].items():
-        title = (f"## {config.problem}, n = {n}, {config.seeds} seeds, "
-                 f"stop at ||x - x*|| < {config.eps:g}")
         context = entry["context"]
-        lines = [title, "", context["recipe"]]
+        lines = [f"## {config.problem}, n = {n}, {config.seeds} seeds, stop at ||x - x*|| < "
+                 f"{config.eps:g}", "", context["recipe"]]
         if "condition_number" in context:
             kappa = context["condition_number"]
-            lines.append(
-                f"condition number: median {kappa['median']:.3g}, "
-                f"range {kappa['min']:.3g} – {kappa['max']:.3g}"
-            )
+            lines.append(f"condition number: median {kappa['median']:.3g}, "
+                         f"range {kappa['min']:.3g} – {kappa['max']:.3g}")
         lines += ["", report.markdown_table(entry["rows"], COLUMNS)]
         if "classic_start" in entry:
-            lines += [
-                "",
-                f"From the seed study's start {problems.ROSENBROCK_START}:",
-                "",
-                report.markdown_table(
-                    entry["classic_start"],
-                    [
-                        report.Column("method", "method"),
-                        report.Column("iterations", "iterations"),
-                        report.Column("status", "status"),
-                    ],
-                ),
-            ]
+            lines += ["", f"From the seed study's start {problems.ROSENBROCK_START}:", "",
+                      report.markdown_table(entry["classic_start"], [
+                          ("method", "method"), ("iterations", "iterations"),
+                          ("status", "status")])]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
 
-def figure(config, results: dict):
-    """Distance to x* against iteration, one panel per size, up to the longest run."""
-    sizes = list(results["sizes"])
-    fig, axes = plots.panel_figure(len(sizes))
-    for ax, n in zip(axes, sizes):
-        curves = results["sizes"][n]["curves"]
-        length = max(curve.shape[1] for curve in curves.values())
-        padded = {  # a run that stopped earlier stays at its last distance
-            method: np.pad(curve, ((0, 0), (0, length - curve.shape[1])), mode="edge")
-            for method, curve in curves.items()
-        }
-        plots.draw_convergence(
-            ax, padded, ylabel=f"||x_k - x*||, median of {config.seeds} seeds, IQR band",
-            title=f"{config.problem}, n = {n}", threshold=config.eps,
-        )
-    return fig
-
-
 def write(config, results: dict) -> cli.Report:
-    rows = [row for entry in results["sizes"].values() for row in entry["rows"]]
+    sizes = results["sizes"]
+    # Distance to x* against iteration, one panel per size.
+    figure = plots.panels_figure(
+        {f"{config.problem}, n = {n}": entry["curves"] for n, entry in sizes.items()},
+        xlabel="iteration", ylabel=f"||x_k - x*||, median of {config.seeds} seeds, IQR band",
+        threshold=config.eps)
     return cli.Report(
         markdown=render_tables(config, results), results=results,
-        tables={"results.csv": (rows, [report.Column("n", "n")] + COLUMNS)},
-        figures={"convergence.png": figure(config, results)})
+        tables={"results.csv": [row for entry in sizes.values() for row in entry["rows"]]},
+        figures={"convergence.png": figure})
 
 
 # Second-order methods and their references run in float64.

@@ -34,7 +34,7 @@ def test_every_method_and_reference_converges(results):
 
 def test_report_has_a_csv_row_per_size_and_method(results):
     written = study.write(TINY, results)
-    rows, _ = written.tables["results.csv"]
+    rows = written.tables["results.csv"]
     assert len(rows) == len(TINY.sizes) * (len(TINY.methods) + 2)
     assert "n = 6" in written.markdown and "scipy BFGS" in written.markdown
 
