@@ -28,7 +28,7 @@ from flax import nnx
 import optlab
 from configs import mnist_cnn as default_config
 from experiments.kit import cli, options, training_log
-from optlab import datasets, models, plots, report, stats, train
+from optlab import datasets, models, plots, report, train
 
 
 
@@ -84,20 +84,15 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.evaluate(fit, task, arrays, batch_size=config.eval_batch_size)
         for split, arrays in zip(("train", "val", "test"), data)})
-    runs, rows = [], []
+    per_seed = {}
     for placement, result in grid.items():
-        per_seed = {f"{split}_{name}": np.asarray(scores[placement][split][name], float)
+        measures = {f"{split}_{name}": np.asarray(scores[placement][split][name], float)
                     for split in ("train", "val", "test") for name in ("accuracy", "loss")}
-        per_seed["accuracy_gap"] = per_seed["train_accuracy"] - per_seed["val_accuracy"]
-        per_seed["loss_gap"] = per_seed["val_loss"] - per_seed["train_loss"]
-        per_seed["best_val_epoch"] = np.nanargmin(result.history["val_loss"], axis=1) + 1.0
-        runs += [{"variant": placement, "seed": seed}
-                 | {key: float(values[i]) for key, values in per_seed.items()}
-                 for i, seed in enumerate(result.seeds)]
-        rows.append({"variant": placement, "seeds": len(result.seeds),
-                     "compile_seconds": result.fit.compile_seconds,
-                     "run_seconds": result.fit.run_seconds}
-                    | stats.mean_std_columns(per_seed, FORMATS))
+        measures["accuracy_gap"] = measures["train_accuracy"] - measures["val_accuracy"]
+        measures["loss_gap"] = measures["val_loss"] - measures["train_loss"]
+        measures["best_val_epoch"] = np.nanargmin(result.history["val_loss"], axis=1) + 1.0
+        per_seed[placement] = {key: measures[key] for key in MEASURES}
+    rows, runs = train.grid.seed_rows(grid, per_seed, FORMATS)
     return {
         "config": config,
         "parameters": models.count_params(nnx.eval_shape(
@@ -115,18 +110,9 @@ HEADERS = {
     "val_loss": "val loss", "test_loss": "test loss", "loss_gap": "loss gap (val - train)",
     "best_val_epoch": "epoch of best val loss",
 }
-TABLE_COLUMNS = [
-    report.Column("variant", "dropout"),
-    *(report.Column(f"{key}_text", HEADERS[key]) for key in MEASURES),
-    report.Column("compile_seconds", "compile", report.format_seconds),
-    report.Column("run_seconds", "run", report.format_seconds),
-]
-CSV_COLUMNS = [
-    report.Column(key, key)
-    for key in ("variant", "seeds", *(k for m in MEASURES for k in (m, f"{m}_std")),
-                "compile_seconds", "run_seconds")
-]
-RUN_COLUMNS = [report.Column(key, key) for key in ("variant", "seed", *MEASURES)]
+COLUMNS = [("variant", "dropout"), *((f"{key}_text", HEADERS[key]) for key in MEASURES),
+           ("compile_seconds", "compile", report.format_seconds),
+           ("run_seconds", "run", report.format_seconds)]
 
 
 def summary(config, results: dict) -> str:
@@ -139,7 +125,7 @@ def summary(config, results: dict) -> str:
         "Accuracies and losses of the final models in eval mode; the gaps measure the "
         "overfitting. Compile and run time are those of the variant's program (all its seeds).",
         "",
-        report.markdown_table(results["variants"], TABLE_COLUMNS),
+        report.markdown_table(results["variants"], COLUMNS),
         *training_log.resume_lines(results["resumed"]),
     ])
 
@@ -157,8 +143,7 @@ def write(config, results: dict) -> cli.Report:
     return cli.Report(
         markdown=summary(config, results),
         results={k: v for k, v in results.items() if k != "histories"},
-        tables={"results.csv": (results["variants"], CSV_COLUMNS),
-                "runs.csv": (results["runs"], RUN_COLUMNS)},
+        tables={"results.csv": results["variants"], "runs.csv": results["runs"]},
         figures={"curves.png": curves_figure(results)},
         metrics={f"dropout {name}": history for name, history in results["histories"].items()},
     )

@@ -48,15 +48,10 @@ def hessian_story(x_star: np.ndarray) -> list[dict]:
         point = jnp.array([x, 1.0])
         gradient = jax.grad(problems.newton_cycle)(point)
         hessian = jax.hessian(problems.newton_cycle)(point)
-        step = -jnp.linalg.solve(hessian, gradient)
-        rows.append(
-            {
-                "x": x, "f_x": float(gradient[0]), "f_xx": float(hessian[0, 0]),
-                "hessian": "positive definite" if jnp.all(jnp.linalg.eigvalsh(hessian) > 0)
-                else "indefinite",
-                "newton_step_x": float(step[0]),
-            }
-        )
+        definite = bool(jnp.all(jnp.linalg.eigvalsh(hessian) > 0))
+        rows.append({"x": x, "f_x": float(gradient[0]), "f_xx": float(hessian[0, 0]),
+                     "hessian": "positive definite" if definite else "indefinite",
+                     "newton_step_x": float(-jnp.linalg.solve(hessian, gradient)[0])})
     return rows
 
 
@@ -64,27 +59,17 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs every method from the start (no file output) and returns the results."""
     x_star = problems.newton_cycle_minimizer()
     stop = optlab.stopping.distance_to(x_star, config.eps)
-    x0 = jnp.asarray(config.start)
     rows, paths = [], {}
     for name, opt in methods(config).items():
-        run = jax.jit(
-            lambda x, opt=opt: optlab.minimize(
-                problems.newton_cycle, x, opt, stop=stop, max_iters=config.max_iters,
-                history=config.max_iters + 1, record_params=True,
-            )
-        )
-        result = run(x0)
-        iterations = int(result.iterations)
-        status = optlab.Status(int(result.status))
+        result = jax.jit(lambda x, opt=opt: optlab.minimize(
+            problems.newton_cycle, x, opt, stop=stop, max_iters=config.max_iters,
+            history=config.max_iters + 1, record_params=True))(jnp.asarray(config.start))
+        iterations, status = int(result.iterations), optlab.Status(int(result.status))
         paths[name] = np.asarray(result.history.params)[: iterations + 1]
-        rows.append(
-            {
-                "method": name, "status": status.name.lower(), "iterations": iterations,
-                "x": float(result.params[0]), "y": float(result.params[1]),
-                "distance": float(jnp.linalg.norm(result.params - x_star)),
-                "value": float(result.value),
-            }
-        )
+        rows.append({"method": name, "status": status.name.lower(), "iterations": iterations,
+                     "x": float(result.params[0]), "y": float(result.params[1]),
+                     "distance": float(jnp.linalg.norm(result.params - x_star)),
+                     "value": float(result.value)})
         log(f"{name}: {status.name.lower()} after {iterations} iterations")
     return {
         "config": dataclasses.asdict(config), "minimizer": np.asarray(x_star), "rows": rows,
@@ -93,40 +78,24 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     }
 
 
-COLUMNS = [
-    report.Column("method", "method"),
-    report.Column("status", "status"),
-    report.Column("iterations", "iterations"),
-    report.Column("x", "x", "{:.6f}"),
-    report.Column("y", "y", "{:.6f}"),
-    report.Column("distance", "distance to (x*, 1)", "{:.2e}"),
-    report.Column("value", "f", "{:.6f}"),
-]
-HESSIAN_COLUMNS = [
-    report.Column("x", "x (y = 1)", "{:.4f}"),
-    report.Column("f_x", "f_x", "{:.4f}"),
-    report.Column("f_xx", "f_xx", "{:.4f}"),
-    report.Column("hessian", "Hessian"),
-    report.Column("newton_step_x", "Newton step in x", "{:+.4f}"),
-]
+COLUMNS = [("method", "method"), ("status", "status"), ("iterations", "iterations"),
+           ("x", "x", "{:.6f}"), ("y", "y", "{:.6f}"),
+           ("distance", "distance to (x*, 1)", "{:.2e}"), ("value", "f", "{:.6f}")]
+HESSIAN_COLUMNS = [("x", "x (y = 1)", "{:.4f}"), ("f_x", "f_x", "{:.4f}"),
+                   ("f_xx", "f_xx", "{:.4f}"), ("hessian", "Hessian"),
+                   ("newton_step_x", "Newton step in x", "{:+.4f}")]
 
 
 def summary(config, results: dict) -> str:
     x_star = results["minimizer"]
     iterates = ", ".join(f"({x:g}, {y:g})" for x, y in results["newton_iterates"])
     newton = next(row for row in results["rows"] if row["method"] == "newton")
-    return "\n".join(
-        [
-            f"## Newton's cycle on x^4/4 - x^2 + 2x + (y - 1)^2 from {config.start}",
-            "",
-            f"Minimizer: x* = {x_star[0]:.6f} (the real root of x^3 - 2x + 2 = 0), y* = 1.",
-            "",
-            report.markdown_table(results["rows"], COLUMNS),
-            "",
-            f"Pure Newton's iterates: {iterates}, ... (status {newton['status']}).",
-            "",
-            report.markdown_table(results["hessian"], HESSIAN_COLUMNS),
-            "",
+    return "\n".join([
+            f"## Newton's cycle on x^4/4 - x^2 + 2x + (y - 1)^2 from {config.start}", "",
+            f"Minimizer: x* = {x_star[0]:.6f} (the real root of x^3 - 2x + 2 = 0), y* = 1.", "",
+            report.markdown_table(results["rows"], COLUMNS), "",
+            f"Pure Newton's iterates: {iterates}, ... (status {newton['status']}).", "",
+            report.markdown_table(results["hessian"], HESSIAN_COLUMNS), "",
             "Why: y is quadratic, so Newton fixes y = 1 in one step. In x, at x = 0 the "
             "Hessian is indefinite (f_xx = -2 < 0): the Newton step -f_x/f_xx = +1 goes to the "
             "stationary point of the local model, which is its maximum in x, not a minimum. "
@@ -135,24 +104,16 @@ def summary(config, results: dict) -> str:
             "and steepest descent only ever step downhill and reach x*. The regularized "
             "Newton method replaces the negative curvature -2 by |-2|, which turns the step "
             "at x = 0 downhill (-f_x/|f_xx| = -1), and its line search keeps every step a "
-            "decrease.",
-        ]
-    )
-
-
-def figure(results: dict):
-    """The four paths on the contour plot of f; Newton's is the two-point cycle."""
-    return plots.contour_figure(
-        problems.newton_cycle, DOMAIN, results["paths"], minimizer=results["minimizer"],
-        title="x^4/4 - x^2 + 2x + (y - 1)^2 from (0, 2)",
-    )
+            "decrease."])
 
 
 def write(config, results: dict) -> cli.Report:
-    return cli.Report(
-        markdown=summary(config, results), results=results,
-        tables={"results.csv": (results["rows"], COLUMNS)},
-        figures={"contour.png": figure(results)})
+    # The four paths on the contour plot of f; Newton's is the two-point cycle.
+    figure = plots.contour_figure(problems.newton_cycle, DOMAIN, results["paths"],
+                                  minimizer=results["minimizer"],
+                                  title="x^4/4 - x^2 + 2x + (y - 1)^2 from (0, 2)")
+    return cli.Report(markdown=summary(config, results), results=results,
+                      tables={"results.csv": results["rows"]}, figures={"contour.png": figure})
 
 
 STUDY = cli.Study(

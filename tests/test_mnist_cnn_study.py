@@ -91,7 +91,7 @@ def test_training_lowers_the_loss(results):
 def test_reports_every_table_and_the_metrics(results):
     written = study.write(CONFIG, results)
     assert set(written.tables) == {"results.csv", "runs.csv"}
-    assert len(written.tables["runs.csv"][0]) == 6
+    assert len(written.tables["runs.csv"]) == 6
     assert list(written.metrics) == ["dropout none", "dropout input", "dropout hidden"]
     assert "acc gap (train - val)" in written.markdown and "±" in written.markdown
 

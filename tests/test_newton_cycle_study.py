@@ -41,4 +41,4 @@ def test_hessian_story_has_the_signs_that_explain_the_cycle(results):
 def test_the_summary_explains_the_cycle(results):
     written = study.write(CONFIG, results)
     assert "indefinite" in written.markdown
-    assert written.tables["results.csv"][0][0]["status"] == "cycling"
+    assert written.tables["results.csv"][0]["status"] == "cycling"
