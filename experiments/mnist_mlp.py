@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import optax
@@ -43,7 +43,7 @@ CHECKPOINT_EVERY = 10  # epochs between checkpoints under --workdir
 EVAL_BATCH = 1000  # rows per batch when predicting on validation and test sets
 # The coursework's single Keras runs of the batch-size study: (test accuracy, seconds).
 COURSEWORK_BATCH_RUNS = {1: (0.9610, 8913.0), 256: (0.9817, 108.0), "N": (0.9548, 55.0)}
-COURSEWORK_TUNED = {"test_accuracy": 0.9829, "test_f1": 0.9831}
+COURSEWORK_TUNED = "test accuracy 98.29%, macro F1 0.9831"
 
 
 class Variant(NamedTuple):
@@ -67,9 +67,8 @@ def train_rows(config: default_config.Config) -> int:
     return images - round(config.validation_fraction * images)
 
 
-@functools.cache
+@functools.cache  # one object per shape and rule: the grid trains a shape's variants together
 def model_for(hidden: tuple[int, int], dropout: float, kernel_init) -> functools.partial:
-    """One model factory per shape, so that the grid runner trains a shape's variants together."""
     return functools.partial(models.MLP, (INPUTS, *hidden, CLASSES), dropout=dropout,
                              kernel_init=kernel_init)
 
@@ -96,15 +95,13 @@ def train_variants(config, label: str, variants: Sequence[Variant], data, *, log
     if on_train_and_validation:
         training, validation = tuple(map(np.concatenate, zip(training, validation))), None
     rows = len(training[1])
-
-    def batch(variant):
-        return rows if variant.batch_size == default_config.FULL_BATCH else variant.batch_size
-
+    batch = {v.name: rows if v.batch_size == default_config.FULL_BATCH else v.batch_size
+             for v in variants}
     grid = train.run_grid(
         [train.Variant(v.name, model_for(v.hidden, v.dropout, v.kernel_init),
                        optimizer_for(v.optimizer), {"learning_rate": v.learning_rate}
                        | ({"gamma": v.rho} if v.optimizer == "rmsprop" else {}),
-                       l1=v.l1, l2=v.l2, batch_size=batch(v)) for v in variants],
+                       l1=v.l1, l2=v.l2, batch_size=batch[v.name]) for v in variants],
         range(config.seeds), train.classification(), training, max_epochs=epochs, log=log,
         checkpoint_dir=config.workdir and f"{config.workdir}/{label}-{epochs}",
         validation=validation, eval_batch_size=EVAL_BATCH, restore_best=select_by is not None,
@@ -114,28 +111,20 @@ def train_variants(config, label: str, variants: Sequence[Variant], data, *, log
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.class_scores(fit, xy, CLASSES, batch_size=EVAL_BATCH)
         for split, xy in sets.items() if xy is not None})
-    records = {}
-    for variant in variants:
-        result, score = grid[variant.name], scores[variant.name]
-        records[variant.name] = {
-            "variant": variant, "fit": f"{label}-{result.group}",
-            "trained_on": "train + validation" if on_train_and_validation else "train",
-            "batch_size": batch(variant), "updates": epochs * (rows // batch(variant)),
-            "confusion": score["test"]["confusion"].sum(axis=0), "history": result.history,
-            "fit_runs": result.fit.best_epoch.shape[0], "run_seconds": result.fit.run_seconds,
-            "compile_seconds": result.fit.compile_seconds, "first_epoch": result.fit.first_epoch,
-            # Seed 0's kernels, layer by layer, for the violin plots.
-            "final_kernels": [np.asarray(k)[result.runs.start] for k in kernels(result.fit.params)],
-        } | {f"{split}_{name}": score[split][name]
-             for split in score for name in ("accuracy", "f1")}
-    return records
-
-
-def initial_kernels(variant: Variant) -> list[np.ndarray]:
-    """Seed 0's kernels of ``variant`` at initialization, as the grid runner draws them."""
-    runs = train.init_runs(model_for(variant.hidden, variant.dropout, variant.kernel_init),
-                           optimizer_for(variant.optimizer), seeds=[0])
-    return [np.asarray(kernel)[0] for kernel in kernels(runs.state.params)]
+    return {v.name: {
+        "variant": v, "fit": f"{label}-{grid[v.name].group}",
+        "first_epoch": grid[v.name].fit.first_epoch,
+        "trained_on": "train + validation" if on_train_and_validation else "train",
+        "batch_size": batch[v.name], "updates": epochs * (rows // batch[v.name]),
+        "confusion": scores[v.name]["test"]["confusion"].sum(axis=0),
+        "history": grid[v.name].history, "fit_runs": grid[v.name].fit.best_epoch.shape[0],
+        "run_seconds": grid[v.name].fit.run_seconds,
+        "compile_seconds": grid[v.name].fit.compile_seconds,
+        # Seed 0's kernels, layer by layer, for the violin plots.
+        "final_kernels": [np.asarray(k)[grid[v.name].runs.start]
+                          for k in kernels(grid[v.name].fit.params)],
+    } | {f"{split}_{name}": scores[v.name][split][name]
+         for split in scores[v.name] for name in ("accuracy", "f1")} for v in variants}
 
 
 def rmsprop_variant(config, name: str, **changes) -> Variant:
@@ -186,35 +175,25 @@ def run_search(config, data, log: cli.Log) -> dict:
                             seed=config.seed, known={(t.config, t.epochs): t.score
                                                      for t in grid.trials})
     bests = {"grid": space[grid.best], "hyperband": space[band.best]}
-    retrained = train_variants(config, "search-best", list(dict.fromkeys(bests.values())),
-                               data, on_train_and_validation=True, log=log)
-    hyperband = [r for label, records in fits.items() if label != "search-grid"
-                 for r in records.values()]
     return {
-        "records": retrained, "grid": fits["search-grid"], "hyperband": band,
+        "records": train_variants(config, "search-best", list(dict.fromkeys(bests.values())),
+                                  data, on_train_and_validation=True, log=log),
+        "grid": fits.pop("search-grid"), "hyperband": band,
+        "hyperband_records": [r for records in fits.values() for r in records.values()],
         "grid_rows": [{"variant": v.name, "hidden": f"{v.hidden[0]}-{v.hidden[1]}", "l2": v.l2,
                        "learning_rate": v.learning_rate, "objective": t.score}
                       for v, t in zip(space, grid.trials)],
         "space": [variant.name for variant in space],
         "best": {method: variant.name for method, variant in bests.items()},
         "grid_epochs_spent": grid.epochs_spent, "hyperband_epochs_trained": band.epochs_trained,
-        "seconds": {"grid": fit_seconds(fits["search-grid"].values()),
-                    "hyperband": fit_seconds(hyperband)},
         "reference": bests["grid"].name,
-        "resumed": resumed_fits([*fits["search-grid"].values(), *hyperband, *retrained.values()]),
     }
 
 
-def resumed_fits(records: Iterable[dict]) -> dict[str, int]:
-    """The epoch each fit that trained ``records`` started at (> 0: resumed from --workdir)."""
-    return {record["fit"]: record["first_epoch"] for record in records}
-
-
-def fit_seconds(records: Iterable[dict]) -> dict[str, float]:
-    """Run and compile seconds of the fits that trained ``records``, each fit once."""
-    fits = {record["fit"]: record for record in records}
-    return {key: sum(record[key] for record in fits.values())
-            for key in ("run_seconds", "compile_seconds")}
+def trained(result: dict) -> list[dict]:
+    """Every record a study trained: those it shows and, for the search, those it scored."""
+    return [*result["records"].values(), *result.get("grid", {}).values(),
+            *result.get("hyperband_records", [])]
 
 
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
@@ -223,30 +202,28 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
                                  validation_fraction=config.validation_fraction)
     log(f"MNIST: {len(data.y_train)} train / {len(data.y_validation)} validation / "
         f"{len(data.y_test)} test images")
+    tuned = search_variant(config, *config.tuned)
+    chosen = {"batch_size": [rmsprop_variant(config, f"batch {size}", batch_size=size)
+                             for size in config.batch_sizes],
+              "design": design_variants(config),
+              "tuned": [tuned._replace(name=f"tuned {tuned.name}")]}
     studies = {}
     for study in config.studies:
         if study == "search":
             studies[study] = run_search(config, data, log)
             continue
-        select_by = None
-        if study == "batch_size":
-            variants = [rmsprop_variant(config, f"batch {size}", batch_size=size)
-                        for size in config.batch_sizes]
-            reference = next((v.name for v in variants if v.batch_size == config.batch_size),
-                             variants[0].name)
-        elif study == "design":
-            variants = design_variants(config)
-            reference = variants[0].name
-        else:
-            variant = search_variant(config, *config.tuned)
-            variants = [variant._replace(name=f"tuned {variant.name}")]
-            reference, select_by = variants[0].name, "val_accuracy"
-        records = train_variants(config, study, variants, data, log=log, select_by=select_by)
-        studies[study] = {"records": records, "reference": reference,
-                          "resumed": resumed_fits(records.values())}
-    for result in studies.values():
+        variants = chosen[study]
+        reference = next((v.name for v in variants if v.batch_size == config.batch_size),
+                         variants[0].name) if study == "batch_size" else variants[0].name
+        studies[study] = {"reference": reference, "records": train_variants(
+            config, study, variants, data, log=log,
+            select_by="val_accuracy" if study == "tuned" else None)}
+    for result in studies.values():  # seed 0's kernels at initialization, for the figure
         reference = result["records"][result["reference"]]
-        reference["initial_kernels"] = initial_kernels(reference["variant"])
+        variant = reference["variant"]
+        runs = train.init_runs(model_for(variant.hidden, variant.dropout, variant.kernel_init),
+                               optimizer_for(variant.optimizer), seeds=[0])
+        reference["initial_kernels"] = [np.asarray(k)[0] for k in kernels(runs.state.params)]
     return {"config": config, "studies": studies}
 
 
@@ -294,11 +271,8 @@ def summary(config, results: dict) -> str:
     lines = [f"# MNIST MLP on {data}: {config.seeds} seeds, {config.epochs} epochs, "
              "mean ± std over seeds", "",
              "Variants in one fit are trained together; their fit time is shared.",
-             *training_log.resume_lines({fit: epoch for result in results["studies"].values()
-                                         for fit, epoch in result["resumed"].items()})]
-    coursework = (f"Coursework (one Keras run): test accuracy "
-                  f"{100 * COURSEWORK_TUNED['test_accuracy']:.2f}%, macro F1 "
-                  f"{COURSEWORK_TUNED['test_f1']:.4f}.")
+             *training_log.resume_lines({r["fit"]: r["first_epoch"] for result in
+                                         results["studies"].values() for r in trained(result)})]
     for study, result in results["studies"].items():
         rows = [variant_row(study, record) for record in result["records"].values()]
         lines += ["", f"## {STUDY_TITLES[study]}", "",
@@ -310,18 +284,23 @@ def summary(config, results: dict) -> str:
                           "11% accuracy."]
         if study == "tuned" and config.train_limit is None:
             accuracy = float(np.mean(next(iter(result["records"].values()))["test_accuracy"]))
-            verdict = "reaches" if accuracy >= 0.98 else "does NOT reach"
-            lines += ["", f"On the full set the tuned MLP {verdict} 98% test accuracy "
-                          f"(mean {100 * accuracy:.2f}%)."]
-        lines += ["", coursework] if study in ("search", "tuned") else []
+            lines += ["", f"On the full set the tuned MLP "
+                          f"{'reaches' if accuracy >= 0.98 else 'does NOT reach'} 98% test "
+                          f"accuracy (mean {100 * accuracy:.2f}%)."]
+        if study in ("search", "tuned"):
+            lines += ["", f"Coursework (one Keras run): {COURSEWORK_TUNED}."]
     return "\n".join(lines) + "\n"
 
 
 def search_summary(config, result: dict) -> list[str]:
     band: search.SearchResult = result["hyperband"]
     top = sorted(result["grid_rows"], key=lambda row: -row["objective"])[:5]
-    grid, hyperband = (f"{SECONDS(t['run_seconds'])} (compile {SECONDS(t['compile_seconds'])})"
-                       for t in (result["seconds"]["grid"], result["seconds"]["hyperband"]))
+
+    def seconds(records):  # the fits that trained ``records``, each once
+        fits = {record["fit"]: record for record in records}.values()
+        return (f"{SECONDS(sum(r['run_seconds'] for r in fits))} (compile "
+                f"{SECONDS(sum(r['compile_seconds'] for r in fits))})")
+
     return [
         f"Objective: {config.objective} after training on the training set. Best of the grid "
         f"({len(result['space'])} configurations x {config.epochs} epochs = "
@@ -331,7 +310,8 @@ def search_summary(config, result: dict) -> list[str]:
         f"scratch; {result['hyperband_epochs_trained']} of them trained beyond the grid's "
         f"runs): **{result['best']['hyperband']}** (score {band.best_score:.4f}). The table "
         "above is the best configuration(s) retrained on train + validation.", "",
-        f"Time of the grid's fits: {grid}; of Hyperband's: {hyperband}.", "",
+        f"Time of the grid's fits: {seconds(result['grid'].values())}; of Hyperband's: "
+        f"{seconds(result['hyperband_records'])}.", "",
         "Top of the grid:", "", report.markdown_table(top, GRID_COLUMNS),
     ]
 
@@ -365,18 +345,16 @@ def figures(study: str, result: dict) -> dict:
 
 def write(config, results: dict) -> cli.Report:
     drawn, metrics, rows, studies = {}, {}, [], {}
+    heavy = ("history", "initial_kernels", "final_kernels")  # in metrics.jsonl and figures
     for study, result in results["studies"].items():
         rows += [variant_row(study, record) for record in result["records"].values()]
-        trained = dict(result["records"]) | {
-            f"grid {name}": record for name, record in result.get("grid", {}).items()}
-        metrics |= {f"{study}/{name}": record["history"] for name, record in trained.items()}
+        shown = result["records"] | {f"grid {n}": r for n, r in result.get("grid", {}).items()}
+        metrics |= {f"{study}/{name}": record["history"] for name, record in shown.items()}
         drawn |= figures(study, result)
         studies[study] = {key: value for key, value in result.items()
-                          if key not in ("records", "grid")}
-        studies[study]["variants"] = {
-            name: {k: v for k, v in record.items()
-                   if k not in ("history", "initial_kernels", "final_kernels")}
-            for name, record in result["records"].items()}
+                          if key not in ("records", "grid", "hyperband_records")}
+        studies[study]["variants"] = {name: {k: v for k, v in record.items() if k not in heavy}
+                                      for name, record in result["records"].items()}
     return cli.Report(markdown=summary(config, results),
                       results={"config": config, "studies": studies},
                       tables={"results.csv": rows}, figures=drawn, metrics=metrics)
