@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import optax
@@ -44,21 +44,6 @@ EVAL_BATCH = 1000  # rows per batch when predicting on validation and test sets
 # The coursework's single Keras runs of the batch-size study: (test accuracy, seconds).
 COURSEWORK_BATCH_RUNS = {1: (0.9610, 8913.0), 256: (0.9817, 108.0), "N": (0.9548, 55.0)}
 COURSEWORK_TUNED = "test accuracy 98.29%, macro F1 0.9831"
-
-
-class Variant(NamedTuple):
-    """One trained configuration of the MLP."""
-
-    name: str
-    hidden: tuple[int, int]
-    optimizer: str = "rmsprop"  # "rmsprop" or "sgd"
-    learning_rate: float = 1e-3
-    rho: float = 0.9  # RMSprop's decay of the mean square (unused by SGD)
-    l1: float = 0.0
-    l2: float = 0.0
-    dropout: float = 0.0  # after each hidden layer
-    kernel_init: str | tuple = "glorot"  # see optlab.models.kernel_initializer
-    batch_size: int | str = 256  # or "N": the whole training set
 
 
 def train_rows(config: default_config.Config) -> int:
@@ -81,7 +66,7 @@ def optimizer_for(name: str) -> optax.GradientTransformation:
     return optax.inject_hyperparams(optlab.sgd)(learning_rate=0.01)
 
 
-def train_variants(config, label: str, variants: Sequence[Variant], data, *, log: cli.Log,
+def train_variants(config, label: str, variants: Sequence[train.Variant], data, *, log: cli.Log,
                    epochs: int | None = None, on_train_and_validation: bool = False,
                    select_by: str | None = None) -> dict[str, dict]:
     """Trains ``variants`` over the seeds (one program per shape); a record per variant.
@@ -98,10 +83,7 @@ def train_variants(config, label: str, variants: Sequence[Variant], data, *, log
     batch = {v.name: rows if v.batch_size == default_config.FULL_BATCH else v.batch_size
              for v in variants}
     grid = train.run_grid(
-        [train.Variant(v.name, model_for(v.hidden, v.dropout, v.kernel_init),
-                       optimizer_for(v.optimizer), {"learning_rate": v.learning_rate}
-                       | ({"gamma": v.rho} if v.optimizer == "rmsprop" else {}),
-                       l1=v.l1, l2=v.l2, batch_size=batch[v.name]) for v in variants],
+        [v._replace(batch_size=batch[v.name]) for v in variants],
         range(config.seeds), train.classification(), training, max_epochs=epochs, log=log,
         checkpoint_dir=config.workdir and f"{config.workdir}/{label}-{epochs}",
         validation=validation, eval_batch_size=EVAL_BATCH, restore_best=select_by is not None,
@@ -127,39 +109,45 @@ def train_variants(config, label: str, variants: Sequence[Variant], data, *, log
          for split in scores[v.name] for name in ("accuracy", "f1")} for v in variants}
 
 
-def rmsprop_variant(config, name: str, **changes) -> Variant:
-    return Variant(name, config.hidden, learning_rate=config.learning_rate, rho=config.rho,
-                   batch_size=config.batch_size)._replace(**changes)
+def mlp_variant(config, name: str, *, hidden=None, optimizer="rmsprop", learning_rate=None,
+                rho=None, kernel_init="glorot", dropout=0.0, batch_size=None, **penalties):
+    """A variant of the MLP: RMSprop as Keras has it with the config's rate, rho and batch
+    unless told otherwise (batch ``"N"``: the whole training set); ``penalties``: l1, l2."""
+    hyperparams = {"learning_rate": learning_rate or config.learning_rate}
+    if optimizer == "rmsprop":
+        hyperparams["gamma"] = config.rho if rho is None else rho
+    return train.Variant(name, model_for(hidden or config.hidden, dropout, kernel_init),
+                         optimizer_for(optimizer), hyperparams,
+                         batch_size=batch_size or config.batch_size, **penalties)
 
 
-def design_variants(config) -> list[Variant]:
+def design_variants(config) -> list[train.Variant]:
     mean, std = config.bad_init
     bad = dict(optimizer="sgd", learning_rate=config.sgd_learning_rate,
                kernel_init=("normal", mean, std))
     bad_name = f"sgd, normal({mean:g}, {std:g}) init"
     return [
-        rmsprop_variant(config, f"rmsprop rho={config.rho:g}"),
-        *(rmsprop_variant(config, f"rmsprop rho={rho:g}", rho=rho) for rho in config.rhos),
-        *(rmsprop_variant(config, f"rmsprop l2={a:g}", l2=a) for a in config.l2_strengths),
-        rmsprop_variant(config, bad_name, **bad),
-        *(rmsprop_variant(config, f"{bad_name} l2={a:g}", l2=a, **bad)
-          for a in config.l2_strengths),
-        rmsprop_variant(
-            config, f"rmsprop l1={config.l1_strength:g} dropout={config.dropout_rate:g}",
-            l1=config.l1_strength, dropout=config.dropout_rate),
+        mlp_variant(config, f"rmsprop rho={config.rho:g}"),
+        *(mlp_variant(config, f"rmsprop rho={rho:g}", rho=rho) for rho in config.rhos),
+        *(mlp_variant(config, f"rmsprop l2={a:g}", l2=a) for a in config.l2_strengths),
+        mlp_variant(config, bad_name, **bad),
+        *(mlp_variant(config, f"{bad_name} l2={a:g}", l2=a, **bad) for a in config.l2_strengths),
+        mlp_variant(config, f"rmsprop l1={config.l1_strength:g} dropout={config.dropout_rate:g}",
+                    l1=config.l1_strength, dropout=config.dropout_rate),
     ]
 
 
-def search_variant(config, first: int, second: int, l2: float, learning_rate: float) -> Variant:
-    return rmsprop_variant(config, f"{first}-{second} l2={l2:g} lr={learning_rate:g}",
-                           hidden=(first, second), l2=l2, learning_rate=learning_rate,
-                           kernel_init="he")
+def search_variant(config, first: int, second: int, l2: float, learning_rate: float):
+    return mlp_variant(config, f"{first}-{second} l2={l2:g} lr={learning_rate:g}",
+                       hidden=(first, second), l2=l2, learning_rate=learning_rate,
+                       kernel_init="he")
 
 
 def run_search(config, data, log: cli.Log) -> dict:
     """The grid at the full budget, then Hyperband reusing its scores; both bests retrained."""
-    space = [search_variant(config, *setting) for setting in itertools.product(
-        config.search_first, config.search_second, config.search_l2, config.search_learning_rates)]
+    settings = list(itertools.product(config.search_first, config.search_second, config.search_l2,
+                                      config.search_learning_rates))
+    space = [search_variant(config, *setting) for setting in settings]
     fits: dict[str, dict] = {}  # every record trained for the search, by fit
 
     def evaluate(indices: list[int], epochs: int) -> np.ndarray:
@@ -175,14 +163,15 @@ def run_search(config, data, log: cli.Log) -> dict:
                             seed=config.seed, known={(t.config, t.epochs): t.score
                                                      for t in grid.trials})
     bests = {"grid": space[grid.best], "hyperband": space[band.best]}
+    distinct = list({v.name: v for v in bests.values()}.values())
     return {
-        "records": train_variants(config, "search-best", list(dict.fromkeys(bests.values())),
+        "records": train_variants(config, "search-best", distinct,
                                   data, on_train_and_validation=True, log=log),
         "grid": fits.pop("search-grid"), "hyperband": band,
         "hyperband_records": [r for records in fits.values() for r in records.values()],
-        "grid_rows": [{"variant": v.name, "hidden": f"{v.hidden[0]}-{v.hidden[1]}", "l2": v.l2,
-                       "learning_rate": v.learning_rate, "objective": t.score}
-                      for v, t in zip(space, grid.trials)],
+        "grid_rows": [{"variant": v.name, "hidden": f"{first}-{second}", "l2": l2,
+                       "learning_rate": rate, "objective": t.score}
+                      for v, (first, second, l2, rate), t in zip(space, settings, grid.trials)],
         "space": [variant.name for variant in space],
         "best": {method: variant.name for method, variant in bests.items()},
         "grid_epochs_spent": grid.epochs_spent, "hyperband_epochs_trained": band.epochs_trained,
@@ -203,7 +192,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     log(f"MNIST: {len(data.y_train)} train / {len(data.y_validation)} validation / "
         f"{len(data.y_test)} test images")
     tuned = search_variant(config, *config.tuned)
-    chosen = {"batch_size": [rmsprop_variant(config, f"batch {size}", batch_size=size)
+    chosen = {"batch_size": [mlp_variant(config, f"batch {size}", batch_size=size)
                              for size in config.batch_sizes],
               "design": design_variants(config),
               "tuned": [tuned._replace(name=f"tuned {tuned.name}")]}
@@ -220,15 +209,14 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
             select_by="val_accuracy" if study == "tuned" else None)}
     for result in studies.values():  # seed 0's kernels at initialization, for the figure
         reference = result["records"][result["reference"]]
-        variant = reference["variant"]
-        runs = train.init_runs(model_for(variant.hidden, variant.dropout, variant.kernel_init),
-                               optimizer_for(variant.optimizer), seeds=[0])
+        runs = train.init_runs(reference["variant"].model, reference["variant"].optimizer,
+                               seeds=[0])
         reference["initial_kernels"] = [np.asarray(k)[0] for k in kernels(runs.state.params)]
     return {"config": config, "studies": studies}
 
 
 def variant_row(study: str, record: dict) -> dict:
-    variant: Variant = record["variant"]
+    variant: train.Variant = record["variant"]
     row = {"study": study, "variant": variant.name} | {key: record[key] for key in (
         "trained_on", "batch_size", "updates", "fit_runs", "run_seconds", "compile_seconds")}
     row |= stats.mean_std_columns({"test_accuracy": 100 * record["test_accuracy"],
@@ -353,8 +341,11 @@ def write(config, results: dict) -> cli.Report:
         drawn |= figures(study, result)
         studies[study] = {key: value for key, value in result.items()
                           if key not in ("records", "grid", "hyperband_records")}
-        studies[study]["variants"] = {name: {k: v for k, v in record.items() if k not in heavy}
-                                      for name, record in result["records"].items()}
+        studies[study]["variants"] = {
+            name: {k: v for k, v in record.items() if k not in heavy} | {"variant": {
+                **record["variant"].hyperparams, "l1": record["variant"].l1,
+                "l2": record["variant"].l2, "batch_size": record["variant"].batch_size}}
+            for name, record in result["records"].items()}
     return cli.Report(markdown=summary(config, results),
                       results={"config": config, "studies": studies},
                       tables={"results.csv": rows}, figures=drawn, metrics=metrics)
