@@ -144,7 +144,8 @@ def classic_study(config, seeds: int, log: Callable[[str], None]) -> tuple[dict,
         start = time.perf_counter()
         # A diverging run overflows, as it does in the classic exercise; that is a result.
         with scipy_reference.single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
-            for index, sw in enumerate(study.sweeps(config)):
+            for index, sw in enumerate(sw for method in config.methods
+                                       for sw in study.sweeps(config, method)):
                 finals[size, index] = np.array(
                     [
                         [

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import math
 
-import jax
 import numpy as np
 import optax
 import scipy.special
@@ -68,22 +67,6 @@ def first_of_each_digit(labels: np.ndarray) -> np.ndarray:
     return np.asarray([found[0] for found in indices])
 
 
-def codes_and_reconstructions(
-    result: train.FitResult, run: int, inputs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``run``'s codes and reconstructions of ``inputs`` (one compiled call)."""
-    params, rest = jax.tree.map(lambda leaf: np.asarray(leaf)[run], (result.params, result.rest))
-
-    @jax.jit
-    def apply(params, rest, inputs):
-        model = nnx.merge(result.eval_graph, params, rest)
-        code = model.encode(inputs)
-        return code, model.decode(code)
-
-    code, reconstruction = apply(params, rest, inputs)
-    return np.asarray(code), np.asarray(reconstruction)
-
-
 def output_bias(config: default_config.Config, data: datasets.MnistSplits) -> float:
     """The output layers' initial bias: ``logit`` of the mean training pixel, or 0."""
     if not config.output_bias_at_mean:
@@ -114,8 +97,9 @@ def run_model(
     ).values()
     test = train.evaluate(result.fit, task, (model_inputs(name, data.x_test),),
                           batch_size=EVAL_BATCH)
-    code, reconstruction = codes_and_reconstructions(
-        result.fit, config.figure_run, model_inputs(name, data.x_test[digits]))
+    model = result.fit.model(config.figure_run)
+    code = np.asarray(model.encode(model_inputs(name, data.x_test[digits])))
+    reconstruction = np.asarray(model.decode(code))
     row = {
         "model": name, "parameters": parameters, "code_shape": "x".join(map(str, code.shape[1:])),
         "test_mse_per_seed": np.asarray(test["mse"]).tolist(),

@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import numpy as np
 import optax
-import scipy.linalg
 
 import optlab
 from configs import spectrogram_anomaly as default_config
@@ -69,50 +68,6 @@ def load_data(config: default_config.Config) -> Data:
                 sounds.test_labels, sounds.test_kinds)
 
 
-def detection(validation_scores: np.ndarray, test_scores: np.ndarray, test_kinds: np.ndarray,
-              sigmas: float) -> dict:
-    """Flags the test clips whose score exceeds ``mean + sigmas * std`` (ddof 1) of the
-    held-out normal clips' scores. Returns the threshold, the confusion counts (TP: an
-    anomaly flagged, FP: a normal clip flagged), the detection and false-positive rates
-    and the anomalies detected per kind."""
-    threshold = float(np.mean(validation_scores) + sigmas * np.std(validation_scores, ddof=1))
-    flagged = test_scores > threshold
-    anomalous = test_kinds != machine_sounds.NORMAL
-    row = {"threshold": threshold, "tp": int(np.sum(flagged & anomalous)),
-           "fp": int(np.sum(flagged & ~anomalous)), "fn": int(np.sum(~flagged & anomalous)),
-           "tn": int(np.sum(~flagged & ~anomalous))}
-    row["detection_rate"] = row["tp"] / max(1, int(anomalous.sum()))
-    row["false_positive_rate"] = row["fp"] / max(1, int((~anomalous).sum()))
-    return row | {kind: int(np.sum(flagged & (test_kinds == index)))
-                  for index, kind in enumerate(FAULT_KINDS, start=1)}
-
-
-def clip_mse(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-    """Per-clip MSE: ``inputs`` ``(n, ...)``, ``reconstructions`` ``(..., n, ...)`` of the
-    same trailing shape (e.g. a runs axis first); returns the leading axes ``(..., n)``."""
-    squared = (np.asarray(reconstructions, np.float64) - np.asarray(inputs, np.float64)) ** 2
-    return squared.reshape(*squared.shape[: squared.ndim - inputs.ndim + 1], -1).mean(axis=-1)
-
-
-def reference_scores(config, data: Data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Validation and test scores of the two reference detectors, fit on ``data.train``:
-    the MSE to the mean training spectrogram, and the MSE of a clip's reconstruction from
-    the top ``k`` principal components (``scipy.linalg.svd`` of the centred data)."""
-    flat_train = data.train.reshape(data.train.shape[0], -1).astype(np.float64)
-    mean = flat_train.mean(axis=0)
-    basis = scipy.linalg.svd(flat_train - mean, full_matrices=False)[2][: config.pca_components]
-
-    def centred(clips):
-        return clips.reshape(clips.shape[0], -1) - mean
-
-    def pca(clips):
-        return clip_mse(centred(clips), (centred(clips) @ basis.T) @ basis)
-
-    return {"mean spectrogram": tuple(np.mean(centred(clips) ** 2, axis=1)
-                                      for clips in (data.validation, data.test)),
-            f"PCA {config.pca_components}": (pca(data.validation), pca(data.test))}
-
-
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Generates the data, trains the seeds, scores the test clips (no file output)."""
     log(SYNTHETIC_NOTE)
@@ -131,11 +86,11 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     clips = np.concatenate([data.validation, data.test])
     reconstructions = np.asarray(train.predict(result.fit, clips, batch_size=PREDICT_BATCH))
     held_out = data.validation.shape[0]
-    scores = clip_mse(clips, reconstructions)
+    scores = machine_sounds.clip_mse(clips, reconstructions)
     runs, histograms = [], {}
     for index, seed in enumerate(result.seeds):
         runs.append({"detector": AUTOENCODER, "seed": seed}
-                    | detection(scores[index, :held_out], scores[index, held_out:],
+                    | machine_sounds.detection(scores[index, :held_out], scores[index, held_out:],
                                 data.test_kinds, config.threshold_sigmas)
                     | {key: float(result.history[key][index, -1])
                        for key in ("train_loss", "val_loss")})
@@ -150,8 +105,10 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
                   "run_seconds": result.fit.run_seconds}
                  | stats.mean_std_columns({key: [run[key] for run in runs]
                                            for key in SPREAD_FORMATS}, SPREAD_FORMATS)]
-    for name, (validation, test) in reference_scores(config, data).items():
-        row = detection(validation, test, data.test_kinds, config.threshold_sigmas)
+    references = machine_sounds.reference_scores(data.train, (data.validation, data.test),
+                                                 config.pca_components)
+    for name, (validation, test) in references.items():
+        row = machine_sounds.detection(validation, test, data.test_kinds, config.threshold_sigmas)
         detectors.append({"detector": name, "seeds": 1} | row
                          | {f"{key}_text": format(row[key], SPREAD_FORMATS[key]) for key in row}
                          | {"seeds_meeting_target": int(row["tp"] > TARGET_DETECTED)})

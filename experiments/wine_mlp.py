@@ -69,11 +69,6 @@ def make_optimizer(variant: str, learning_rate: float) -> optax.GradientTransfor
     return optax.chain(sgd, models.project_exponents()) if variant == "power" else sgd
 
 
-def _run_params(tree, run: int):
-    """Run ``run``'s leaves, sliced on the host (eager device indexing compiles per leaf)."""
-    return jax.tree.map(lambda leaf: np.asarray(leaf)[run], tree)
-
-
 def manual_check(config, variant: str, result: train.VariantResult, data) -> dict:
     """Seed 0 at the first rate trained again with the hand-written backward pass, from
     the same initial weights on the same minibatches (``manual_mlp.fit``)."""
@@ -81,17 +76,14 @@ def manual_check(config, variant: str, result: train.VariantResult, data) -> dic
     runs = train.init_runs(model_fn(config, variant), optimizer, seeds=[result.seeds[0]],
                            hyperparams={"learning_rate": [config.learning_rates[0]]},
                            l2=config.l2)
-    initial = manual_mlp.from_model(
-        nnx.merge(runs.train_graph, *_run_params((runs.state.params, runs.state.rest), 0)))
+    initial = manual_mlp.from_model(runs.model(0))
     start = time.perf_counter()
     trained, losses = jax.block_until_ready(manual_mlp.fit(
         initial, optimizer, runs.state.shuffle_key[0],
         (np.asarray(data.x_train, np.float32), data.y_train), l2=config.l2,
         batch_size=config.batch_size, epochs=config.epochs))
     seconds = time.perf_counter() - start
-    autodiff = manual_mlp.from_model(nnx.merge(
-        result.fit.eval_graph, *_run_params((result.fit.params, result.fit.rest),
-                                            result.runs.start)))
+    autodiff = manual_mlp.from_model(result.fit.model(result.runs.start))
     gap = np.abs(np.asarray(losses) - result.history["train_loss"][0])
     x_test = np.asarray(data.x_test, np.float32)
     return {

@@ -339,7 +339,8 @@ def contour_figure(
       A Figure with one axes per panel (contours, one line per path, start, end and
       minimizer markers, a legend) and a colour bar each.
     """
-    panels = paths if all(isinstance(p, Mapping) for p in paths.values()) else {title: paths}
+    nested = paths and all(isinstance(p, Mapping) for p in paths.values())
+    panels = paths if nested else {title: paths}
     fig, axes = panel_figure(len(panels), ncols=min(ncols, len(panels)),
                              size_per_panel=(6.5, 5.5))
     for ax, (panel_title, panel_paths) in zip(axes, panels.items()):

@@ -32,61 +32,6 @@ def results():
     return study.run_study(CONFIG, log=lambda line: None)
 
 
-def test_detection_counts_match_a_clip_by_clip_reference():
-    rng = np.random.default_rng(0)
-    validation = rng.normal(1.0, 0.1, size=30)
-    test = rng.normal(1.2, 0.3, size=50)
-    kinds = rng.integers(0, 5, size=50)
-    row = study.detection(validation, test, kinds, sigmas=2.0)
-    mean = sum(validation) / len(validation)
-    std = (sum((v - mean) ** 2 for v in validation) / (len(validation) - 1)) ** 0.5
-    threshold = mean + 2 * std
-    counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
-    per_kind = [0] * 5
-    for score, kind in zip(test, kinds):
-        flagged = score > threshold
-        key = ("t" if flagged == (kind != 0) else "f") + ("p" if flagged else "n")
-        counts[key] += 1
-        per_kind[kind] += flagged
-    assert row["threshold"] == pytest.approx(threshold)
-    assert {key: row[key] for key in counts} == counts
-    assert [row[kind] for kind in study.FAULT_KINDS] == per_kind[1:]
-    assert row["detection_rate"] == counts["tp"] / np.sum(kinds != 0)
-    assert row["false_positive_rate"] == counts["fp"] / np.sum(kinds == 0)
-
-
-def test_clip_mse_keeps_leading_axes():
-    inputs = np.arange(12.0).reshape(3, 2, 2)
-    reconstructions = np.stack([inputs + 1.0, inputs - 2.0])  # (runs, clips, ...)
-    np.testing.assert_allclose(study.clip_mse(inputs, reconstructions), [[1.0] * 3, [4.0] * 3])
-    np.testing.assert_allclose(study.clip_mse(inputs, inputs * 0.0), [3.5, 31.5, 91.5])
-
-
-def test_reference_detectors_match_their_definitions():
-    rng = np.random.default_rng(1)
-    low_rank = rng.normal(size=(20, 2)) @ rng.normal(size=(2, 8 * 16))
-    clips = (low_rank + 0.01 * rng.normal(size=low_rank.shape)).reshape(20, 8, 16, 1)
-    data = study.Data(clips[:12], clips[12:16], clips[16:], np.zeros(4), np.zeros(4))
-    config = dataclasses.replace(CONFIG, pca_components=2)
-    scores = study.reference_scores(config, data)
-    template_validation, _ = scores["mean spectrogram"]
-    mean = data.train.mean(axis=0)
-    np.testing.assert_allclose(
-        template_validation, [np.mean((clip - mean) ** 2) for clip in data.validation]
-    )
-    # Reference PCA: the top eigenvectors of the training clips' scatter matrix.
-    flat = data.train.reshape(12, -1)
-    centred_train = flat - flat.mean(axis=0)
-    _, eigenvectors = np.linalg.eigh(centred_train.T @ centred_train)
-    top = eigenvectors[:, -2:]
-    for clips, pca_scores in zip((data.validation, data.test), scores["PCA 2"]):
-        centred = clips.reshape(len(clips), -1) - flat.mean(axis=0)
-        residual = centred - centred @ top @ top.T
-        np.testing.assert_allclose(pca_scores, np.mean(residual**2, axis=1), rtol=1e-6)
-    pca_validation = scores["PCA 2"][0]
-    assert np.all(template_validation > 100 * pca_validation)
-
-
 def test_results_have_one_row_per_seed_with_consistent_counts(results):
     assert results["data"]["synthetic"] is True
     assert results["data"]["validation_clips"] == 4 and results["data"]["train_clips"] == 16

@@ -190,6 +190,17 @@ def test_evaluate_and_predict_match_the_history_at_the_best_epoch(batched):
     np.testing.assert_allclose(accuracies, scores["accuracy"], rtol=1e-6)
 
 
+def test_a_runs_model_holds_its_own_weights_before_and_after_training():
+    runs = train.init_runs(TinyNet, _adam(), [3, 4])
+    trained = _fit(runs, max_epochs=1)
+    for run in (0, 1):
+        for model, params in ((runs.model(run), runs.state.params), (trained.model(run),
+                                                                     trained.params)):
+            np.testing.assert_array_equal(model.hidden.kernel[...],
+                                          np.asarray(params["hidden"]["kernel"])[run])
+    assert not np.allclose(runs.model(0).hidden.kernel[...], runs.model(1).hidden.kernel[...])
+
+
 def test_class_scores_match_scikit_learn_on_every_run(batched):
     scores = train.class_scores(batched, VAL, CLASSES, batch_size=7)
     predictions = np.argmax(train.predict(batched, VAL[0]), axis=-1)

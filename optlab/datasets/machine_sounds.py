@@ -57,6 +57,11 @@ amplitudes,
 noise colour and level, gain) hides the faults from a fixed template; a model of the
 normal clips is needed. ``severity`` moves the difficulty.
 
+Scoring: :func:`clip_mse` is a clip's reconstruction error, :func:`detection` the
+threshold rule and its counts per fault kind, and :func:`reference_scores` the two
+detectors without training (the distance to the mean training spectrogram, and a PCA
+reconstruction).
+
 Bad arguments raise ``ValueError`` (or ``TypeError`` for a non-integer count).
 """
 
@@ -65,12 +70,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.fft
+import scipy.linalg
 
 from optlab.datasets import audio
 
@@ -432,3 +438,46 @@ class BandStandardizer:
             )
         scaled = (spectrograms - self.mean[:, None]) / self.std[:, None]
         return scaled.astype(np.float32)
+
+
+def clip_mse(inputs: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Per-clip MSE in float64: ``inputs`` ``(n, ...)``, ``reconstructions`` ``(..., n, ...)``
+    of the same trailing shape (e.g. a runs axis first); returns the leading axes
+    ``(..., n)``."""
+    squared = (np.asarray(reconstructions, np.float64) - np.asarray(inputs, np.float64)) ** 2
+    return squared.reshape(*squared.shape[: squared.ndim - inputs.ndim + 1], -1).mean(axis=-1)
+
+
+def detection(normal_scores: np.ndarray, test_scores: np.ndarray, test_kinds: np.ndarray,
+              sigmas: float) -> dict:
+    """Flags the test clips whose score exceeds ``mean + sigmas * std`` (ddof 1) of the
+    scores of held-out normal clips.
+
+    Returns the threshold, the confusion counts ``tp``, ``fp``, ``fn``, ``tn`` (TP: an
+    anomaly flagged, FP: a normal clip flagged), ``detection_rate`` and
+    ``false_positive_rate``, and per fault kind (``KINDS[1:]``) the clips of it flagged.
+    """
+    threshold = float(np.mean(normal_scores) + sigmas * np.std(normal_scores, ddof=1))
+    flagged = test_scores > threshold
+    anomalous = test_kinds != NORMAL
+    row = {"threshold": threshold, "tp": int(np.sum(flagged & anomalous)),
+           "fp": int(np.sum(flagged & ~anomalous)), "fn": int(np.sum(~flagged & anomalous)),
+           "tn": int(np.sum(~flagged & ~anomalous))}
+    row["detection_rate"] = row["tp"] / max(1, int(anomalous.sum()))
+    row["false_positive_rate"] = row["fp"] / max(1, int((~anomalous).sum()))
+    return row | {kind: int(np.sum(flagged & (test_kinds == index)))
+                  for index, kind in enumerate(KINDS) if index != NORMAL}
+
+
+def reference_scores(train: np.ndarray, clips: Sequence[np.ndarray],
+                     components: int) -> dict[str, list[np.ndarray]]:
+    """The scores of ``clips`` (each ``(n, ...)``) by two detectors fit on ``train``:
+    "mean spectrogram", the MSE to the mean training clip, and "PCA k", the MSE of a clip's
+    reconstruction from the top ``k = components`` principal components of the training
+    clips (``scipy.linalg.svd`` of the centred data)."""
+    flat_train = train.reshape(train.shape[0], -1).astype(np.float64)
+    mean = flat_train.mean(axis=0)
+    basis = scipy.linalg.svd(flat_train - mean, full_matrices=False)[2][:components]
+    centred = [c.reshape(c.shape[0], -1) - mean for c in clips]
+    return {"mean spectrogram": [np.mean(c**2, axis=1) for c in centred],
+            f"PCA {components}": [clip_mse(c, (c @ basis.T) @ basis) for c in centred]}

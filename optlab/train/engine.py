@@ -129,6 +129,22 @@ class Runs(NamedTuple):
     def count(self) -> int:
         return len(self.seeds["init"])
 
+    def model(self, run: int) -> nnx.Module:
+        """Run ``run``'s model as initialized, in eval mode."""
+        return _run_model(self.eval_graph, (self.state.params, self.state.rest), run)
+
+
+def _run_model(graph: nnx.GraphDef, state: tuple, run: int) -> nnx.Module:
+    """One run's model; its leaves are cut on the host (indexing each device array would
+    compile a program per leaf), but for random keys, which have no host form."""
+
+    def cut(leaf):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return leaf[run]
+        return np.asarray(leaf)[run]
+
+    return nnx.merge(graph, *jax.tree.map(cut, state))
+
 
 def _seed_array(name: str, seeds, count: int | None = None) -> np.ndarray:
     array = np.asarray(seeds)
@@ -273,8 +289,7 @@ class FitResult(NamedTuple):
 
     def model(self, run: int) -> nnx.Module:
         """Run ``run``'s model in eval mode, e.g. for predictions."""
-        params, rest = jax.tree.map(lambda leaf: leaf[run], (self.params, self.rest))
-        return nnx.merge(self.eval_graph, params, rest)
+        return _run_model(self.eval_graph, (self.params, self.rest), run)
 
 
 class _Carry(NamedTuple):
