@@ -41,7 +41,8 @@ from absl import flags
 from experiments.kit import cli
 from experiments import pcg as study
 from experiments.bench_quasi_newton import machine
-from experiments.kit.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
+from experiments.kit.scipy_reference import (
+    scipy_cg, scipy_preconditioner, single_threaded_blas, timed)
 from optlab import linalg, sweep
 from optlab.status import Status
 
@@ -97,8 +98,8 @@ def compare_solves(A, b, x0, *, tol: float, repeats: int, log) -> list[dict]:
 def ic0_setup(A, repeats: int) -> dict:
     """Median time of ``optlab.linalg.ic0(A)`` after a warm-up, and of the bare factor."""
     linalg.ic0(A)  # warm-up: first use of the small device kernels that move the arrays
-    _, total = study.timed(lambda: linalg.ic0(A), repeats)
-    _, factor = study.timed(lambda: linalg.ic0_factor(A), repeats)
+    _, total = timed(lambda: linalg.ic0(A), repeats)
+    _, factor = timed(lambda: linalg.ic0_factor(A), repeats)
     return {"ic0_seconds": total, "factor_seconds": factor}
 
 

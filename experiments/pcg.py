@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import statistics
-import time
 from typing import Callable
 
 import jax
@@ -35,14 +34,15 @@ import scipy.sparse.linalg
 
 from configs import pcg as default_config
 from experiments.kit import cli, options
-from experiments.kit.scipy_reference import scipy_cg, scipy_preconditioner, single_threaded_blas
+from experiments.kit.scipy_reference import (
+    scipy_cg, scipy_preconditioner, single_threaded_blas, timed)
 from optlab import linalg, plots, report, stats, sweep
 from optlab.status import Status
 
 PRECONDITIONERS: dict[str, Callable | None] = {
     "none": None, "jacobi": linalg.jacobi, "ic0": linalg.ic0, "ideal": linalg.ideal,
 }
-DENSE_EIGENVALUES_MAX_N = 5000
+DENSE_MAX_N = 5000  # every eigenvalue of A up to this n, else the extremes by eigsh
 
 
 def validate(config: default_config.Config) -> None:
@@ -61,19 +61,6 @@ def load_matrix(matrix: str, size: int) -> tuple[str, scipy.sparse.csr_array]:
     return matrix, scipy.sparse.csr_array(linalg.read_matrix_market(matrix))
 
 
-def eigenvalue_bounds(config, A) -> tuple[float, float, str]:
-    """``(lambda_min, lambda_max, how)`` of the SPD matrix ``A``."""
-    if config.matrix == "poisson2d":
-        return (*linalg.poisson2d_eigenvalue_bounds(config.size), "closed form")
-    if A.shape[0] <= DENSE_EIGENVALUES_MAX_N:
-        eigenvalues = np.linalg.eigvalsh(A.toarray())
-        return float(eigenvalues[0]), float(eigenvalues[-1]), "numpy.linalg.eigvalsh"
-    largest = scipy.sparse.linalg.eigsh(A, k=1, which="LA", return_eigenvectors=False)[0]
-    smallest = scipy.sparse.linalg.eigsh(A, k=1, sigma=0.0, which="LM",
-                                         return_eigenvectors=False)[0]
-    return float(smallest), float(largest), "scipy.sparse.linalg.eigsh (shift-invert)"
-
-
 def layout_name(A_op) -> str:
     if isinstance(A_op, linalg.DiagonalMatrix):
         return f"by diagonals ({len(A_op.offsets)} diagonals)"
@@ -89,16 +76,6 @@ def time_matvecs(A, A_op, v, repeats: int) -> dict[str, float]:
     _, optlab_seconds = timed(lambda: matvec(A_op, v_jax), calls)
     _, scipy_seconds = timed(lambda: A @ v, calls)
     return {"optlab": optlab_seconds, "scipy": scipy_seconds}
-
-
-def timed(fn: Callable, repeats: int):
-    """``fn()``'s last value and the median wall time of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return value, statistics.median(times)
 
 
 def solve(A, b, x0, precond, *, tol, max_iters, history) -> linalg.CGResult:
@@ -191,7 +168,9 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
 def _run_study(config: default_config.Config, log: cli.Log) -> dict:
     name, A = load_matrix(config.matrix, config.size)
     n = A.shape[0]
-    lambda_min, lambda_max, how = eigenvalue_bounds(config, A)
+    lambda_min, lambda_max, how = ((*linalg.poisson2d_eigenvalue_bounds(config.size), "closed form")
+                                   if config.matrix == "poisson2d"
+                                   else linalg.eigenvalue_bounds(A, dense_max_n=DENSE_MAX_N))
     log(f"{name}: n = {n}, {A.nnz} stored nonzeros, cond(A) = {lambda_max / lambda_min:.4g}")
     rng = np.random.default_rng(config.seed)
     b = config.rhs_scale * rng.standard_normal(n)

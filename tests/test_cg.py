@@ -8,6 +8,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from jax.experimental import sparse
 
+from optlab import linalg
 from optlab.linalg import (
     DiagonalMatrix,
     as_matvec,
@@ -244,3 +245,13 @@ def test_sparse_matrix_chooses_diagonals_for_stencils_only():
         sparse_matrix(np.eye(3))
     with pytest.raises(ValueError, match="shape"):
         DiagonalMatrix.from_scipy(poisson2d(3, as_scipy=True)) @ jnp.ones(4)
+
+
+def test_eigenvalue_bounds_dense_and_by_shift_invert_agree():
+    A = linalg.poisson2d(12, as_scipy=True)  # 144 unknowns
+    expected = linalg.poisson2d_eigenvalue_bounds(12)
+    dense = linalg.eigenvalue_bounds(A)
+    iterative = linalg.eigenvalue_bounds(A, dense_max_n=100)
+    assert dense[2] == "numpy.linalg.eigvalsh" and "eigsh" in iterative[2]
+    for low, high, _ in (dense, iterative):
+        np.testing.assert_allclose((low, high), expected, rtol=1e-9)

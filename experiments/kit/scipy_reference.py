@@ -18,9 +18,11 @@ scipy is timed.
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from typing import Callable, NamedTuple
 
+import jax
 import numpy as np
 import scipy.linalg
 import scipy.optimize
@@ -68,6 +70,17 @@ def minimize_to_distance(
     )
     seconds = time.perf_counter() - start
     return ScipyRun(int(result.nit), float(np.linalg.norm(result.x - x_star)), seconds)
+
+
+def timed(fn: Callable, repeats: int):
+    """``fn()``'s last value and the median wall time of ``repeats`` calls, each waited for
+    (``jax.block_until_ready``): set-ups, products and solves of either library."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return value, statistics.median(times)
 
 
 class ScipyCG(NamedTuple):

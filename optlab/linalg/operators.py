@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
+import scipy.sparse.linalg
 from jax.experimental import sparse
 
 Matvec = Callable[[jax.Array], jax.Array]
@@ -182,6 +183,21 @@ def poisson2d_eigenvalue_bounds(N: int) -> tuple[float, float]:
     ``4 - 4 cos(pi / (N + 1))`` and ``4 + 4 cos(pi / (N + 1))``."""
     c = np.cos(np.pi / (N + 1))
     return float(4.0 - 4.0 * c), float(4.0 + 4.0 * c)
+
+
+def eigenvalue_bounds(A, *, dense_max_n: int = 5000) -> tuple[float, float, str]:
+    """``(lambda_min, lambda_max, how)`` of a symmetric positive definite scipy or NumPy
+    matrix: every eigenvalue of the dense matrix up to ``dense_max_n`` rows
+    (``numpy.linalg.eigvalsh``), else the two extremes by ``scipy.sparse.linalg.eigsh``,
+    the smallest by shift-invert about 0; ``how`` names the method."""
+    _check_square(A.shape)
+    if A.shape[0] <= dense_max_n:
+        eigenvalues = np.linalg.eigvalsh(A.toarray() if scipy.sparse.issparse(A) else A)
+        return float(eigenvalues[0]), float(eigenvalues[-1]), "numpy.linalg.eigvalsh"
+    largest = scipy.sparse.linalg.eigsh(A, k=1, which="LA", return_eigenvectors=False)[0]
+    smallest = scipy.sparse.linalg.eigsh(A, k=1, sigma=0.0, which="LM",
+                                         return_eigenvectors=False)[0]
+    return float(smallest), float(largest), "scipy.sparse.linalg.eigsh (shift-invert)"
 
 
 def _check_square(shape) -> None:
