@@ -202,7 +202,6 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
     solution = jax.tree.map(np.asarray, problem.solution)
     best = float(solution.loss)
     target = config.target_factor * best
-    per_epoch = minibatch.batches_per_epoch(n, config.batch_size)
     log(f"{size}: data and least squares in {problem_timing}, loss {best:.4f}, target "
         f"{target:.4f}; initial weights and minibatches of {config.seeds} seeds in "
         f"{inputs_timing}")
@@ -218,14 +217,15 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
         for sw, (losses, trajectories) in zip(method_sweeps, outputs):
             new_rows = summary_rows(size, sw, losses, target, config.record_every, timing)
             rows += new_rows
-            paths = None if trajectories is None else [
-                trajectories[i, stats.median_index(losses[i, :, -1])]
-                for i in range(len(sw.settings))]
-            sweep_results.append({"method": sw.method, "sweep": sw.name, "labels": list(sw.labels),
-                                  "losses": losses, "paths": paths})
+            sweep_results.append({
+                "method": sw.method, "sweep": sw.name, "labels": list(sw.labels),
+                "losses": losses, "paths": None if trajectories is None else [
+                    path[stats.median_index(curves[:, -1])]
+                    for path, curves in zip(trajectories, losses)]})
             log(f"  {sw.name} sweep: reached the target "
                 f"{sum(row['reached'] for row in new_rows)}/{losses.shape[0] * losses.shape[1]}"
                 f", diverged {sum(row['diverged'] for row in new_rows)}")
+    per_epoch = minibatch.batches_per_epoch(n, config.batch_size)
     context = {
         "n": n, "d": d, "least_squares_loss": best, "target": target,
         "least_squares_weights": solution.weights,
@@ -245,33 +245,35 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     sizes = {f"{n}x{d}": run_size(config, n, d, log) for n, d in config.sizes}
     programs = [p for entry in sizes.values() for p in entry["programs"]]
     contexts = [entry["context"] for entry in sizes.values()]
+
+    def total(key, entries):
+        return sum(entry[key] for entry in entries)
+
     totals = {
         "sweeps": sum(len(entry["sweeps"]) for entry in sizes.values()),
-        "programs": len(programs), "runs": sum(p["runs"] for p in programs),
+        "programs": len(programs), "runs": total("runs", programs),
         # One call of every compiled program that does the runs' work: the methods'
         # sweeps and the seeds' minibatches (not the data and least squares, their input).
-        "run_s": sum(p["run_s"] for p in programs) + sum(c["inputs_s"] for c in contexts),
-        "problems_s": sum(c["problem_s"] for c in contexts),
-        "compile_s": sum(p["compile_s"] for p in programs)
-        + sum(c["inputs_compile_s"] + c["problem_compile_s"] for c in contexts),
+        "run_s": total("run_s", programs) + total("inputs_s", contexts),
+        "problems_s": total("problem_s", contexts),
+        "compile_s": total("compile_s", programs) + total("inputs_compile_s", contexts)
+        + total("problem_compile_s", contexts),
         "wall_s": time.perf_counter() - start,
     }
     return {"config": config, "devices": str(jax.devices()), "sizes": sizes, "totals": totals}
 
 
 def render_tables(config, results: dict) -> str:
-    parts = []
-    for entry in results["sizes"].values():
-        context = entry["context"]
-        parts.append("\n".join([
-            f"## n = {context['n']}, d = {context['d']}: {config.seeds} seeds, "
-            f"{config.steps} steps of {config.batch_size} rows", "",
-            f"{context['epochs']:.3g} epochs of {context['batches_per_epoch']} minibatches "
-            f"({context['rows_dropped_per_epoch']} rows dropped per epoch). Least-squares "
-            f"loss L(w*) = {context['least_squares_loss']:.4f}; target "
-            f"{config.target_factor:g} L(w*) = {context['target']:.4f}, checked every "
-            f"{config.record_every} step(s).", "",
-            report.markdown_table(entry["rows"], COLUMNS)]))
+    parts = [
+        "\n".join([
+            f"## n = {c['n']}, d = {c['d']}: {config.seeds} seeds, {config.steps} steps of "
+            f"{config.batch_size} rows", "",
+            f"{c['epochs']:.3g} epochs of {c['batches_per_epoch']} minibatches "
+            f"({c['rows_dropped_per_epoch']} rows dropped per epoch). Least-squares "
+            f"loss L(w*) = {c['least_squares_loss']:.4f}; target {config.target_factor:g} "
+            f"L(w*) = {c['target']:.4f}, checked every {config.record_every} step(s).", "",
+            report.markdown_table(entry["rows"], COLUMNS)])
+        for entry in results["sizes"].values() for c in (entry["context"],)]
     totals = results["totals"]
     seconds = {key: report.format_seconds(totals[key])
                for key in ("run_s", "problems_s", "compile_s", "wall_s")}
