@@ -253,7 +253,7 @@ def validate(config: default_config.Config) -> None:
 
 STUDY = cli.Study(
     "spectrogram_anomaly", default_config.get_config, run_study, write, validate=validate,
-    smoke_flags=("--n_train=10", "--n_test_normal=2", "--n_test_anomalous=4", "--seeds=1",
+    smoke_flags=("--n_train=10", "--n_test_normal=6", "--n_test_anomalous=4", "--seeds=1",
                  "--epochs=1", "--batch_size=8", "--pca_components=2", "--validation_fraction=0.2"),
 )
 
