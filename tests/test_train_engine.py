@@ -423,3 +423,17 @@ def test_results_do_not_depend_on_the_number_of_devices(tmp_path, batched):
         assert len(sharded.files) == len(expected)
         for index, leaf in enumerate(expected):
             np.testing.assert_allclose(sharded[f"arr_{index}"], leaf, rtol=1e-6, atol=1e-7)
+
+
+def test_runs_of_one_model_and_optimizer_share_their_compiled_programs():
+    from optlab.train import engine
+
+    optimizer = _adam()
+    first = train.init_runs(TinyNet, optimizer, [1, 2])
+    hits = engine._run_builder.cache_info().hits
+    second = train.init_runs(TinyNet, optimizer, [3, 4])
+    assert engine._run_builder.cache_info().hits == hits + 1
+    predictions = engine._predict._cache_size()
+    for runs in (first, second):
+        train.predict(_fit(runs, max_epochs=1), VAL[0])
+    assert engine._predict._cache_size() == predictions + 1

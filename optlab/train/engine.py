@@ -231,6 +231,26 @@ def init_runs(
         jax.eval_shape(optimizer.init, abstract_params), hyperparams or {}, count
     )
 
+    try:
+        build = _run_builder(model_fn, optimizer)
+    except TypeError:  # an unhashable model_fn or optimizer: a program of its own
+        build = _run_builder.__wrapped__(model_fn, optimizer)
+    state = build(
+        seeds.astype(np.uint32), dropout_seeds.astype(np.uint32), shuffle_seeds.astype(np.uint32),
+        l1, l2, hyperparams,
+    )
+    seed_lists = {
+        "init": seeds.tolist(), "shuffle": shuffle_seeds.tolist(), "dropout": dropout_seeds.tolist()
+    }
+    return Runs(train_graph, eval_graph, optimizer, state, seed_lists, penalized)
+
+
+@functools.lru_cache(maxsize=64)
+def _run_builder(model_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+    """The compiled function that builds runs of ``model_fn`` with ``optimizer``, kept per
+    pair: every eager op would compile a small program, and the grids and searches of a
+    study build many runs of the same model."""
+
     def build(init_seed, dropout_seed, shuffle_seed, l1, l2, hyperparams):
         rngs = nnx.Rngs(
             params=_stream_key(init_seed, _INIT_STREAM),
@@ -240,15 +260,7 @@ def init_runs(
         opt_state = optax.tree_utils.tree_set(optimizer.init(params), **hyperparams)
         return RunState(params, rest, opt_state, _stream_key(shuffle_seed, _SHUFFLE_STREAM), l1, l2)
 
-    # One compiled call builds everything: eager ops would each compile a small program.
-    state = jax.jit(jax.vmap(build))(
-        seeds.astype(np.uint32), dropout_seeds.astype(np.uint32), shuffle_seeds.astype(np.uint32),
-        l1, l2, hyperparams,
-    )
-    seed_lists = {
-        "init": seeds.tolist(), "shuffle": shuffle_seeds.tolist(), "dropout": dropout_seeds.tolist()
-    }
-    return Runs(train_graph, eval_graph, optimizer, state, seed_lists, penalized)
+    return jax.jit(jax.vmap(build))
 
 
 def _per_run_hyperparams(
@@ -793,12 +805,19 @@ def predict(result: FitResult, inputs, *, batch_size: int | None = None) -> jax.
     inputs = np.asarray(inputs, np.float32)
     rows = inputs.shape[0]
     (batches,), _ = _padded_batches((inputs,), min(batch_size or rows, rows))
+    return _predict(result.eval_graph, rows, result.params, result.rest, batches)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _predict(graph: nnx.GraphDef, rows: int, params, rest, batches) -> jax.Array:
+    """:func:`predict`'s program, one per model graph and shapes: the fits of a grid or a
+    search that share a model compile it once."""
 
     def one_run(params, rest):
-        outputs = lax.map(nnx.merge(result.eval_graph, params, rest), batches)
+        outputs = lax.map(nnx.merge(graph, params, rest), batches)
         return outputs.reshape(-1, *outputs.shape[2:])[:rows]
 
-    return jax.jit(jax.vmap(one_run))(result.params, result.rest)
+    return jax.vmap(one_run)(params, rest)
 
 
 def class_scores(
@@ -812,17 +831,16 @@ def class_scores(
     """
     inputs, labels = data
     logits = predict(result, inputs, batch_size=batch_size)
-
-    @jax.jit
-    @jax.vmap
-    def scores(logits):
-        confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.argmax(logits, -1),
-                                             num_classes)
-        return confusion, metrics.precision_recall_f1(confusion).f1
-
-    confusion, f1 = jax.device_get(scores(logits))
+    confusion, f1 = jax.device_get(_class_scores(logits, jnp.asarray(labels), num_classes))
     return {"accuracy": np.trace(confusion, axis1=1, axis2=2) / len(labels), "f1": f1,
             "confusion": confusion}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+@functools.partial(jax.vmap, in_axes=(0, None, None))
+def _class_scores(logits, labels, num_classes):
+    confusion = metrics.confusion_matrix(labels, jnp.argmax(logits, -1), num_classes)
+    return confusion, metrics.precision_recall_f1(confusion).f1
 
 
 def _mean_of_trained(values: np.ndarray) -> float:
