@@ -179,12 +179,6 @@ def run_search(config, data, log: cli.Log) -> dict:
     }
 
 
-def trained(result: dict) -> list[dict]:
-    """Every record a study trained: those it shows and, for the search, those it scored."""
-    return [*result["records"].values(), *result.get("grid", {}).values(),
-            *result.get("hyperband_records", [])]
-
-
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs the chosen studies (no file output) and returns their results."""
     data = datasets.mnist_splits(train_limit=config.train_limit, test_limit=config.test_limit,
@@ -201,12 +195,11 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         if study == "search":
             studies[study] = run_search(config, data, log)
             continue
-        variants = chosen[study]
-        reference = next((v.name for v in variants if v.batch_size == config.batch_size),
-                         variants[0].name) if study == "batch_size" else variants[0].name
-        studies[study] = {"reference": reference, "records": train_variants(
-            config, study, variants, data, log=log,
-            select_by="val_accuracy" if study == "tuned" else None)}
+        studies[study] = {"reference": next(  # the batch study's: the other studies' batch
+            (v.name for v in chosen[study] if v.batch_size == config.batch_size
+             or study != "batch_size"), chosen[study][0].name),
+            "records": train_variants(config, study, chosen[study], data, log=log,
+                                      select_by="val_accuracy" if study == "tuned" else None)}
     for result in studies.values():  # seed 0's kernels at initialization, for the figure
         reference = result["records"][result["reference"]]
         runs = train.init_runs(reference["variant"].model, reference["variant"].optimizer,
@@ -219,10 +212,10 @@ def variant_row(study: str, record: dict) -> dict:
     variant: train.Variant = record["variant"]
     row = {"study": study, "variant": variant.name} | {key: record[key] for key in (
         "trained_on", "batch_size", "updates", "fit_runs", "run_seconds", "compile_seconds")}
-    row |= stats.mean_std_columns({"test_accuracy": 100 * record["test_accuracy"],
-                                   "test_f1": record["test_f1"]}, PERCENT | {"test_f1": ".4f"})
-    if "val_accuracy" in record:
-        row |= stats.mean_std_columns({"val_accuracy": 100 * record["val_accuracy"]}, PERCENT)
+    row |= stats.mean_std_columns(
+        {key: record[key] * (1 if key == "test_f1" else 100)
+         for key in ("test_accuracy", "test_f1", "val_accuracy") if key in record},
+        {"test_accuracy": ".2f", "val_accuracy": ".2f", "test_f1": ".4f"})
     if study == "batch_size" and variant.batch_size in COURSEWORK_BATCH_RUNS:
         row["coursework_accuracy"], row["coursework_seconds"] = COURSEWORK_BATCH_RUNS[
             variant.batch_size]
@@ -231,7 +224,6 @@ def variant_row(study: str, record: dict) -> dict:
     return row
 
 
-PERCENT = {"test_accuracy": ".2f", "val_accuracy": ".2f"}
 SECONDS = report.format_seconds
 COLUMNS = [("variant", "variant"), ("trained_on", "trained on"), ("updates", "updates"),
            ("test_accuracy_text", "test accuracy % (mean ± std)"),
@@ -259,8 +251,11 @@ def summary(config, results: dict) -> str:
     lines = [f"# MNIST MLP on {data}: {config.seeds} seeds, {config.epochs} epochs, "
              "mean ± std over seeds", "",
              "Variants in one fit are trained together; their fit time is shared.",
-             *training_log.resume_lines({r["fit"]: r["first_epoch"] for result in
-                                         results["studies"].values() for r in trained(result)})]
+             # Every fit a study trained: those it shows and, for the search, those it scored.
+             *training_log.resume_lines({
+                 r["fit"]: r["first_epoch"] for result in results["studies"].values()
+                 for r in [*result["records"].values(), *result.get("grid", {}).values(),
+                           *result.get("hyperband_records", [])]})]
     for study, result in results["studies"].items():
         rows = [variant_row(study, record) for record in result["records"].values()]
         lines += ["", f"## {STUDY_TITLES[study]}", "",

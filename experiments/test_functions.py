@@ -66,11 +66,9 @@ def describe(method: Method) -> str:
 def selected(config: Config) -> tuple[Scenario, ...]:
     """The scenarios that ``--scenario`` names, with ``--sigma``, ``--lr`` and ``--beta``."""
     by_name = {scenario.name: scenario for scenario in config.scenarios}
-    names = by_name if config.scenario is None else dict.fromkeys(config.scenario)
     chosen = []
-    for name in names:
-        scenario = by_name[name]
-        methods = []
+    for name in by_name if config.scenario is None else dict.fromkeys(config.scenario):
+        scenario, methods = by_name[name], []
         for method in scenario.methods:
             if config.lr is not None:
                 method = dataclasses.replace(method, learning_rate=config.lr)
@@ -124,25 +122,20 @@ def seed_run(scenario: Scenario, method: Method) -> Callable[[jax.Array], Runs]:
 
     def one(seed):
         noisy = optax.chain(first_order.add_gaussian_noise(scenario.sigma, seed), rule)
-        result = optlab.minimize(
-            test_function.fn, x0, noisy, stop=optlab.stopping.never(), max_iters=scenario.steps,
-            history=scenario.steps + 1, record_params=True,
-        )
+        result = optlab.minimize(test_function.fn, x0, noisy, stop=optlab.stopping.never(),
+                                 max_iters=scenario.steps, history=scenario.steps + 1,
+                                 record_params=True)
         paths = result.history.params
-        return Runs(
-            paths=paths, values=result.history.values,
-            distances=jax.vmap(test_function.distance)(paths), status=result.status,
-            iterations=result.iterations,
-        )
+        return Runs(paths, result.history.values, jax.vmap(test_function.distance)(paths),
+                    result.status, result.iterations)
 
     return one
 
 
 def run_method(config: Config, scenario: Scenario, method: Method) -> tuple[Runs, sweep.Timing]:
     """Every noise seed of one method on one scenario, as one compiled program."""
-    return sweep.run_seeds(
-        seed_run(scenario, method), jnp.arange(config.seeds), repeats=config.repeats
-    )
+    return sweep.run_seeds(seed_run(scenario, method), jnp.arange(config.seeds),
+                           repeats=config.repeats)
 
 
 def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Timing) -> dict:
@@ -232,7 +225,7 @@ def run_scenario(config: Config, scenario: Scenario, log: cli.Log) -> dict:
         summary = summarize_method(label, runs, config.threshold, timing)
         row, per_seed[label] = summary["row"], summary["per_seed"]
         rows.append(row)
-        median_seeds[label] = stats.median_index(summary["per_seed"]["final_distance"])
+        median_seeds[label] = stats.median_index(per_seed[label]["final_distance"])
         paths[label] = np.asarray(runs.paths[median_seeds[label]])
         log(f"{scenario.name} / {label}: {row['reached_text']} below {config.threshold:g} "
             f"(iterations {row['iterations_text']}), final distance "
@@ -248,10 +241,8 @@ def run_scenario(config: Config, scenario: Scenario, log: cli.Log) -> dict:
 
 def run_study(config: Config, log: cli.Log = print) -> dict:
     """Runs every scenario (no file output) and returns the results."""
-    results = {"config": dataclasses.asdict(config), "devices": str(jax.devices()), "scenarios": {}}
-    for scenario in selected(config):
-        results["scenarios"][scenario.name] = run_scenario(config, scenario, log)
-    return results
+    return {"config": dataclasses.asdict(config), "devices": str(jax.devices()),
+            "scenarios": {s.name: run_scenario(config, s, log) for s in selected(config)}}
 
 
 def render_tables(config: Config, results: dict) -> str:
