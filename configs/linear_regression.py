@@ -11,14 +11,12 @@ from experiments.kit.options import (
 
 def parse_sizes(texts: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
     """``("500x2", "10000x5")`` -> ``((500, 2), (10000, 5))``."""
-    sizes = []
-    for text in texts:
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    matches = [re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text) for text in texts]
+    for text, match in zip(texts, matches):
         if match is None:
-            raise ValueError(
-                f"--sizes takes NxD pairs separated by commas, e.g. 500x2,10000x5; got {text!r}")
-        sizes.append((int(match[1]), int(match[2])))
-    return tuple(sizes)
+            raise ValueError(f"--sizes takes NxD pairs separated by commas, e.g. "
+                             f"500x2,10000x5; got {text!r}")
+    return tuple((int(match[1]), int(match[2])) for match in matches)
 
 
 @dataclasses.dataclass(frozen=True)

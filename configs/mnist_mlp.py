@@ -15,16 +15,11 @@ OBJECTIVES = ("val_accuracy", "val_f1")
 
 def parse_batch_sizes(texts: tuple[str, ...]) -> tuple[int | str, ...]:
     """``("1", " n", "256")`` -> ``(1, "N", 256)``."""
-    sizes: list[int | str] = []
-    for text in texts:
-        text = text.strip()
-        if text.upper() == FULL_BATCH:
-            sizes.append(FULL_BATCH)
-        elif text.isdigit() and int(text) > 0:
-            sizes.append(int(text))
-        else:
-            raise ValueError(f"--batch_sizes takes positive integers or N, got {text!r}")
-    return tuple(sizes)
+    sizes = tuple(text.strip().upper() for text in texts)
+    for size in sizes:
+        if size != FULL_BATCH and not (size.isdigit() and int(size) > 0):
+            raise ValueError(f"--batch_sizes takes positive integers or N, got {size!r}")
+    return tuple(size if size == FULL_BATCH else int(size) for size in sizes)
 
 
 @dataclasses.dataclass(frozen=True)
