@@ -14,15 +14,8 @@ from optlab import models
 
 # 240 / 60 / 100 images, a small CNN, 2 seeds, 3 epochs of 4 steps.
 CONFIG = dataclasses.replace(
-    default_config.get_config(),
-    train_limit=300,
-    test_limit=100,
-    conv_features=(8, 4),
-    dense_features=(16,),
-    batch_size=60,
-    epochs=3,
-    seeds=2,
-    eval_batch_size=100,
+    default_config.get_config(), train_limit=300, test_limit=100, conv_features=(8, 4),
+    dense_features=(16,), batch_size=60, epochs=3, seeds=2, eval_batch_size=100,
 )
 
 

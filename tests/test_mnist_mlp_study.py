@@ -11,22 +11,10 @@ from experiments import mnist_mlp as study
 # 240 train / 60 validation / 200 test images, 2 seeds, 3 epochs, small hidden layers:
 # every study, with as few distinct compiled programs as each allows (9 fits).
 CONFIG = dataclasses.replace(
-    default_config.get_config(),
-    train_limit=300,
-    test_limit=200,
-    seeds=2,
-    epochs=3,
-    batch_size=48,
-    learning_rate=3e-3,
-    hidden=(32, 16),
-    batch_sizes=(1, "N"),
-    rhos=(0.01,),
-    l2_strengths=(0.01,),
-    search_first=(16,),
-    search_second=(16,),
-    search_l2=(1e-6, 1e-3),
-    search_learning_rates=(1e-2, 1e-3),
-    tuned=(16, 16, 1e-6, 1e-2),
+    default_config.get_config(), train_limit=300, test_limit=200, seeds=2, epochs=3, batch_size=48,
+    learning_rate=3e-3, hidden=(32, 16), batch_sizes=(1, "N"), rhos=(0.01,), l2_strengths=(0.01,),
+    search_first=(16,), search_second=(16,), search_l2=(1e-6, 1e-3),
+    search_learning_rates=(1e-2, 1e-3), tuned=(16, 16, 1e-6, 1e-2),
 )
 
 

@@ -11,14 +11,8 @@ from experiments import nab_anomaly as study
 
 # Short windows of the first 400 training points, 2 seeds, 2 epochs, two programs.
 CONFIG = dataclasses.replace(
-    default_config.get_config(),
-    train_points=400,
-    window_length=32,
-    seeds=2,
-    epochs=2,
-    batch_size=64,
-    momentum_sweep=(0.0, 0.9),
-    families=("sgd", "adam"),
+    default_config.get_config(), train_points=400, window_length=32, seeds=2, epochs=2,
+    batch_size=64, momentum_sweep=(0.0, 0.9), families=("sgd", "adam"),
 )
 
 

@@ -14,15 +14,8 @@ from experiments import spectrogram_anomaly as study
 # clip costs tens of milliseconds per training pass on this CPU; the clips are few; 20 training
 # and 20 test clips share one compiled synthesis program.
 CONFIG = dataclasses.replace(
-    default_config.get_config(),
-    n_train=20,
-    n_test_normal=12,
-    n_test_anomalous=8,
-    validation_fraction=0.2,
-    seeds=2,
-    epochs=2,
-    batch_size=16,
-    pca_components=4,
+    default_config.get_config(), n_train=20, n_test_normal=12, n_test_anomalous=8,
+    validation_fraction=0.2, seeds=2, epochs=2, batch_size=16, pca_components=4,
     synthesis_batch=20,
 )
 
