@@ -1,14 +1,12 @@
 r"""The MNIST MLP 784-128-256-10 of the coursework: design choices and tuning.
 
 Question: what do batch size, RMSprop's rho, a bad initialization, L1 / L2 and dropout do
-to this MLP, which configuration do a grid search and Hyperband pick, and does the
-coursework's tuned MLP reach 98% on the full set? The MLP (``optlab.models.MLP``, ReLU,
-softmax cross-entropy) trains with RMSprop as Keras has it unless a variant says
-otherwise, on the coursework's subset (4800 / 1200 / 1000 images; ``--full``: 48 000 /
-12 000 / 10 000). Variants of one shape are the runs of one program; the search's
-objective is the mean over seeds of the final validation accuracy (or macro F1), its
-best configuration retrained on train + validation; ``tuned`` keeps each seed's epoch of
-best validation accuracy.
+to this MLP (``optlab.models.MLP``, ReLU, RMSprop as Keras has it unless a variant says
+otherwise), which configuration do a grid search and Hyperband pick, and does the tuned
+MLP reach 98% on the full set? Data: the coursework's subset, 4800 / 1200 / 1000 images
+(``--full``: 48 000 / 12 000 / 10 000). Variants of one shape are the runs of one program.
+The search scores the mean over seeds of the final validation accuracy (or macro F1) and
+retrains its best on train + validation; ``tuned`` keeps each seed's best epoch.
 
     python -m experiments.mnist_mlp
     python -m experiments.mnist_mlp --study=batch_size --seeds=5 --epochs=100
@@ -18,8 +16,8 @@ best validation accuracy.
 Writes table.md (per study and variant, mean ± std over seeds: test accuracy and macro
 F1, validation accuracy, updates, fit and compile time; the coursework's figures beside),
 results.json, results.csv, metrics.jsonl and per study STUDY_learning_curves.png,
-STUDY_weights.png (each layer's kernel before and after training, seed 0 of the study's
-reference variant) and STUDY_confusion.png.
+STUDY_weights.png (the reference variant's kernels before and after training, seed 0)
+and STUDY_confusion.png.
 """
 
 from __future__ import annotations
