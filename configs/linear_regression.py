@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 from experiments.kit.options import (
-    Check, at_least, decay_rate, each, greater_than, option, positive)
+    Check, at_least, decay_rate, each, option, positive)
 
 
 def parse_sizes(texts: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
@@ -53,7 +53,8 @@ class Config:
         check=each(decay_rate()))
     target_factor: float = option(
         1.1, "A run reaches the target when the full-data loss is at most this times the "
-        "least-squares loss L(w*).", check=greater_than(1))
+        "least-squares loss L(w*).",
+        check=Check(lambda factor: factor > 1, "must be greater than 1", "1"))
     record_every: int = option(1, "Steps between records of the full-data loss.", flag="",
                                check=at_least(1))
     seed: int = option(0, "Root seed: the data of every size and the runs' keys.", flag="")

@@ -61,7 +61,6 @@ def test_values_that_do_not_parse_or_fail_a_check_name_the_flag():
 @pytest.mark.parametrize("check, good, bad", [
     (options.positive(), 1e-9, 0.0),
     (options.non_negative(), 0.0, -1e-9),
-    (options.greater_than(1), 1.5, 1.0),
     (options.decay_rate(), 0.0, 1.0),
     (one_of(("a", "b")), "b", "c"),
     (some_of(("a", "b")), ("b", "a"), ("a", "a")),

@@ -48,10 +48,6 @@ def at_least(bound: float) -> Check:
     return Check(lambda value: value >= bound, f"must be at least {bound:g}", f"{bound - 1:g}")
 
 
-def greater_than(bound: float) -> Check:
-    return Check(lambda value: value > bound, f"must be greater than {bound:g}", f"{bound:g}")
-
-
 def decay_rate() -> Check:
     """A decay rate such as momentum's beta: in [0, 1)."""
     return Check(lambda value: 0 <= value < 1, "must lie in [0, 1)", "1")
