@@ -268,6 +268,26 @@ def test_load_wine_splits_stratified_and_scales_with_training_statistics():
     assert split.x_test.min() < 0 or split.x_test.max() > 1
 
 
+def test_load_wine_coursework_is_scikit_learns_split_of_the_scaled_table():
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+
+    table = datasets.load_wine_table().values
+    scaled = MinMaxScaler().fit_transform(table[:, :-1])
+    labels = (table[:, -1] >= 6).astype(np.int32)
+    x_train, x_test, y_train, y_test = train_test_split(scaled, labels, test_size=0.25,
+                                                        random_state=1)
+    split = datasets.load_wine_coursework()
+    assert (len(split.y_train), len(split.y_test)) == (1199, 400)
+    np.testing.assert_allclose(split.x_train, x_train, atol=1e-6)
+    np.testing.assert_allclose(split.x_test, x_test, atol=1e-6)
+    np.testing.assert_array_equal(split.y_train, y_train)
+    np.testing.assert_array_equal(split.y_test, y_test)
+    # The first test rows are RandomState(1)'s first indices.
+    first = np.random.RandomState(1).permutation(1599)[:3]
+    np.testing.assert_allclose(split.x_test[:3], scaled[first], atol=1e-6)
+
+
 def test_load_wine_is_seeded():
     first, again, other = (datasets.load_wine(seed=seed) for seed in (0, 0, 1))
     np.testing.assert_array_equal(first.x_test, again.x_test)

@@ -222,3 +222,71 @@ def test_fit_takes_the_engines_minibatches_and_equals_steps_with_jax_grad():
     np.testing.assert_allclose(losses, epoch_losses, rtol=1e-10)
     predictions = np.argmax(manual_mlp.forward(trained, x), axis=1)
     assert manual_mlp.accuracy(trained, x, labels) == pytest.approx(np.mean(predictions == labels))
+
+
+def _per_row_sum(params, x, labels):
+    """The gradient summed over rows, one row at a time: the hand computation."""
+    rows = [jax.grad(manual_mlp.loss)(params, x[i : i + 1], labels[i : i + 1])
+            for i in range(x.shape[0])]
+    return jax.tree.map(lambda *g: sum(g), *rows)
+
+
+def test_coursework_gradients_sum_kernels_and_average_the_plain_biases():
+    x, labels = _data(count=7)
+    params = _random_params((1,))
+    mean = manual_mlp.gradients(params, x, labels)
+    summed = _per_row_sum(params, x, labels)
+    expected = [{name: summed[l][name] / 7 if name == "bias" and "exponent" not in layer
+                 else summed[l][name] for name in layer} for l, layer in enumerate(params)]
+    _assert_trees_close(manual_mlp.coursework_gradients(mean, 7), expected, atol=1e-10)
+
+
+def test_coursework_optimizer_steps_each_group_at_its_rate_with_l2_on_kernels():
+    params = _random_params((1,))
+    grads = jax.tree.map(jnp.ones_like, params)
+    optimizer = manual_mlp.coursework_optimizer(params, learning_rate=1e-3, power_rate=5e-4,
+                                                l2=0.01)
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    for layer, update in zip(params, updates):
+        rate = 5e-4 if "exponent" in layer else 1e-3
+        np.testing.assert_allclose(update["kernel"], -rate * (1 + 0.01 * layer["kernel"]))
+        np.testing.assert_allclose(update["bias"], -rate * np.ones_like(layer["bias"]))
+        if "exponent" in layer:
+            np.testing.assert_allclose(update["exponent"], -1e-3)
+
+
+def test_fit_in_order_takes_the_same_unshuffled_batches_every_epoch_and_the_last_partial_one():
+    x, labels = _data(count=21)  # batches of 8, 8 and 5 rows
+    params = manual_mlp.coursework_init(jax.random.key(0), SIZES, power_layers=(2,),
+                                        dtype=jnp.float64)
+    optimizer = manual_mlp.coursework_optimizer(params)
+
+    def gradient_fn(p, bx, by):
+        return manual_mlp.coursework_gradients(manual_mlp.gradients(p, bx, by), bx.shape[0])
+
+    trained, losses = manual_mlp.fit_in_order(params, optimizer, (x, labels), batch_size=8,
+                                              epochs=2, gradient_fn=gradient_fn)
+    expected, state, epoch_losses = params, optimizer.init(params), []
+    for _ in range(2):
+        batch_losses = []
+        for start in (0, 8, 16):
+            bx, by = x[start : start + 8], labels[start : start + 8]
+            batch_losses.append(manual_mlp.loss(expected, bx, by))
+            grads = manual_mlp.coursework_gradients(_per_row_sum(expected, bx, by), 1)
+            grads = [{n: g / len(by) if n == "bias" and "exponent" not in layer else g
+                      for n, g in layer.items()} for layer in grads]
+            updates, state = optimizer.update(grads, state, expected)
+            expected = optax.apply_updates(expected, updates)
+        epoch_losses.append(np.mean(batch_losses))
+    _assert_trees_close(trained, expected, atol=1e-10)
+    np.testing.assert_allclose(losses, epoch_losses, rtol=1e-10)
+
+
+def test_coursework_init_draws_from_the_coursework_ranges():
+    params = manual_mlp.coursework_init(jax.random.key(3), (11, 16, 12, 8, 2), power_layers=(2,))
+    for index, layer in enumerate(params):
+        low, high = (0.0, 1.0) if index == 2 else (-0.5, 0.5)
+        for name in ("kernel", "bias"):
+            assert low <= float(layer[name].min()) and float(layer[name].max()) <= high
+        assert float(layer["kernel"].min()) < low + 0.1 and float(layer["kernel"].max()) > high - 0.1
+    assert 1.4 <= float(params[2]["exponent"]) <= 2.0 and "exponent" not in params[1]

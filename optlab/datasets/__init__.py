@@ -47,7 +47,8 @@ from optlab.datasets.nab import (
     load_nab,
     sliding_windows,
 )
-from optlab.datasets.wine import WineSplit, WineTable, load_wine, load_wine_table
+from optlab.datasets.wine import (
+    WineSplit, WineTable, load_wine, load_wine_coursework, load_wine_table)
 
 __all__ = [
     "BandStandardizer",
@@ -64,6 +65,7 @@ __all__ = [
     "load_mnist",
     "load_nab",
     "load_wine",
+    "load_wine_coursework",
     "load_wine_table",
     "log_mel_spectrogram",
     "machine_sound",

@@ -16,6 +16,11 @@ physicochemical features and the quality score, with the column names.
   outside it. A feature constant on the training rows is mapped to ``x - min``.
   ``float32``.
 
+:func:`load_wine_coursework` is the coursework's own preparation instead: every row
+min-max scaled together before the split, and scikit-learn's ``train_test_split(
+test_size=0.25, random_state=1)``, which is ``numpy.random.RandomState(1).permutation``:
+its first 400 rows the test set, the other 1199 the training set, in that order.
+
 The file is the original semicolon-separated UCI one (quoted header). Every problem with
 it raises ``ValueError`` naming the file, the line and what is wrong; a missing file
 raises ``FileNotFoundError``. Please cite Cortez et al., Decision Support Systems
@@ -164,3 +169,23 @@ def _parse_row(row: list[str], path: pathlib.Path, line: int) -> list[float]:
 
 def _shipped_dir() -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files("optlab.datasets") / "wine"))
+
+
+def load_wine_coursework(*, threshold: int = 6, path: str | os.PathLike | None = None
+                         ) -> WineSplit:
+    """The coursework's split: all rows min-max scaled, then ``RandomState(1)``'s
+    permutation cut into 400 test rows and 1199 training rows (scikit-learn's
+    ``train_test_split(test_size=0.25, random_state=1)`` without scikit-learn).
+
+    Rows are in the permutation's order, which is the order of the coursework's batches.
+    Raises as :func:`load_wine_table`.
+    """
+    table = load_wine_table(path=path)
+    features, quality = table.values[:, :-1], table.values[:, -1]
+    low, spread = features.min(axis=0), np.ptp(features, axis=0)
+    scaled = ((features - low) / np.where(spread > 0, spread, 1.0)).astype(np.float32)
+    labels = (quality >= threshold).astype(np.int32)
+    order = np.random.RandomState(1).permutation(len(labels))
+    test, train = order[: -(-len(labels) // 4)], order[-(-len(labels) // 4):]
+    return WineSplit(x_train=scaled[train], y_train=labels[train], x_test=scaled[test],
+                     y_test=labels[test], feature_names=FEATURE_NAMES)

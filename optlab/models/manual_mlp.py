@@ -26,7 +26,7 @@ from, and be compared at, the same weights.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,7 @@ from optlab.models.activations import (
     PowerActivation,
     leaky_relu,
     power_activation,
+    project_exponents,
 )
 from optlab.models.mlp import MLP, kernel_initializer
 from optlab.train import minibatch
@@ -229,6 +230,78 @@ def fit(
         return params, losses
 
     return run(params)
+
+
+def coursework_init(key: jax.Array, sizes: Sequence[int], *, power_layers: Sequence[int] = (),
+                    dtype: Any = jnp.float32) -> Params:
+    """The coursework's initialization: every kernel and bias from ``U(-0.5, 0.5)``, but the
+    dense layer before a power activation from ``U(0, 1)`` (its inputs then start
+    positive), and the exponent from ``U(1.4, 2)``."""
+    params = init(key, sizes, power_layers=power_layers, dtype=dtype)
+    keys = jax.random.split(jax.random.fold_in(key, 1), 2 * len(params))
+    for layer, kernel_key, bias_key in zip(params, keys[::2], keys[1::2]):
+        low, high = (0.0, 1.0) if "exponent" in layer else (-0.5, 0.5)
+        layer["kernel"] = jax.random.uniform(kernel_key, layer["kernel"].shape, dtype, low, high)
+        layer["bias"] = jax.random.uniform(bias_key, layer["bias"].shape, dtype, low, high)
+    return params
+
+
+def coursework_gradients(mean_gradients: Params, rows: int) -> Params:
+    """The coursework's gradient from that of the mean loss over a batch of ``rows``: kernel,
+    exponent and power-layer bias gradients summed over the rows (``rows`` times the mean),
+    the other biases' averaged."""
+    return [{name: grad if name == "bias" and "exponent" not in layer else rows * grad
+             for name, grad in layer.items()} for layer in mean_gradients]
+
+
+def coursework_optimizer(params: Params, *, learning_rate: float = 1e-3,
+                         power_rate: float = 5e-4, l2: float = 0.01
+                         ) -> optax.GradientTransformation:
+    """The coursework's steps on :func:`coursework_gradients`: ``l2 * W`` added to every
+    kernel's gradient, kernels, biases and exponents at ``learning_rate``, the kernel and
+    bias of a layer before a power activation at ``power_rate``, exponents kept >= 1.01
+    (:func:`optlab.models.project_exponents`, last)."""
+    groups = {"kernel": optax.chain(optax.add_decayed_weights(l2), optax.sgd(learning_rate)),
+              "bias": optax.sgd(learning_rate), "exponent": optax.sgd(learning_rate),
+              "power kernel": optax.chain(optax.add_decayed_weights(l2), optax.sgd(power_rate)),
+              "power bias": optax.sgd(power_rate)}
+    labels = [{name: f"power {name}" if "exponent" in layer and name != "exponent" else name
+               for name in layer} for layer in params]
+    return optax.chain(optax.multi_transform(groups, labels), project_exponents())
+
+
+def fit_in_order(
+    params: Params,
+    optimizer: optax.GradientTransformation,
+    data: tuple[jax.Array, jax.Array],
+    *,
+    batch_size: int,
+    epochs: int,
+    gradient_fn: Callable[[Params, jax.Array, jax.Array], Params],
+) -> tuple[Params, jax.Array]:
+    """Trains on batches of ``batch_size`` rows in the data's order, the same every epoch,
+    the last partial batch included (the coursework's loop); ``gradient_fn(params, x,
+    labels)`` gives each step's gradient. Returns the final parameters and per epoch the
+    mean of the batches' losses before each step; one compiled program, vmappable over
+    ``params``."""
+    x, labels = jnp.asarray(data[0]), jnp.asarray(data[1], jnp.int32)
+    full = x.shape[0] // batch_size * batch_size
+    batches = (x[:full].reshape(-1, batch_size, x.shape[1]), labels[:full].reshape(-1, batch_size))
+
+    def step(carry, batch):
+        params, opt_state = carry
+        updates, opt_state = optimizer.update(gradient_fn(params, *batch), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss(params, *batch)
+
+    def epoch(carry, _):
+        carry, losses = lax.scan(step, carry, batches)
+        if full < x.shape[0]:
+            carry, last = step(carry, (x[full:], labels[full:]))
+            losses = jnp.append(losses, last)
+        return carry, jnp.mean(losses)
+
+    (params, _), losses = lax.scan(epoch, (params, optimizer.init(params)), None, length=epochs)
+    return params, losses
 
 
 def accuracy(params: Params, x: jax.Array, labels: jax.Array) -> float:
