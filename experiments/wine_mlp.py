@@ -249,17 +249,13 @@ MANUAL_COLUMNS = [
 ]
 
 
-RECIPES = {
-    "coursework": "The coursework's recipe: all rows min-max scaled, scikit-learn's split "
-                  "(random_state 1), U(-0.5, 0.5) weights (the power layer's U(0, 1)), batches "
-                  "in order with the last partial one, summed kernel gradients plus 0.01 W, "
-                  "averaged biases, the power layer's kernel and bias at "
-                  "{config.power_learning_rate:g}; {config.epochs} epochs, "
-                  "{config.power_epochs} for the power network.",
-    "keras": "The Keras reading: a stratified split scaled on the training rows, Glorot "
-             "weights, shuffled batches (the last partial one dropped), mean gradients of "
-             "the loss with an L2 penalty, {config.epochs} epochs; the issue's rate 1e-3 "
-             "and Keras's SGD default 1e-2 run on the same seeds.",
+RECIPES = {  # the summary's sentence on the recipe
+    "coursework": "The coursework's recipe (see the study's docstring), its exponent gradient "
+                  "corrected; {config.epochs} epochs, {config.power_epochs} for the power "
+                  "network; the layer before the power activation at "
+                  "{config.power_learning_rate:g}.",
+    "keras": "The Keras reading: a stratified split, Glorot weights, shuffled batches, mean "
+             "gradients with an L2 penalty, {config.epochs} epochs; every rate on the same seeds.",
 }
 
 
