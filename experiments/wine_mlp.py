@@ -228,27 +228,21 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     }
 
 
-COLUMNS = [
-    ("variant", "variant"), ("learning_rate", "SGD lr", "{:g}"), ("epochs", "epochs"),
-    ("train_accuracy_text", "train accuracy"), ("test_accuracy_text", "test accuracy"),
-    ("test_accuracy_min", "lowest seed's test accuracy", "{:.4f}"),
-    ("above_target", "mean test > target", lambda v: "yes" if v else "no"),
-    ("exponent_text", "learned exponent"),
-    ("final_train_loss_mean", "final train loss", "{:.4f}"),
-    ("run_s", "run time (variant)", report.format_seconds),
-    ("compile_s", "compile", report.format_seconds),
-]
-MANUAL_COLUMNS = [
-    ("variant", "variant"), ("learning_rate", "SGD lr", "{:g}"),
-    ("max_param_difference", "max |param manual - autodiff|", "{:.2e}"),
-    ("max_param_magnitude", "max |param|", "{:.3g}"),
-    ("max_loss_difference", "max |train loss difference|", "{:.2e}"),
-    ("autodiff_test_accuracy", "test accuracy (autodiff)", "{:.4f}"),
-    ("manual_test_accuracy", "test accuracy (manual)", "{:.4f}"),
-    ("manual_seconds", "manual run", report.format_seconds),
-]
-
-
+SECONDS = report.format_seconds
+COLUMNS = [("variant", "variant"), ("learning_rate", "SGD lr", "{:g}"), ("epochs", "epochs"),
+           ("train_accuracy_text", "train accuracy"), ("test_accuracy_text", "test accuracy"),
+           ("test_accuracy_min", "lowest seed's test accuracy", "{:.4f}"),
+           ("above_target", "mean test > target", lambda v: "yes" if v else "no"),
+           ("exponent_text", "learned exponent"),
+           ("final_train_loss_mean", "final train loss", "{:.4f}"),
+           ("run_s", "run time (variant)", SECONDS), ("compile_s", "compile", SECONDS)]
+MANUAL_COLUMNS = [("variant", "variant"), ("learning_rate", "SGD lr", "{:g}"),
+                  ("max_param_difference", "max |param manual - autodiff|", "{:.2e}"),
+                  ("max_param_magnitude", "max |param|", "{:.3g}"),
+                  ("max_loss_difference", "max |train loss difference|", "{:.2e}"),
+                  ("autodiff_test_accuracy", "test accuracy (autodiff)", "{:.4f}"),
+                  ("manual_test_accuracy", "test accuracy (manual)", "{:.4f}"),
+                  ("manual_seconds", "manual run", SECONDS)]
 RECIPES = {  # the summary's sentence on the recipe
     "coursework": "The coursework's recipe (see the study's docstring), its exponent gradient "
                   "corrected; {config.epochs} epochs, {config.power_epochs} for the power "
@@ -294,23 +288,20 @@ def write(config, results: dict) -> cli.Report:
     tables = {"results.csv": results["rows"]}
     if results["manual"]:
         tables["manual.csv"] = results["manual"]
-        fig, (ax,) = plots.panel_figure(1, size_per_panel=(6.0, 4.0))
-        plots.draw_convergence(
-            ax, {entry["variant"]: entry["loss_difference_curve"][None, :]
-                 for entry in results["manual"]},
+        figures["manual_vs_autodiff.png"] = plots.convergence_figure(
+            {entry["variant"]: entry["loss_difference_curve"][None, :]
+             for entry in results["manual"]},
             xlabel="epoch", ylabel="|train loss manual - autodiff|", band=None,
             # Linear: most epochs agree exactly, and a log axis would draw those zeros at
             # the smallest positive difference.
             log_y=False, title="Hand-written gradients against jax.grad (float32)")
-        figures["manual_vs_autodiff.png"] = fig
     return cli.Report(
         markdown=summary(config, results),
         # The per-epoch curves are in metrics.jsonl and the figures.
         results={k: v for k, v in results.items() if k != "histories"} | {"manual": [
             {k: v for k, v in entry.items() if k != "loss_difference_curve"}
             for entry in results["manual"]]},
-        tables=tables, figures=figures,
-        metrics=histories)
+        tables=tables, figures=figures, metrics=histories)
 
 
 def validate(config: default_config.Config) -> None:
