@@ -26,6 +26,7 @@ from, and be compared at, the same weights.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import jax
@@ -211,11 +212,7 @@ def fit(
     steps = minibatch.batches_per_epoch(n, batch_size)
     positions = jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
 
-    def step(carry, batch):
-        params, opt_state = carry
-        grads = gradients(params, *batch, l2=l2)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss(params, *batch)
+    step = _step(optimizer, functools.partial(gradients, l2=l2))
 
     def epoch(carry, index):
         rows = minibatch.random_permutation_at(jax.random.fold_in(shuffle_key, index), n,
@@ -288,10 +285,7 @@ def fit_in_order(
     full = x.shape[0] // batch_size * batch_size
     batches = (x[:full].reshape(-1, batch_size, x.shape[1]), labels[:full].reshape(-1, batch_size))
 
-    def step(carry, batch):
-        params, opt_state = carry
-        updates, opt_state = optimizer.update(gradient_fn(params, *batch), opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss(params, *batch)
+    step = _step(optimizer, gradient_fn)
 
     def epoch(carry, _):
         carry, losses = lax.scan(step, carry, batches)
@@ -302,6 +296,18 @@ def fit_in_order(
 
     (params, _), losses = lax.scan(epoch, (params, optimizer.init(params)), None, length=epochs)
     return params, losses
+
+
+def _step(optimizer: optax.GradientTransformation, gradient_fn: Callable) -> Callable:
+    """One optimizer step on a batch, for ``lax.scan``: carries (params, optimizer state),
+    outputs the batch's loss before the step."""
+
+    def step(carry, batch):
+        params, opt_state = carry
+        updates, opt_state = optimizer.update(gradient_fn(params, *batch), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss(params, *batch)
+
+    return step
 
 
 def accuracy(params: Params, x: jax.Array, labels: jax.Array) -> float:
