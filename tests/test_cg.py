@@ -255,3 +255,19 @@ def test_eigenvalue_bounds_dense_and_by_shift_invert_agree():
     assert dense[2] == "numpy.linalg.eigvalsh" and "eigsh" in iterative[2]
     for low, high, _ in (dense, iterative):
         np.testing.assert_allclose((low, high), expected, rtol=1e-9)
+
+
+def test_a_zero_residual_is_convergence_even_at_tol_zero():
+    # With tol = 0 (or b = 0) the step that solves the system exactly leaves p^T A p = 0;
+    # that is convergence, not a breakdown of positive definiteness.
+    solved = cg(jnp.eye(3), jnp.array([1.0, -2.0, 3.0]), tol=0.0)
+    assert int(solved.status) == Status.CONVERGED and int(solved.iterations) == 1
+    np.testing.assert_array_equal(solved.x, [1.0, -2.0, 3.0])
+    zero = cg(jnp.array([[4.0, 1.0], [1.0, 3.0]]), jnp.zeros(2), tol=0.0)
+    assert int(zero.status) == Status.CONVERGED and int(zero.iterations) == 0
+
+
+@pytest.mark.parametrize("tolerances", [dict(tol=-1e-8), dict(rtol=-0.1), dict(tol=float("nan"))])
+def test_negative_tolerances_are_refused(tolerances):
+    with pytest.raises(ValueError, match="must be non-negative"):
+        cg(jnp.eye(2), jnp.ones(2), **tolerances)

@@ -84,7 +84,8 @@ def cg(
       x0: starting point, shape ``(n,)``; zeros when omitted.
       precond: callable ``r -> z ~ M^{-1} r`` (e.g. :func:`optlab.linalg.jacobi`); none
         when omitted (``M = I``).
-      tol: absolute threshold on ``||r_k||_2`` (stop when strictly below).
+      tol: absolute threshold on ``||r_k||_2`` (stop when strictly below, or at a zero
+        residual); non-negative.
       rtol: when given, also stop when ``||r_k||_2 < rtol ||b||_2``.
       max_iters: the most updates of ``x`` (a Python int); ``10 n`` when omitted.
       history: record ``||r_k||`` for ``k = 0..history-1`` (entry 0 is ``||b - A x0||``);
@@ -120,6 +121,9 @@ def cg(
     if out.shape != b.shape:
         raise ValueError(f"A maps a vector of shape {b.shape} to shape {out.shape}")
     precond = (lambda r: r) if precond is None else precond
+    for name, value in (("tol", tol), ("rtol", rtol)):
+        if value is not None and not isinstance(value, jax.core.Tracer) and not value >= 0:
+            raise ValueError(f"{name} must be non-negative, got {value}")
 
     threshold = jnp.asarray(tol, b.dtype)
     if rtol is not None:
@@ -128,7 +132,9 @@ def cg(
     def classify(residual_norm, iteration, x) -> jax.Array:
         """The status once x_k is known: non-finite wins, then convergence, then the budget."""
         status = jnp.where(iteration >= max_iters, Status.MAX_ITERS, Status.RUNNING)
-        status = jnp.where(residual_norm < threshold, Status.CONVERGED, status)
+        # A zero residual has solved the system, whatever the threshold (tol = 0, b = 0).
+        solved = (residual_norm < threshold) | (residual_norm == 0)
+        status = jnp.where(solved, Status.CONVERGED, status)
         finite = jnp.isfinite(residual_norm) & jnp.all(jnp.isfinite(x))
         return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
 
