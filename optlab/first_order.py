@@ -51,7 +51,7 @@ def _check_eps(eps) -> None:
     _check_number("eps", eps, low=0.0)
 
 
-def sgd(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
+def sgd(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     """Stochastic gradient descent: ``w <- w - a g``.
 
     >>> import jax.numpy as jnp, optax, optlab
@@ -61,7 +61,8 @@ def sgd(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
     Array([-0.1,  0.2], dtype=float32)
     """
     _check_learning_rate(learning_rate)
-    return optax.scale_by_learning_rate(learning_rate)
+    # Extra keyword arguments (value=, grad=, ...) are accepted and ignored, as by optax.
+    return optax.with_extra_args_support(optax.scale_by_learning_rate(learning_rate))
 
 
 class AddGaussianNoiseState(NamedTuple):

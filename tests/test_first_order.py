@@ -516,3 +516,14 @@ def test_noisy_sgd_accepts_a_raw_prng_key():
     raw_update, _ = raw.update(gradient, raw.init(gradient))
     typed_update, _ = typed.update(gradient, typed.init(gradient))
     np.testing.assert_array_equal(raw_update, typed_update)
+
+
+@pytest.mark.parametrize("rule", [
+    optlab.sgd(0.1), optlab.noisy_sgd(0.1, 0.5), optlab.momentum(0.1), optlab.heavy_ball(0.1),
+    optlab.nesterov(0.1), optlab.adagrad(0.1), optlab.rmsprop(0.1), optlab.adam(0.1),
+    optlab.amsgrad(0.1)])
+def test_every_rule_takes_the_extra_arguments_that_optax_passes(rule):
+    # optax.chain and the line searches pass value=, grad=, value_fn= to every member.
+    params = jnp.array([1.0, -2.0])
+    updates, _ = rule.update(params, rule.init(params), params, value=jnp.float32(1.0))
+    assert updates.shape == params.shape
