@@ -224,7 +224,7 @@ class ScaleByAdamState(NamedTuple):
     count: jax.Array  # () int32, steps taken
     mu: PyTree  # like params: m, moving average of g
     nu: PyTree  # like params: v, moving average of g^2
-    nu_max: PyTree  # like params: max over steps of the bias-corrected v (AMSGrad only)
+    nu_max: PyTree | None  # AMSGrad: like params, max over steps of the corrected v; else None
 
 
 def scale_by_adam(
@@ -247,7 +247,9 @@ def scale_by_adam(
 
     def init(params):
         zeros = optax.tree.zeros_like(params)
-        return ScaleByAdamState(jnp.zeros((), jnp.int32), zeros, zeros, zeros)
+        # Plain Adam keeps no maximum: two moment trees, as optax.adam.
+        return ScaleByAdamState(jnp.zeros((), jnp.int32), zeros, zeros,
+                                zeros if amsgrad else None)
 
     def update(updates, state, params=None):
         del params

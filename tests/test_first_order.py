@@ -527,3 +527,11 @@ def test_every_rule_takes_the_extra_arguments_that_optax_passes(rule):
     params = jnp.array([1.0, -2.0])
     updates, _ = rule.update(params, rule.init(params), params, value=jnp.float32(1.0))
     assert updates.shape == params.shape
+
+
+def test_adam_keeps_two_moment_trees_and_amsgrad_three():
+    params = jnp.zeros(100_000)
+    sizes = {name: sum(leaf.size for leaf in jax.tree.leaves(rule.init(params)))
+             for name, rule in (("adam", optlab.adam(0.1)), ("amsgrad", optlab.amsgrad(0.1)))}
+    optax_size = sum(leaf.size for leaf in jax.tree.leaves(optax.adam(0.1).init(params)))
+    assert sizes == {"adam": optax_size, "amsgrad": 300_001} and optax_size == 200_001
