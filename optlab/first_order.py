@@ -140,7 +140,7 @@ def heavy_ball(
     """
     _check_learning_rate(learning_rate)
     _check_decay("gamma", gamma)
-    return optax.chain(optax.scale_by_learning_rate(learning_rate), optax.trace(decay=gamma))
+    return optax.chain(optax.scale_by_learning_rate(learning_rate), _trace(gamma))
 
 
 def nesterov(
@@ -160,9 +160,20 @@ def nesterov(
     """
     _check_learning_rate(learning_rate)
     _check_decay("gamma", gamma)
-    return optax.chain(
-        optax.scale_by_learning_rate(learning_rate), optax.trace(decay=gamma, nesterov=True)
-    )
+    return optax.chain(optax.scale_by_learning_rate(learning_rate), _trace(gamma, nesterov=True))
+
+
+def _trace(gamma: float, nesterov: bool = False) -> optax.GradientTransformation:
+    """``optax.trace`` whose velocity keeps the dtype it was created with: the rate, applied
+    before it, may be float32 while the parameters are bfloat16, and a state that changed
+    dtype between steps could not be carried through ``lax.scan``."""
+    inner = optax.trace(decay=gamma, nesterov=nesterov)
+
+    def update(updates, state, params=None):
+        updates, new_state = inner.update(updates, state, params)
+        return updates, jax.tree.map(lambda new, old: new.astype(old.dtype), new_state, state)
+
+    return optax.GradientTransformation(inner.init, update)
 
 
 def _divide(numerator, second_moment, eps, eps_in_sqrt: bool):

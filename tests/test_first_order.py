@@ -535,3 +535,19 @@ def test_adam_keeps_two_moment_trees_and_amsgrad_three():
              for name, rule in (("adam", optlab.adam(0.1)), ("amsgrad", optlab.amsgrad(0.1)))}
     optax_size = sum(leaf.size for leaf in jax.tree.leaves(optax.adam(0.1).init(params)))
     assert sizes == {"adam": optax_size, "amsgrad": 300_001} and optax_size == 200_001
+
+
+@pytest.mark.parametrize("rule", [optlab.heavy_ball, optlab.nesterov, optlab.momentum])
+def test_momentum_states_keep_their_dtypes_under_scan(rule):
+    # bfloat16 parameters, a float32 rate: the state must not turn float32 after a step.
+    opt = rule(jnp.float32(0.1))
+    params = jnp.ones(3, jnp.bfloat16)
+
+    def step(carry, _):
+        params, state = carry
+        updates, state = opt.update(params, state, params)
+        return (optax.apply_updates(params, updates), state), None
+
+    (params, state), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=3)
+    assert params.dtype == jnp.bfloat16
+    assert {leaf.dtype for leaf in jax.tree.leaves(state) if leaf.ndim} == {jnp.dtype(jnp.bfloat16)}
