@@ -36,7 +36,14 @@ def _check_number(name: str, value, *, low: float, high: float | None = None, cl
     if not number >= low or too_high:
         bracket = "]" if closed_high else ")"
         interval = f"in [{low}, {high}{bracket}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {interval}, got {value!r}")
+        hint = ""
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+            # optax.inject_hyperparams stores hyperparameters in the parameters' dtype.
+            hint = (f"; the value may have been rounded to {jnp.dtype(dtype).name} (0.999 becomes "
+                    "1.0 in bfloat16): keep the hyperparameters in float32 with "
+                    "optax.inject_hyperparams(..., hyperparam_dtype=jnp.float32)")
+        raise ValueError(f"{name} must be {interval}, got {value!r}{hint}")
 
 
 def _check_learning_rate(learning_rate) -> None:

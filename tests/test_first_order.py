@@ -551,3 +551,12 @@ def test_momentum_states_keep_their_dtypes_under_scan(rule):
     (params, state), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=3)
     assert params.dtype == jnp.bfloat16
     assert {leaf.dtype for leaf in jax.tree.leaves(state) if leaf.ndim} == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_a_decay_rounded_to_one_by_bfloat16_says_how_to_keep_it():
+    opt = optax.inject_hyperparams(optlab.adam)(learning_rate=0.1)
+    with pytest.raises(ValueError, match=r"b2 must be in \[0.0, 1.0\).*rounded to bfloat16.*"
+                                         r"hyperparam_dtype=jnp.float32"):
+        opt.init(jnp.ones(3, jnp.bfloat16))
+    opt = optax.inject_hyperparams(optlab.adam, hyperparam_dtype=jnp.float32)(learning_rate=0.1)
+    opt.init(jnp.ones(3, jnp.bfloat16))
