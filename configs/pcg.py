@@ -26,7 +26,8 @@ class Config:
                                    default_text="10 n")
     rhs: int = option(1, "More than 1: also solve that many random right-hand sides in one "
                       "vmapped call.", check=at_least(1))
-    ic0_shift: float = option(0.0, "IC(0) factors A + shift * diag(A) (see linalg.ic0).",
+    ic0_shift: float = option(0.0, "IC(0) factors A + shift * diag(A) (see linalg.ic0); 0 "
+                              "finds the smallest shift that factors A, none if none is needed.",
                               check=non_negative())
     ideal_max_n: int = option(5000, "Skip the ideal preconditioner (a dense n x n Cholesky "
                               "factor) above this n.")

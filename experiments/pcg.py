@@ -94,10 +94,13 @@ def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict]
     """The optlab row, the scipy row (if asked), the vmapped right-hand sides and history."""
     max_iters = 10 * A.shape[0] if config.max_iters is None else config.max_iters
     factory = PRECONDITIONERS[name]
-    if name == "ic0":
-        factory = functools.partial(linalg.ic0, shift=config.ic0_shift)
+    if name == "ic0":  # 0: the smallest shift that factors A, none where none is needed
+        factory = functools.partial(linalg.ic0, shift=config.ic0_shift or "auto")
     precond, setup_seconds = timed((lambda: factory(A)) if factory else (lambda: None),
                                    config.repeats)
+    shift = getattr(precond, "shift", 0.0)  # IC(0)'s, for scipy's rows too
+    if shift:
+        log(f"{name}: IC(0) broke down on A; it factors A + {shift:g} diag(A)")
     plain = functools.partial(solve, tol=config.tol, max_iters=max_iters, history=0)
     result, timing = sweep.time_compiled(plain, A_op, b, x0, precond, repeats=config.repeats)
     iterations = int(result.iterations)
@@ -117,7 +120,7 @@ def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict]
         f"{report.format_seconds(setup_seconds)})")
     extra = {"residual_norms": np.asarray(with_history.residual_norms)}
     if config.scipy:
-        M, scipy_setup = timed(lambda: scipy_preconditioner(name, A, shift=config.ic0_shift),
+        M, scipy_setup = timed(lambda: scipy_preconditioner(name, A, shift=shift),
                                config.repeats)
         runs = [scipy_cg(A, b, x0, tol=config.tol, M=M, max_iters=max_iters)
                 for _ in range(config.repeats)]
@@ -130,11 +133,13 @@ def run_preconditioner(name, A, A_op, b, B, x0, config, log) -> tuple[list[dict]
                      "true_residual": float(np.linalg.norm(b - A @ reference.x))})
         log(f"{name}: scipy {reference.iterations} iterations in {report.format_seconds(seconds)}")
     if B is not None:
-        extra["rhs"] = solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters)
+        extra["rhs"] = solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters,
+                                              shift)
     return rows, extra
 
 
-def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> list[dict]:
+def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters,
+                           shift) -> list[dict]:
     """The ``--rhs`` rows: one vmapped optlab call, and scipy's loop over the same B."""
     placed, _ = sweep.shard_seeds(jnp.asarray(B))
     many = functools.partial(solve_many, tol=config.tol, max_iters=max_iters)
@@ -145,7 +150,7 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters) -> 
              "iterations": stats.summarize(iterations), "converged": int(converged.sum()),
              "seconds": timing.run_seconds}]
     if config.scipy:
-        M = scipy_preconditioner(name, A, shift=config.ic0_shift)
+        M = scipy_preconditioner(name, A, shift=shift)
         runs = [scipy_cg(A, rhs, x0, tol=config.tol, M=M, max_iters=max_iters) for rhs in B]
         rows.append({"preconditioner": name, "solver": "scipy (loop)",
                      "iterations": stats.summarize([run.iterations for run in runs]),

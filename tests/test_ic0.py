@@ -19,6 +19,7 @@ from optlab.linalg import (
     read_matrix_market,
     to_bcoo,
 )
+from optlab.linalg.preconditioners import AUTO_SHIFT_START
 from optlab.status import Status
 
 # Kershaw's matrix: SPD (eigenvalues 3 -+ 2 sqrt 2), yet IC(0) meets a negative pivot.
@@ -186,3 +187,37 @@ def test_ic0_pcg_matches_scipy_with_the_same_factor():
     assert info == 0 and int(result.status) == Status.CONVERGED
     assert abs(int(result.iterations) - count) <= max(1, 0.03 * count)
     np.testing.assert_allclose(result.x, x_scipy, rtol=1e-6, atol=1e-6)
+
+
+def kershaw_chain(blocks: int = 50) -> np.ndarray:
+    """Kershaw's matrix repeated along the diagonal, neighbouring blocks coupled by 0.1: an
+    SPD matrix of 4 * blocks rows with large positive off-diagonal entries."""
+    A = scipy.linalg.block_diag(*[KERSHAW] * blocks)
+    rows = np.arange(4, 4 * blocks, 4)
+    A[rows, rows - 1] = A[rows - 1, rows] = 0.1
+    return A
+
+
+@pytest.mark.parametrize("matrix", [KERSHAW, kershaw_chain()], ids=["kershaw", "chain"])
+def test_ic0_finds_a_shift_by_itself_where_it_breaks_down(matrix):
+    np.testing.assert_array_less(0, np.linalg.eigvalsh(matrix))
+    with pytest.raises(PivotError):
+        ic0(matrix)
+    precond = ic0(matrix, shift="auto")
+    assert 0 < precond.shift
+    # The shift found is the one a factor with it needs: the next smaller one in the
+    # sequence breaks down.
+    ic0_factor(matrix, shift=precond.shift)
+    previous = 0.0 if precond.shift == AUTO_SHIFT_START else precond.shift / 2
+    with pytest.raises(PivotError):
+        ic0_factor(matrix, shift=previous)
+    b = np.ones(matrix.shape[0])
+    result = cg(jnp.asarray(matrix), jnp.asarray(b), precond=precond, tol=1e-10)
+    assert int(result.status) == Status.CONVERGED
+
+
+def test_ic0_auto_keeps_no_shift_where_none_is_needed():
+    matrix = np.array([[4.0, 1.0], [1.0, 3.0]])
+    assert ic0(matrix, shift="auto").shift == 0.0
+    with pytest.raises(ValueError, match="shift"):
+        ic0(matrix, shift="automatic")

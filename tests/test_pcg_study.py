@@ -95,6 +95,26 @@ def test_any_mtx_path_is_accepted(tmp_path):
     assert all(row["status"] == "converged" for row in results["rows"])
 
 
+def test_ic0_finds_its_shift_where_the_matrix_needs_one(tmp_path):
+    import scipy.io
+    import scipy.linalg
+    import scipy.sparse
+
+    # Kershaw's SPD matrix, ten times along the diagonal: IC(0) meets a negative pivot.
+    kershaw = np.array([[3.0, -2.0, 0.0, 2.0], [-2.0, 3.0, -2.0, 0.0], [0.0, -2.0, 3.0, -2.0],
+                        [2.0, 0.0, -2.0, 3.0]])
+    path = tmp_path / "kershaw.mtx"
+    scipy.io.mmwrite(path, scipy.sparse.coo_array(scipy.linalg.block_diag(*[kershaw] * 10)),
+                     symmetry="symmetric")
+    config = dataclasses.replace(CONFIG, matrix=str(path), rhs=2, preconditioners=("ic0",))
+    lines = []
+    results = study.run_study(config, log=lines.append)
+    assert any("IC(0) broke down on A" in line for line in lines)
+    assert {row["status"] for row in results["rows"]} == {"converged"}
+    optlab_row, scipy_row = results["rows"]
+    assert abs(optlab_row["iterations"] - scipy_row["iterations"]) <= 1
+
+
 def test_a_missing_or_non_symmetric_matrix_is_a_readable_error(tmp_path, call_study):
     path = tmp_path / "general.mtx"
     path.write_text("%%MatrixMarket matrix coordinate real general\n2 2 3\n1 1 1\n1 2 2\n2 2 1\n")

@@ -24,7 +24,7 @@ import scipy.sparse
 from jax.experimental import sparse
 
 from optlab.linalg import operators
-from optlab.linalg.incomplete_cholesky import ic0_factor
+from optlab.linalg.incomplete_cholesky import PivotError, ic0_factor
 from optlab.linalg.triangular import SparseTriangular
 
 Preconditioner = Callable[[jax.Array], jax.Array]
@@ -59,6 +59,8 @@ class IncompleteCholesky:
 
     lower: SparseTriangular  # L, level-scheduled for forward substitution
     upper: SparseTriangular  # L^T, level-scheduled for back substitution
+    # L factors A + shift * diag(A); with ic0(A, shift="auto"), the shift it found.
+    shift: float = dataclasses.field(default=0.0, metadata=dict(static=True))
 
     def __call__(self, r: jax.Array) -> jax.Array:
         return self.upper.solve(self.lower.solve(r))
@@ -81,7 +83,10 @@ def jacobi(A) -> Jacobi:
     return Jacobi(inverse_diagonal=1.0 / diag)
 
 
-def ic0(A, shift: float = 0.0) -> IncompleteCholesky:
+AUTO_SHIFT_START = 1e-3  # ic0(shift="auto"): the first shift tried after 0, then doubled
+
+
+def ic0(A, shift: float | str = 0.0) -> IncompleteCholesky:
     """Zero-fill incomplete Cholesky preconditioning: ``M = L L^T``, ``L`` from IC(0).
 
     ``L`` has the sparsity of ``tril(A)`` and ``L L^T`` equals ``A`` on that pattern
@@ -94,7 +99,10 @@ def ic0(A, shift: float = 0.0) -> IncompleteCholesky:
       A: symmetric matrix: scipy sparse, BCOO, DiagonalMatrix or dense. Not a matvec
         callable.
       shift: factor ``A + shift * diag(A)`` (see ``ic0_factor``); use it when IC(0)
-        meets a non-positive pivot.
+        meets a non-positive pivot. ``"auto"`` finds one: 0 first, then
+        :data:`AUTO_SHIFT_START` doubled after every breakdown until the factorization
+        succeeds (Manteuffel's shift, tried as Lin and Moré's ICFS tries it), so that any
+        SPD matrix gets a factor; the result's ``shift`` says which one it used.
 
     Raises:
       ValueError: ``A`` is not square and symmetric, or lacks a positive diagonal.
@@ -108,11 +116,29 @@ def ic0(A, shift: float = 0.0) -> IncompleteCholesky:
         raise TypeError("ic0() needs a matrix, not a matvec callable")
     elif not scipy.sparse.issparse(A):
         A = np.asarray(A)
-    factor = ic0_factor(A, shift=shift)
+    if isinstance(shift, str) and shift == "auto":
+        factor, shift = _shifted_ic0(A)
+    else:
+        factor = ic0_factor(A, shift=shift)
     return IncompleteCholesky(
         lower=SparseTriangular.from_scipy(factor),
         upper=SparseTriangular.from_scipy(factor.T),
+        shift=float(shift),
     )
+
+
+def _shifted_ic0(A) -> tuple[scipy.sparse.csr_array, float]:
+    """The IC(0) factor of ``A + shift * diag(A)`` for the first shift of 0, 1e-3, 2e-3,
+    4e-3, ... that has positive pivots. A large enough shift makes ``A`` diagonally
+    dominant, where IC(0) always succeeds; past 1e6 the matrix is not worth a factor."""
+    shift = 0.0
+    while True:
+        try:
+            return ic0_factor(A, shift=shift), shift
+        except PivotError:
+            if shift > 1e6:
+                raise
+            shift = max(2.0 * shift, AUTO_SHIFT_START)
 
 
 def ideal(A) -> CholeskySolve:
