@@ -137,9 +137,10 @@ def newton(
 
     ``min_curvature=delta`` makes it the modified Newton method of N&W section 3.4: each
     eigenvalue ``l`` of the Hessian is replaced by ``max(|l|, delta)``, so the modified
-    Hessian is positive definite, every step descends, and nothing is singular. With a
-    line search this is the damped, regularized Newton method that converges where pure
-    Newton cycles.
+    Hessian is positive definite, every step descends, and nothing is singular, whatever
+    ``rcond``. With a line search this is the damped, regularized Newton method that
+    converges where pure Newton cycles: ``newton("wolfe", min_curvature=delta)`` is the
+    robust choice (pure Newton can stop at a saddle point or cycle).
     """
     search = _search_name_or_none(line_search)
     if min_curvature is not None and not min_curvature > 0:
@@ -161,7 +162,9 @@ def newton(
         tolerance = (x.size * jnp.finfo(x.dtype).eps if rcond is None else rcond) * jnp.max(
             magnitudes
         )
-        singular = ~(jnp.min(magnitudes) > tolerance)
+        # The modified eigenvalues are all >= min_curvature > 0: nothing is singular then.
+        singular = (~(jnp.min(magnitudes) > tolerance) if min_curvature is None
+                    else jnp.zeros((), bool))
         safe = jnp.where(singular, 1.0, eigenvalues)
         direction = -eigenvectors @ ((eigenvectors.T @ u) / safe)
         direction = jnp.where(singular, 0.0, direction)

@@ -333,3 +333,17 @@ def test_lbfgs_memory_matches_its_definition_after_pushes():
 def test_invalid_arguments_raise(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_modified_newton_is_never_singular_even_below_rcond():
+    # f = x^2 has a zero Hessian eigenvalue along y; min_curvature far below rcond * max|l|
+    # still makes every modified eigenvalue positive, as the docstring promises.
+    def f(v):
+        return v[0] ** 2
+
+    for line_search in (None, "wolfe"):
+        opt = optlab.newton(line_search, min_curvature=1e-20)
+        result = optlab.minimize(f, jnp.array([3.0, 1.0]), opt, stop=grad_norm(1e-8),
+                                 max_iters=20)
+        assert int(result.status) == Status.CONVERGED, Status.describe(result.status)
+        np.testing.assert_allclose(result.params, [0.0, 1.0], atol=1e-8)
