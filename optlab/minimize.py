@@ -134,8 +134,9 @@ def minimize(
             else jax.tree.map(write, buffers.params, params),
         )
 
-    def classify(carry: _Carry, cycling, opt_status) -> jax.Array:
-        """The status after a step: a failure wins, then convergence, then the limits."""
+    def classify(carry: _Carry, cycling, opt_status, saddle=None) -> jax.Array:
+        """The status after a step: a failure wins, then convergence (``SADDLE`` where the
+        rule saw negative curvature), then the limits."""
         finite = (
             jnp.isfinite(carry.value)
             & jnp.all(jnp.isfinite(carry.previous))
@@ -146,6 +147,8 @@ def minimize(
         if cycling is not None:
             status = jnp.where(cycling, Status.CYCLING, status)
         status = jnp.where(converged, Status.CONVERGED, status)
+        if saddle is not None:
+            status = jnp.where(converged & saddle, Status.SADDLE, status)
         status = jnp.where(finite, status, Status.NONFINITE)
         if opt_status is not None:
             status = jnp.where(opt_status != Status.RUNNING, opt_status, status)
@@ -176,7 +179,8 @@ def minimize(
             before_previous=carry.previous,
             history=record(carry.history, iteration, params, value, grad),
         )
-        return carry._replace(status=classify(carry, cycling, _reported_status(opt_state)))
+        return carry._replace(status=classify(carry, cycling, _reported_status(opt_state),
+                                              _negative_curvature(opt_state)))
 
     value, grad = value_and_grad(x0)
     x0_flat = flat(x0)
@@ -246,6 +250,15 @@ def _reported_status(opt_state) -> jax.Array | None:
     if not found:
         return None
     return jnp.max(jnp.stack([jnp.asarray(s, jnp.int32) for _, s in found]))
+
+
+def _negative_curvature(opt_state) -> jax.Array | None:
+    """Whether a rule that forms Hessians saw a clearly negative eigenvalue in its last one
+    (a ``negative_curvature`` field of the state, e.g. :func:`optlab.newton`'s)."""
+    found = optax.tree.get_all_with_path(opt_state, "negative_curvature")
+    if not found:
+        return None
+    return jnp.any(jnp.stack([jnp.asarray(flag, bool) for _, flag in found]))
 
 
 def _cached_evaluation(opt_state) -> tuple[jax.Array, PyTree] | None:

@@ -116,6 +116,9 @@ class NewtonState(NamedTuple):
     value: jax.Array  # () objective at the current iterate
     grad: PyTree  # gradient at the current iterate
     status: jax.Array  # () int32 Status: SINGULAR when the Hessian is singular
+    # () bool: the last Hessian formed had an eigenvalue below -rcond * max|eigenvalue|;
+    # optlab.minimize then reports a converged run as SADDLE
+    negative_curvature: jax.Array
 
 
 def newton(
@@ -133,7 +136,9 @@ def newton(
     error: without a line search (``t = 1``, the default, the classic pure Newton
     method) the step is taken as it is, which is how Newton's method can cycle; with a
     line search a step that is not a descent direction ends the run as
-    ``LINE_SEARCH_FAILED``.
+    ``LINE_SEARCH_FAILED``. A run that converges where the last Hessian formed has an
+    eigenvalue below ``-rcond * max|eigenvalue|`` ends as ``SADDLE``, not ``CONVERGED``:
+    the gradient test holds at a stationary point that is not a minimum.
 
     ``min_curvature=delta`` makes it the modified Newton method of N&W section 3.4: each
     eigenvalue ``l`` of the Hessian is replaced by ``max(|l|, delta)``, so the modified
@@ -148,7 +153,8 @@ def newton(
 
     def init(params):
         flat, _ = ravel_pytree(params)
-        return NewtonState(jnp.full((), jnp.inf, flat.dtype), params, jnp.asarray(-1, jnp.int32))
+        return NewtonState(jnp.full((), jnp.inf, flat.dtype), params, jnp.asarray(-1, jnp.int32),
+                           jnp.zeros((), bool))
 
     def update(updates, state, params, *, value, grad, value_fn, **extra):
         del state, extra
@@ -156,6 +162,9 @@ def newton(
         u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
         hessian = jax.hessian(lambda v: value_fn(unravel(v)))(x)
         eigenvalues, eigenvectors = jnp.linalg.eigh(hessian)
+        scale = (x.size * jnp.finfo(x.dtype).eps if rcond is None else rcond) * jnp.max(
+            jnp.abs(eigenvalues))
+        negative_curvature = eigenvalues[0] < -scale
         if min_curvature is not None:
             eigenvalues = jnp.maximum(jnp.abs(eigenvalues), min_curvature)
         magnitudes = jnp.abs(eigenvalues)
@@ -177,7 +186,7 @@ def newton(
             result = search(value_and_grad, x, value, g, direction, jnp.ones((), x.dtype))
         _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
         status = jnp.where(singular, Status.SINGULAR, status).astype(jnp.int32)
-        return updates, NewtonState(new_value, new_grad, status)
+        return updates, NewtonState(new_value, new_grad, status, negative_curvature)
 
     return optax.GradientTransformationExtraArgs(init, update)
 

@@ -23,6 +23,7 @@ class Status(enum.IntEnum):
     SINGULAR = 4
     CYCLING = 5
     BREAKDOWN = 6
+    SADDLE = 7
 
     @property
     def message(self) -> str:
@@ -47,4 +48,8 @@ _MESSAGES = {
     Status.SINGULAR: "the (approximate) Hessian is singular to working precision",
     Status.CYCLING: "the iterates repeat with period two without converging",
     Status.BREAKDOWN: "p.Ap <= 0 in conjugate gradients: the matrix is not positive definite",
+    Status.SADDLE: (
+        "converged to a stationary point that is not a minimum (the last Hessian formed "
+        "has a clearly negative eigenvalue)"
+    ),
 }

@@ -347,3 +347,34 @@ def test_modified_newton_is_never_singular_even_below_rcond():
                                  max_iters=20)
         assert int(result.status) == Status.CONVERGED, Status.describe(result.status)
         np.testing.assert_allclose(result.params, [0.0, 1.0], atol=1e-8)
+
+
+def _beale(v):
+    x, y = v[0], v[1]
+    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
+
+
+def _wood(v):
+    a, b, c, d = v
+    return (100 * (b - a**2) ** 2 + (1 - a) ** 2 + 90 * (d - c**2) ** 2 + (1 - c) ** 2
+            + 10.1 * ((b - 1) ** 2 + (d - 1) ** 2) + 19.8 * (b - 1) * (d - 1))
+
+
+@pytest.mark.parametrize("f, start", [(_beale, [1.0, 1.0]), (_wood, [-3.0, -1.0, -3.0, -1.0])],
+                         ids=["beale", "wood"])
+def test_pure_newton_at_a_saddle_point_reports_saddle_not_converged(f, start):
+    x0 = jnp.asarray(start, jnp.float64)
+    result = optlab.minimize(f, x0, optlab.newton(), stop=grad_norm(1e-8), max_iters=100)
+    assert int(result.status) == Status.SADDLE, Status.describe(result.status)
+    assert np.linalg.eigvalsh(jax.hessian(f)(result.params))[0] < 0  # indeed not a minimum
+    # The modified Newton method under a Wolfe search finds a minimum from the same start.
+    robust = optlab.minimize(f, x0, optlab.newton("wolfe", min_curvature=1e-4),
+                             stop=grad_norm(1e-8), max_iters=200)
+    assert int(robust.status) == Status.CONVERGED, Status.describe(robust.status)
+    assert np.linalg.eigvalsh(jax.hessian(f)(robust.params))[0] > 0
+
+
+def test_pure_newton_at_a_minimum_still_converges():
+    result = optlab.minimize(rosenbrock, jnp.asarray(ROSENBROCK_START), optlab.newton(),
+                             stop=grad_norm(1e-8), max_iters=100)
+    assert int(result.status) == Status.CONVERGED
