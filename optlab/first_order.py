@@ -183,6 +183,11 @@ def _trace(gamma: float, nesterov: bool = False) -> optax.GradientTransformation
     return optax.GradientTransformation(inner.init, update)
 
 
+def _abs_squared(g: jax.Array) -> jax.Array:
+    """``|g|^2``: ``g * g`` for real ``g``, ``g * conj(g)`` (real part) for complex ``g``."""
+    return jnp.real(g * jnp.conj(g)) if jnp.iscomplexobj(g) else g * g
+
+
 def _divide(numerator, second_moment, eps, eps_in_sqrt: bool):
     if eps_in_sqrt:
         return numerator / jnp.sqrt(second_moment + eps)
@@ -206,7 +211,7 @@ def scale_by_sum_of_squares(
 
     def update(updates, state, params=None):
         del params
-        total = jax.tree.map(lambda s, g: s + g * g, state.sum_of_squares, updates)
+        total = jax.tree.map(lambda s, g: s + _abs_squared(g), state.sum_of_squares, updates)
         scaled = jax.tree.map(lambda g, s: _divide(g, s, eps, eps_in_sqrt), updates, total)
         return scaled, ScaleBySumOfSquaresState(total)
 
@@ -230,7 +235,7 @@ def scale_by_rms(
     def update(updates, state, params=None):
         del params
         mean_square = jax.tree.map(
-            lambda s, g: gamma * s + (1.0 - gamma) * g * g, state.mean_square, updates
+            lambda s, g: gamma * s + (1.0 - gamma) * _abs_squared(g), state.mean_square, updates
         )
         scaled = jax.tree.map(lambda g, s: _divide(g, s, eps, eps_in_sqrt), updates, mean_square)
         return scaled, ScaleByRMSState(mean_square)
@@ -273,7 +278,7 @@ def scale_by_adam(
         del params
         count = state.count + 1
         mu = jax.tree.map(lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, updates)
-        nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * g * g, state.nu, updates)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * _abs_squared(g), state.nu, updates)
         mu_hat = jax.tree.map(lambda m: m / (1.0 - b1**count).astype(m.dtype), mu)
         nu_hat = jax.tree.map(lambda v: v / (1.0 - b2**count).astype(v.dtype), nu)
         nu_max = state.nu_max

@@ -49,6 +49,9 @@ def gradient_descent(learning_rate: optax.ScalarOrSchedule) -> optax.GradientTra
 def _flat(value_fn: Callable, params: PyTree):
     """The flat point, the map back to a pytree, and value-and-grad of the flat objective."""
     x, unravel = ravel_pytree(params)
+    if jnp.iscomplexobj(x):
+        raise TypeError("the second-order rules take real parameters, got complex ones; "
+                        "the first-order rules (sgd, adam, ...) take complex parameters")
     return x, unravel, jax.value_and_grad(lambda v: value_fn(unravel(v)))
 
 

@@ -560,3 +560,24 @@ def test_a_decay_rounded_to_one_by_bfloat16_says_how_to_keep_it():
         opt.init(jnp.ones(3, jnp.bfloat16))
     opt = optax.inject_hyperparams(optlab.adam, hyperparam_dtype=jnp.float32)(learning_rate=0.1)
     opt.init(jnp.ones(3, jnp.bfloat16))
+
+
+@pytest.mark.parametrize("name", TWINNED)
+def test_complex_parameters_match_optax(name):
+    # Second moments are of |g|^2, as in optax: g * g would be wrong for complex g.
+    case = CASES[name]
+    rng, x0, grads = _problem(f"complex/{name}")
+    _, y0, imaginary = _problem(f"complex-imaginary/{name}")
+    hyperparams = case.draw(rng)
+
+    def run(opt):
+        params = jnp.asarray(x0 + 1j * y0)
+        state, path = opt.init(params), []
+        for grad in grads + 1j * imaginary:
+            updates, state = opt.update(jnp.asarray(grad), state, params)
+            params = optax.apply_updates(params, updates)
+            path.append(params)
+        return np.stack(path)
+
+    np.testing.assert_allclose(run(case.make(**hyperparams)), run(case.twin(**hyperparams)),
+                               rtol=RTOL, atol=1e-12)

@@ -378,3 +378,15 @@ def test_pure_newton_at_a_minimum_still_converges():
     result = optlab.minimize(rosenbrock, jnp.asarray(ROSENBROCK_START), optlab.newton(),
                              stop=grad_norm(1e-8), max_iters=100)
     assert int(result.status) == Status.CONVERGED
+
+
+@pytest.mark.parametrize("rule", [optlab.newton(), optlab.bfgs(), optlab.lbfgs(), optlab.sr1(),
+                                  optlab.steepest_descent()])
+def test_second_order_rules_refuse_complex_parameters_when_traced(rule):
+    def f(z):
+        return jnp.sum(jnp.abs(z) ** 2)
+
+    params = jnp.array([1.0 + 2.0j, -1.0j])
+    grad = jnp.conj(params)
+    with pytest.raises(TypeError, match="real parameters, got complex"):
+        rule.update(grad, rule.init(params), params, value=f(params), grad=grad, value_fn=f)
