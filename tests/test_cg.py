@@ -271,3 +271,20 @@ def test_a_zero_residual_is_convergence_even_at_tol_zero():
 def test_negative_tolerances_are_refused(tolerances):
     with pytest.raises(ValueError, match="must be non-negative"):
         cg(jnp.eye(2), jnp.ones(2), **tolerances)
+
+
+@pytest.mark.parametrize("kind", ["real A, complex b", "Hermitian A"])
+@pytest.mark.parametrize("preconditioner", [None, "jacobi", "ideal"])
+def test_complex_systems_are_solved_by_hermitian_cg(kind, preconditioner):
+    rng = np.random.default_rng(3)
+    n = 12
+    m = rng.normal(size=(n, n)) + (1j * rng.normal(size=(n, n)) if kind == "Hermitian A" else 0)
+    A = m @ m.conj().T + n * np.eye(n)
+    b = rng.normal(size=n) + 1j * rng.normal(size=n)
+    precond = {None: None, "jacobi": jacobi, "ideal": ideal}[preconditioner]
+    result = cg(jnp.asarray(A), jnp.asarray(b), tol=1e-10,
+                precond=None if precond is None else precond(A))
+    assert int(result.status) == Status.CONVERGED
+    np.testing.assert_allclose(result.x, np.linalg.solve(A, b), rtol=1e-8, atol=1e-10)
+    reference, info = scipy.sparse.linalg.cg(A, b, rtol=0, atol=1e-10, maxiter=10 * n)
+    assert info == 0 and np.allclose(result.x, reference, atol=1e-8)

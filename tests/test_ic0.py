@@ -221,3 +221,8 @@ def test_ic0_auto_keeps_no_shift_where_none_is_needed():
     assert ic0(matrix, shift="auto").shift == 0.0
     with pytest.raises(ValueError, match="shift"):
         ic0(matrix, shift="automatic")
+
+
+def test_ic0_refuses_a_complex_matrix_instead_of_dropping_its_imaginary_part():
+    with pytest.raises(TypeError, match="real symmetric matrix"):
+        ic0(np.array([[4.0, 1j], [-1j, 3.0]]))

@@ -10,6 +10,10 @@ and ``jax.vmap`` batches it (many right-hand sides, many starting points); each 
 keeps its own iteration count and status, and a member that has stopped is frozen —
 its state is carried unchanged and no division by a zero ``p^T A p`` is made for it.
 
+A complex ``A`` or ``b`` makes a complex system, solved by Hermitian CG: the inner
+products conjugate (``r^H z``, ``p^H A p``), so ``A`` (and ``M``) must be Hermitian positive
+definite; a real ``A`` with a complex ``b`` solves the real and imaginary parts at once.
+
 The stopping test uses the recursively updated residual ``r_k`` (not ``b - A x_k``
 recomputed), as the classic exercises and scipy do: stop when ``||r_k||_2 < tol``,
 or ``< max(tol, rtol ||b||_2)`` when ``rtol`` is given.
@@ -103,7 +107,7 @@ def cg(
       (2, 0)
     """
     b = jnp.asarray(b)
-    if not jnp.issubdtype(b.dtype, jnp.floating):
+    if not jnp.issubdtype(b.dtype, jnp.inexact):
         b = b.astype(jnp.result_type(float))
     if b.ndim != 1:
         raise ValueError(f"b must be a vector, got shape {b.shape} (vmap over right-hand sides)")
@@ -120,12 +124,17 @@ def cg(
     out = jax.eval_shape(matvec, b)
     if out.shape != b.shape:
         raise ValueError(f"A maps a vector of shape {b.shape} to shape {out.shape}")
+    # A complex A or b makes a complex system: Hermitian CG, whose inner products conjugate
+    # (jnp.vdot) and whose p^H A p and r^H z are real for Hermitian positive definite A, M.
+    dtype = jnp.result_type(b.dtype, out.dtype)
+    b, x0 = b.astype(dtype), x0.astype(dtype)
+    real = jnp.finfo(dtype).dtype  # the dtype of norms, thresholds and inner products
     precond = (lambda r: r) if precond is None else precond
     for name, value in (("tol", tol), ("rtol", rtol)):
         if value is not None and not isinstance(value, jax.core.Tracer) and not value >= 0:
             raise ValueError(f"{name} must be non-negative, got {value}")
 
-    threshold = jnp.asarray(tol, b.dtype)
+    threshold = jnp.asarray(tol, real)
     if rtol is not None:
         threshold = jnp.maximum(threshold, rtol * jnp.linalg.norm(b))
 
@@ -140,7 +149,7 @@ def cg(
 
     def body(carry: _Carry) -> _Carry:
         q = matvec(carry.p)
-        curvature = jnp.vdot(carry.p, q)
+        curvature = jnp.real(jnp.vdot(carry.p, q))
         # Under vmap the body also runs for members that have stopped; only members still
         # running on positive curvature take the step, so a converged member (p ~ 0) or a
         # broken-down one never divides by a zero or negative p^T A p.
@@ -149,7 +158,7 @@ def cg(
         x = carry.x + alpha * carry.p
         r = carry.r - alpha * q
         z = precond(r)
-        rz = jnp.vdot(r, z)
+        rz = jnp.real(jnp.vdot(r, z))
         beta = rz / jnp.where(advance & (carry.rz != 0), carry.rz, 1)
         p = z + beta * carry.p
         residual_norm = jnp.linalg.norm(r)
@@ -181,13 +190,13 @@ def cg(
     residual_norm0 = jnp.linalg.norm(r0)
     residual_norms = None
     if history:
-        residual_norms = jnp.full(history, jnp.nan, b.dtype).at[0].set(residual_norm0)
+        residual_norms = jnp.full(history, jnp.nan, real).at[0].set(residual_norm0)
     iteration0 = jnp.zeros((), jnp.int32)
     carry = _Carry(
         x=x0,
         r=r0,
         p=z0,
-        rz=jnp.vdot(r0, z0),
+        rz=jnp.real(jnp.vdot(r0, z0)),
         residual_norm=residual_norm0,
         iteration=iteration0,
         status=classify(residual_norm0, iteration0, x0),

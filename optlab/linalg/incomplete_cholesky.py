@@ -48,6 +48,9 @@ def ic0_factor(A, shift: float = 0.0) -> scipy.sparse.csr_array:
       PivotError: a pivot is not positive (the message names the row and suggests
         ``shift``).
     """
+    if np.iscomplexobj(A.data if scipy.sparse.issparse(A) else np.asarray(A)):
+        raise TypeError("IC(0) takes a real symmetric matrix; for a complex Hermitian one, "
+                        "precondition with jacobi or ideal")
     lower = _lower_triangle(A)
     n = lower.shape[0]
     if not (isinstance(shift, (int, float)) and np.isfinite(shift) and shift >= 0):
