@@ -274,14 +274,14 @@ def test_negative_tolerances_are_refused(tolerances):
 
 
 @pytest.mark.parametrize("kind", ["real A, complex b", "Hermitian A"])
-@pytest.mark.parametrize("preconditioner", [None, "jacobi", "ideal"])
+@pytest.mark.parametrize("preconditioner", [None, "jacobi", "ic0", "ideal"])
 def test_complex_systems_are_solved_by_hermitian_cg(kind, preconditioner):
     rng = np.random.default_rng(3)
     n = 12
     m = rng.normal(size=(n, n)) + (1j * rng.normal(size=(n, n)) if kind == "Hermitian A" else 0)
     A = m @ m.conj().T + n * np.eye(n)
     b = rng.normal(size=n) + 1j * rng.normal(size=n)
-    precond = {None: None, "jacobi": jacobi, "ideal": ideal}[preconditioner]
+    precond = {None: None, "jacobi": jacobi, "ic0": ic0, "ideal": ideal}[preconditioner]
     result = cg(jnp.asarray(A), jnp.asarray(b), tol=1e-10,
                 precond=None if precond is None else precond(A))
     assert int(result.status) == Status.CONVERGED

@@ -223,6 +223,12 @@ def test_ic0_auto_keeps_no_shift_where_none_is_needed():
         ic0(matrix, shift="automatic")
 
 
-def test_ic0_refuses_a_complex_matrix_instead_of_dropping_its_imaginary_part():
-    with pytest.raises(TypeError, match="real symmetric matrix"):
-        ic0(np.array([[4.0, 1j], [-1j, 3.0]]))
+def test_ic0_of_a_complex_hermitian_matrix_is_its_cholesky_factor_on_a_full_pattern():
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(6, 6)) + 1j * rng.normal(size=(6, 6))
+    A = m @ m.conj().T + 6 * np.eye(6)
+    np.testing.assert_allclose(ic0_factor(A).toarray(), np.linalg.cholesky(A), atol=1e-12)
+    b = rng.normal(size=6) + 1j * rng.normal(size=6)
+    result = cg(jnp.asarray(A), jnp.asarray(b), precond=ic0(A), tol=1e-10)
+    assert int(result.status) == Status.CONVERGED and int(result.iterations) <= 2
+    np.testing.assert_allclose(result.x, np.linalg.solve(A, b), atol=1e-9)

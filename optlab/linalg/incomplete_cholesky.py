@@ -36,7 +36,8 @@ def ic0_factor(A, shift: float = 0.0) -> scipy.sparse.csr_array:
 
     Args:
       A: symmetric matrix, scipy sparse or dense (NumPy/JAX); only ``tril(A)`` is read,
-        after checking that ``A`` is symmetric.
+        after checking that ``A`` is symmetric. A complex ``A`` must be Hermitian; its
+        factor (complex) gives ``L L^H`` on the pattern.
       shift: factor ``A + shift * diag(A)`` instead of ``A`` (Manteuffel's shifted
         IC, MATLAB ``ichol``'s ``diagcomp``). IC(0) can break down on SPD matrices
         that are not M-matrices; a small shift (1e-3 to 1e-1) makes the pivots
@@ -48,9 +49,6 @@ def ic0_factor(A, shift: float = 0.0) -> scipy.sparse.csr_array:
       PivotError: a pivot is not positive (the message names the row and suggests
         ``shift``).
     """
-    if np.iscomplexobj(A.data if scipy.sparse.issparse(A) else np.asarray(A)):
-        raise TypeError("IC(0) takes a real symmetric matrix; for a complex Hermitian one, "
-                        "precondition with jacobi or ideal")
     lower = _lower_triangle(A)
     n = lower.shape[0]
     if not (isinstance(shift, (int, float)) and np.isfinite(shift) and shift >= 0):
@@ -62,13 +60,13 @@ def ic0_factor(A, shift: float = 0.0) -> scipy.sparse.csr_array:
     if np.any(row_lengths == 0) or np.any(columns[diagonal_entry] != np.arange(n)):
         missing = np.flatnonzero((row_lengths == 0) | (columns[diagonal_entry] != np.arange(n)))
         raise ValueError(f"IC(0) needs a positive diagonal; A[{missing[0]}, {missing[0]}] = 0")
-    if np.any(lower.data[diagonal_entry] <= 0):
-        row = int(np.flatnonzero(lower.data[diagonal_entry] <= 0)[0])
+    if np.any(~(lower.data[diagonal_entry].real > 0)):
+        row = int(np.flatnonzero(~(lower.data[diagonal_entry].real > 0))[0])
         raise ValueError(
             f"IC(0) needs a positive diagonal; A[{row}, {row}] = {lower.data[diagonal_entry[row]]}"
         )
 
-    factor = lower.data.astype(np.float64)
+    factor = lower.data.copy()  # float64, or complex128 for a Hermitian A: L L^H = A
     factor[diagonal_entry] *= 1.0 + shift
     entry_rows = np.repeat(np.arange(n), row_lengths)
     off_diagonal = np.flatnonzero(columns != entry_rows)
@@ -101,9 +99,8 @@ def ic0_factor(A, shift: float = 0.0) -> scipy.sparse.csr_array:
     for level in range(levels.max(initial=-1) + 1):
         while group_index < groups.size and groups[group_index] // groups_per_level == level:
             pairs = slice(pair_bounds[group_index], pair_bounds[group_index + 1])
-            np.subtract.at(
-                factor, pair_target[pairs], factor[pair_left[pairs]] * factor[pair_right[pairs]]
-            )
+            np.subtract.at(factor, pair_target[pairs],
+                           factor[pair_left[pairs]] * np.conj(factor[pair_right[pairs]]))
             entries = sorted_entries[group_bounds[group_index] : group_bounds[group_index + 1]]
             factor[entries] /= factor[diagonal_entry[columns[entries]]]
             group_index += 1
@@ -113,11 +110,14 @@ def ic0_factor(A, shift: float = 0.0) -> scipy.sparse.csr_array:
 
 
 def _lower_triangle(A) -> scipy.sparse.csr_array:
-    """``tril(A)`` as canonical CSR (sorted, no duplicates) after checking ``A``."""
+    """``tril(A)`` as canonical CSR (sorted, no duplicates) after checking ``A``: float64,
+    or complex128 for a complex (Hermitian) ``A``."""
+    dtype = np.complex128 if np.iscomplexobj(A.data if scipy.sparse.issparse(A) else A) \
+        else np.float64
     if scipy.sparse.issparse(A):
-        matrix = scipy.sparse.csr_array(A, dtype=np.float64)
+        matrix = scipy.sparse.csr_array(A, dtype=dtype)
     else:
-        dense = np.asarray(A, dtype=np.float64)
+        dense = np.asarray(A, dtype=dtype)
         if dense.ndim != 2:
             raise ValueError(f"expected a square matrix, got shape {dense.shape}")
         matrix = scipy.sparse.csr_array(dense)
@@ -126,10 +126,11 @@ def _lower_triangle(A) -> scipy.sparse.csr_array:
     matrix.sum_duplicates()
     if not np.all(np.isfinite(matrix.data)):
         raise ValueError("A has non-finite entries")
-    asymmetry = abs(matrix - matrix.T).max() if matrix.nnz else 0.0
+    asymmetry = abs(matrix - matrix.conj().T).max() if matrix.nnz else 0.0
     scale = abs(matrix).max() if matrix.nnz else 0.0
     if asymmetry > 1e-12 * scale:
-        raise ValueError(f"IC(0) needs a symmetric matrix; max |A - A^T| = {asymmetry:.3g}")
+        raise ValueError(f"IC(0) needs a symmetric (Hermitian) matrix; max |A - A^H| = "
+                         f"{asymmetry:.3g}")
     lower = scipy.sparse.tril(matrix, format="csr")
     lower.sum_duplicates()
     lower.sort_indices()
@@ -168,9 +169,10 @@ def _finish_diagonal(factor, rows, indptr, diagonal_entry) -> None:
     lengths = ends - starts
     entries = np.repeat(ends - np.cumsum(lengths), lengths) + np.arange(lengths.sum())
     squares = np.bincount(
-        np.repeat(np.arange(rows.size), lengths), factor[entries] ** 2, minlength=rows.size
+        np.repeat(np.arange(rows.size), lengths), np.abs(factor[entries]) ** 2,
+        minlength=rows.size,
     )
-    pivots = factor[ends] - squares
+    pivots = factor[ends].real - squares
     bad = np.flatnonzero(~(pivots > 0))
     if bad.size:
         row = int(rows[bad[0]])

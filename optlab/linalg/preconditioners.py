@@ -87,7 +87,8 @@ AUTO_SHIFT_START = 1e-3  # ic0(shift="auto"): the first shift tried after 0, the
 
 
 def ic0(A, shift: float | str = 0.0) -> IncompleteCholesky:
-    """Zero-fill incomplete Cholesky preconditioning: ``M = L L^T``, ``L`` from IC(0).
+    """Zero-fill incomplete Cholesky preconditioning: ``M = L L^T``, ``L`` from IC(0)
+    (``L L^H`` for a complex Hermitian ``A``).
 
     ``L`` has the sparsity of ``tril(A)`` and ``L L^T`` equals ``A`` on that pattern
     (:func:`optlab.linalg.incomplete_cholesky.ic0_factor`, computed once on the host with
@@ -122,7 +123,7 @@ def ic0(A, shift: float | str = 0.0) -> IncompleteCholesky:
         factor = ic0_factor(A, shift=shift)
     return IncompleteCholesky(
         lower=SparseTriangular.from_scipy(factor),
-        upper=SparseTriangular.from_scipy(factor.T),
+        upper=SparseTriangular.from_scipy(factor.conj().T),
         shift=float(shift),
     )
 
