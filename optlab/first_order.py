@@ -14,6 +14,11 @@ by default; ``eps_in_sqrt=True`` moves it inside.
 
 Hyperparameters given as Python numbers are checked (a negative learning rate, a decay
 outside ``[0, 1)``); traced values (sweeps) and schedules are passed through.
+
+Dtypes: real parameters (float32, float64, bfloat16; states keep their dtypes, so the
+rules run inside ``lax.scan``) and complex ones, whose second moments are of ``|g|^2``
+as in optax. Keep hyperparameters of bfloat16 parameters in float32
+(``optax.inject_hyperparams(..., hyperparam_dtype=jnp.float32)``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ params, *, value, grad, value_fn)`` needs the objective's value and gradient at
 direction. ``updates`` is the gradient the direction is built from (a preceding
 transformation in a chain may have changed it); ``grad`` is the true gradient, used for
 the line search's slope. Parameters may be any pytree; the methods work on its
-flattening (``jax.flatten_util.ravel_pytree``).
+flattening (``jax.flatten_util.ravel_pytree``). Parameters must be real (float64
+recommended: the secant updates and Hessian solves lose digits in float32); complex ones
+are refused with a ``TypeError`` when the update is traced.
 
 The line-search methods keep the objective's value and gradient at the point they
 moved to in their state (fields ``value`` and ``grad``), and report failures in a
