@@ -21,7 +21,6 @@ sweep) and for d = 2 contour_NxD.png (every setting's median-seed path).
 
 from __future__ import annotations
 
-import time
 from typing import Callable, NamedTuple
 
 import jax
@@ -54,34 +53,25 @@ class Sweep(NamedTuple):
 class Problem(NamedTuple):
     data: regression.Regression
     solution: regression.LeastSquares
-
-
-class SeedInputs(NamedTuple):
-    """What each seed's runs start from, shared by every setting."""
-
-    initial_weights: jax.Array  # (seeds, d), w0 ~ N(0, I)
-    # (seeds, steps, batch, d) rows and (seeds, steps, batch) targets of every minibatch
-    batches: tuple[jax.Array, jax.Array]
+    initial_weights: jax.Array  # (seeds, d), w0 ~ N(0, I): seed s's runs start there
+    batches: tuple[jax.Array, jax.Array]  # (seeds, steps, batch, d) rows, (seeds, steps, batch) y
 
 
 def sweeps(config: default_config.Config, method: str) -> list[Sweep]:
     """The sweeps of ``method``: its decay (Adam: b1 x b2) and its learning rate."""
-    rate = getattr(config, f"{method}_learning_rate")
     if method == "adam":
-        grid = [(b1, b2) for b1 in config.betas for b2 in config.betas]
-        decays = Sweep(method, "b1 x b2", tuple({"learning_rate": rate, "b1": p, "b2": q}
-                                                for p, q in grid),
-                       tuple(f"b1={p:g}, b2={q:g}" for p, q in grid))
+        decays = [{"b1": p, "b2": q} for p in config.betas for q in config.betas]
         fixed = dict(zip(("b1", "b2"), config.lr_sweep_adam_betas))
     else:
-        decay = DECAY_ARGUMENT[method]
-        decays = Sweep(method, "beta",
-                       tuple({"learning_rate": rate, decay: b} for b in config.betas),
-                       tuple(f"{decay}={beta:g}" for beta in config.betas))
-        fixed = {decay: config.lr_sweep_beta}
-    return [decays, Sweep(method, "learning_rate",
-                          tuple({"learning_rate": lr} | fixed for lr in config.learning_rates),
-                          tuple(f"lr={lr:g}" for lr in config.learning_rates))]
+        decays = [{DECAY_ARGUMENT[method]: beta} for beta in config.betas]
+        fixed = {DECAY_ARGUMENT[method]: config.lr_sweep_beta}
+    rate = {"learning_rate": getattr(config, f"{method}_learning_rate")}
+    return [Sweep(method, "b1 x b2" if method == "adam" else "beta",
+                  tuple(rate | decay for decay in decays),
+                  tuple(", ".join(f"{k}={v:g}" for k, v in decay.items()) for decay in decays)),
+            Sweep(method, "learning_rate",
+                  tuple({"learning_rate": lr} | fixed for lr in config.learning_rates),
+                  tuple(f"lr={lr:g}" for lr in config.learning_rates))]
 
 
 def validate(config: default_config.Config) -> None:
@@ -96,37 +86,28 @@ def validate(config: default_config.Config) -> None:
 
 
 def make_problem(config: default_config.Config, n: int, d: int) -> tuple[Problem, sweep.Timing]:
-    """The data of size ``n x d`` and its least squares, one compiled program, timed. The
-    data key depends on (seed, n, d) only: adding sizes changes no size's data."""
+    """The data of size ``n x d``, its least squares and every seed's initial weights and
+    minibatches: one compiled program, timed. The data's key depends on (seed, n, d) and
+    seed ``s``'s on (seed, s) only: adding sizes or seeds changes nothing else."""
 
     def build(root):
-        data_key = jax.random.fold_in(jax.random.fold_in(jax.random.split(root)[0], n), d)
-        data = regression.make_regression(data_key, n, d)
-        return Problem(data, regression.least_squares(data.features, data.targets))
+        data_root, seed_root = jax.random.split(root)
+        data = regression.make_regression(
+            jax.random.fold_in(jax.random.fold_in(data_root, n), d), n, d)
+
+        def one_seed(seed):
+            init_key, shuffle_key = jax.random.split(jax.random.fold_in(seed_root, seed))
+            rows = minibatch.shuffled_batches(shuffle_key, n, config.batch_size, config.steps)
+            return (jax.random.normal(init_key, (d,), data.features.dtype),
+                    minibatch.take_batches((data.features, data.targets), rows))
+
+        return Problem(data, regression.least_squares(data.features, data.targets),
+                       *jax.vmap(one_seed)(jnp.arange(config.seeds)))
 
     return sweep.time_compiled(build, jax.random.key(config.seed), repeats=config.repeats)
 
 
-def make_seed_inputs(config, problem: Problem) -> tuple[SeedInputs, sweep.Timing]:
-    """Initial weights and minibatches of every seed, one compiled program, timed. Seed
-    ``s``'s key depends on (seed, s) only: adding seeds changes no seed's runs."""
-    n, d = problem.data.features.shape
-
-    def build(root, features, targets):
-        def one_seed(seed):
-            init_key, shuffle_key = jax.random.split(
-                jax.random.fold_in(jax.random.split(root)[1], seed))
-            rows = minibatch.shuffled_batches(shuffle_key, n, config.batch_size, config.steps)
-            return (jax.random.normal(init_key, (d,), features.dtype),
-                    minibatch.take_batches((features, targets), rows))
-
-        return SeedInputs(*jax.vmap(one_seed)(jnp.arange(config.seeds)))
-
-    return sweep.time_compiled(build, jax.random.key(config.seed), problem.data.features,
-                               problem.data.targets, repeats=config.repeats)
-
-
-def run_method(config, problem: Problem, inputs: SeedInputs, method_sweeps: list[Sweep]):
+def run_method(config, problem: Problem, method_sweeps: list[Sweep]):
     """Every sweep of one method, all settings x seeds, in one compiled program.
 
     Returns per sweep its losses (settings, seeds, records) and trajectories (or None),
@@ -147,7 +128,8 @@ def run_method(config, problem: Problem, inputs: SeedInputs, method_sweeps: list
     # The settings of one seed share its minibatches, and the gradients of all settings
     # become one small matrix product.
     (losses, trajectories), timing = sweep.run_settings(
-        run, arrays, inputs, problem.solution, repeats=config.repeats)
+        run, arrays, (problem.initial_weights, problem.batches), problem.solution,
+        repeats=config.repeats)
     ends = np.cumsum([len(sw.settings) for sw in method_sweeps])[:-1]
     losses = np.split(np.asarray(losses), ends)
     paths = ([None] * len(losses) if trajectories is None
@@ -168,23 +150,18 @@ def summary_rows(size, sw: Sweep, losses, target, record_every, timing) -> list[
         rows.append({
             "size": size, "method": sw.method, "sweep": sw.name, "setting": label, **setting,
             "final_loss_mean": loss.mean, "final_loss_std": loss.std,
-            "final_loss_median": loss.median,
-            "final_loss_text": None if loss.count == 0 else
+            "final_loss_median": loss.median, "final_loss_text": None if not loss.count else
             f"{_significant(loss.mean, 4)} ± {_significant(loss.std, 2)}",
             "diverged": int(diverged.sum()), "reached": reached.count,
             "reached_of": f"{reached.count}/{reached.total}", "steps_mean": reached.mean,
             "steps_std": reached.std, "steps_text": stats.format_mean_std(reached, ".0f"),
-            "program_s": timing.run_seconds, "compile_s": timing.compile_seconds,
-        })
+            "program_s": timing.run_seconds, "compile_s": timing.compile_seconds})
     return rows
 
 
 def _significant(value: float, digits: int) -> str:
-    """``digits`` significant digits with trailing zeros kept (1.000, 0.050), whole numbers
-    written out in full (1184, not 1.184e+03)."""
-    if abs(value) >= 10**digits:
-        return f"{value:.0f}"
-    return f"{value:#.{digits}g}".rstrip(".")
+    """``digits`` significant digits, trailing zeros kept (1.000); 1184, not 1.184e+03."""
+    return f"{value:.0f}" if abs(value) >= 10**digits else f"{value:#.{digits}g}".rstrip(".")
 
 
 COLUMNS = [("method", "method"), ("sweep", "sweep"), ("setting", "setting"),
@@ -197,18 +174,16 @@ COLUMNS = [("method", "method"), ("sweep", "sweep"), ("setting", "setting"),
 def run_size(config, n: int, d: int, log: cli.Log) -> dict:
     """Every sweep on one size: rows, curves, paths and times."""
     size = f"{n}x{d}"
-    problem, problem_timing = make_problem(config, n, d)
-    inputs, inputs_timing = make_seed_inputs(config, problem)
+    problem, setup = make_problem(config, n, d)
     solution = jax.tree.map(np.asarray, problem.solution)
     best = float(solution.loss)
     target = config.target_factor * best
-    log(f"{size}: data and least squares in {problem_timing}, loss {best:.4f}, target "
-        f"{target:.4f}; initial weights and minibatches of {config.seeds} seeds in "
-        f"{inputs_timing}")
+    log(f"{size}: data, least squares, initial weights and minibatches of {config.seeds} "
+        f"seeds in {setup}; loss {best:.4f}, target {target:.4f}")
     rows, sweep_results, programs = [], [], []
     for method in config.methods:
         method_sweeps = sweeps(config, method)
-        outputs, timing = run_method(config, problem, inputs, method_sweeps)
+        outputs, timing = run_method(config, problem, method_sweeps)
         runs = sum(len(sw.settings) for sw in method_sweeps) * config.seeds
         programs.append({"method": method, "runs": runs, "run_s": timing.run_seconds,
                          "compile_s": timing.compile_seconds})
@@ -231,9 +206,8 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
         "least_squares_weights": solution.weights,
         "true_weights": np.asarray(problem.data.true_weights), "batches_per_epoch": per_epoch,
         "rows_dropped_per_epoch": n - per_epoch * config.batch_size,
-        "epochs": config.steps / per_epoch, "problem_s": problem_timing.run_seconds,
-        "problem_compile_s": problem_timing.compile_seconds,
-        "inputs_s": inputs_timing.run_seconds, "inputs_compile_s": inputs_timing.compile_seconds,
+        "epochs": config.steps / per_epoch, "setup_s": setup.run_seconds,
+        "setup_compile_s": setup.compile_seconds,
     }
     return {"context": context, "rows": rows, "programs": programs, "sweeps": sweep_results,
             "solution": solution}
@@ -241,25 +215,13 @@ def run_size(config, n: int, d: int, log: cli.Log) -> dict:
 
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Runs the whole study (no file output) and returns its results."""
-    start = time.perf_counter()
     sizes = {f"{n}x{d}": run_size(config, n, d, log) for n, d in config.sizes}
     programs = [p for entry in sizes.values() for p in entry["programs"]]
-    contexts = [entry["context"] for entry in sizes.values()]
-
-    def total(key, entries):
-        return sum(entry[key] for entry in entries)
-
-    totals = {
-        "sweeps": sum(len(entry["sweeps"]) for entry in sizes.values()),
-        "programs": len(programs), "runs": total("runs", programs),
-        # One call of every compiled program that does the runs' work: the methods'
-        # sweeps and the seeds' minibatches (not the data and least squares, their input).
-        "run_s": total("run_s", programs) + total("inputs_s", contexts),
-        "problems_s": total("problem_s", contexts),
-        "compile_s": total("compile_s", programs) + total("inputs_compile_s", contexts)
-        + total("problem_compile_s", contexts),
-        "wall_s": time.perf_counter() - start,
-    }
+    totals = {"sweeps": sum(len(entry["sweeps"]) for entry in sizes.values()),
+              "programs": len(programs)}
+    totals |= {key: sum(p[key] for p in programs) for key in ("runs", "run_s", "compile_s")}
+    totals |= {key: sum(entry["context"][key] for entry in sizes.values())
+               for key in ("setup_s", "setup_compile_s")}
     return {"config": config, "devices": str(jax.devices()), "sizes": sizes, "totals": totals}
 
 
@@ -275,15 +237,13 @@ def render_tables(config, results: dict) -> str:
             report.markdown_table(entry["rows"], COLUMNS)])
         for entry in results["sizes"].values() for c in (entry["context"],)]
     totals = results["totals"]
-    seconds = {key: report.format_seconds(totals[key])
-               for key in ("run_s", "problems_s", "compile_s", "wall_s")}
+    seconds = {key: report.format_seconds(value) for key, value in totals.items()}
     parts.append(
         f"{totals['sweeps']} sweeps in {totals['programs']} programs, {totals['runs']} runs of "
-        f"{config.steps} steps. One call of every compiled program: {seconds['run_s']} for "
-        f"the runs (the methods' programs and the seeds' minibatches), {seconds['problems_s']} "
-        f"for the data and least squares. Compiling: {seconds['compile_s']}. The whole "
-        f"computation, with warm-up calls and {config.repeats} timed repeats: "
-        f"{seconds['wall_s']}.\n")
+        f"{config.steps} steps: {seconds['run_s']} for one call of each program (compile "
+        f"{seconds['compile_s']}); {seconds['setup_s']} for the data, least squares and "
+        f"minibatches (compile {seconds['setup_compile_s']}); medians of {config.repeats} "
+        "timed calls.\n")
     return "\n\n".join(parts)
 
 
@@ -300,17 +260,15 @@ def convergence_figure(config, entry: dict):
 def contour_figure(entry: dict):
     """For d = 2: the loss over the weights and the median seed's path of every setting,
     a panel per sweep, in a box around the starts and w* with room to overshoot."""
-    solution, sweep_results = entry["solution"], entry["sweeps"]
-    anchors = np.stack([p[0] for result in sweep_results for p in result["paths"]]
-                       + [solution.weights])
+    w_star, gram = entry["solution"].weights, entry["solution"].gram
+    anchors = np.stack([p[0] for r in entry["sweeps"] for p in r["paths"]] + [w_star])
     low, high = anchors.min(axis=0), anchors.max(axis=0)
     margin = np.maximum(0.5 * (high - low), 0.5)
     (x0, y0), (x1, y1) = low - margin, high + margin
-    w_star, gram = solution.weights, solution.gram
     return plots.contour_figure(
         lambda w: (w - w_star) @ gram @ (w - w_star), (x0, x1, y0, y1),
         {f"{r['method']}, {r['sweep']}: L(w) - L(w*), median seed":
-         dict(zip(r["labels"], r["paths"])) for r in sweep_results}, w_star)
+         dict(zip(r["labels"], r["paths"])) for r in entry["sweeps"]}, w_star)
 
 
 def write(config, results: dict) -> cli.Report:
@@ -320,10 +278,7 @@ def write(config, results: dict) -> cli.Report:
         if entry["context"]["d"] == 2:
             figures[f"contour_{size}.png"] = contour_figure(entry)
     # The per-step curves and paths are in the figures.
-    sizes = {size: {"context": entry["context"], "rows": entry["rows"],
-                    "programs": entry["programs"],
-                    "sweeps": [{k: v for k, v in s.items() if k not in ("losses", "paths")}
-                               for s in entry["sweeps"]]}
+    sizes = {size: {key: entry[key] for key in ("context", "rows", "programs")}
              for size, entry in results["sizes"].items()}
     return cli.Report(
         markdown=render_tables(config, results), results=results | {"sizes": sizes},

@@ -14,10 +14,9 @@ retrains its best on train + validation; ``tuned`` keeps each seed's best epoch.
     python -m experiments.mnist_mlp --study=tuned --full
 
 Writes table.md (per study and variant, mean ± std over seeds: test accuracy and macro
-F1, validation accuracy, updates, fit and compile time; the coursework's figures beside),
-results.json, results.csv, metrics.jsonl and per study STUDY_learning_curves.png,
-STUDY_weights.png (the reference variant's kernels before and after training, seed 0)
-and STUDY_confusion.png.
+F1, validation accuracy, updates, fit and compile time), results.json, results.csv,
+metrics.jsonl and per study STUDY_learning_curves.png, STUDY_weights.png (the reference
+variant's kernels before and after training, seed 0) and STUDY_confusion.png.
 """
 
 from __future__ import annotations
@@ -39,9 +38,6 @@ INPUTS, CLASSES = 784, 10
 EPOCHS_PER_CALL = 10  # epochs per compiled call of fit: fewer host round trips
 CHECKPOINT_EVERY = 10  # epochs between checkpoints under --workdir
 EVAL_BATCH = 1000  # rows per batch when predicting on validation and test sets
-# The coursework's single Keras runs of the batch-size study: (test accuracy, seconds).
-COURSEWORK_BATCH_RUNS = {1: (0.9610, 8913.0), 256: (0.9817, 108.0), "N": (0.9548, 55.0)}
-COURSEWORK_TUNED = "test accuracy 98.29%, macro F1 0.9831"
 
 
 def train_rows(config: default_config.Config) -> int:
@@ -67,7 +63,9 @@ def optimizer_for(name: str) -> optax.GradientTransformation:
 def train_variants(config, label: str, variants: Sequence[train.Variant], data, *, log: cli.Log,
                    epochs: int | None = None, on_train_and_validation: bool = False,
                    select_by: str | None = None) -> dict[str, dict]:
-    """Trains ``variants`` over the seeds (one program per shape); a record per variant.
+    """Trains ``variants`` over the seeds (one program per shape); per variant a record of
+    its :class:`~optlab.train.VariantResult`, updates and per-seed test (and validation)
+    accuracy and macro F1, and its test confusion summed over the seeds.
 
     With ``on_train_and_validation`` the model trains on both sets (no validation
     curves). Each run keeps its last epoch's weights, or with ``select_by`` (a history
@@ -78,33 +76,25 @@ def train_variants(config, label: str, variants: Sequence[train.Variant], data, 
     if on_train_and_validation:
         training, validation = tuple(map(np.concatenate, zip(training, validation))), None
     rows = len(training[1])
-    batch = {v.name: rows if v.batch_size == default_config.FULL_BATCH else v.batch_size
-             for v in variants}
     grid = train.run_grid(
-        [v._replace(batch_size=batch[v.name]) for v in variants],
-        range(config.seeds), train.classification(), training, max_epochs=epochs, log=log,
-        checkpoint_dir=config.workdir and f"{config.workdir}/{label}-{epochs}",
-        validation=validation, eval_batch_size=EVAL_BATCH, restore_best=select_by is not None,
-        monitor=select_by, epochs_per_call=min(EPOCHS_PER_CALL, epochs),
-        runs_per_vmap=config.runs_per_vmap, checkpoint_every=CHECKPOINT_EVERY)
+        [v._replace(batch_size=rows) if v.batch_size == default_config.FULL_BATCH else v
+         for v in variants], range(config.seeds), train.classification(), training,
+        max_epochs=epochs, log=log, checkpoint_dir=config.workdir and
+        f"{config.workdir}/{label}-{epochs}", validation=validation, eval_batch_size=EVAL_BATCH,
+        restore_best=select_by is not None, monitor=select_by,
+        epochs_per_call=min(EPOCHS_PER_CALL, epochs), runs_per_vmap=config.runs_per_vmap,
+        checkpoint_every=CHECKPOINT_EVERY)
     sets = {"test": (data.x_test, data.y_test), "val": validation}
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.class_scores(fit, xy, CLASSES, batch_size=EVAL_BATCH)
         for split, xy in sets.items() if xy is not None})
-    return {v.name: {
-        "variant": v, "fit": f"{label}-{grid[v.name].group}",
-        "first_epoch": grid[v.name].fit.first_epoch,
+    return {name: {
+        "result": result, "fit": f"{label}-{result.group}", "history": result.history,
         "trained_on": "train + validation" if on_train_and_validation else "train",
-        "batch_size": batch[v.name], "updates": epochs * (rows // batch[v.name]),
-        "confusion": scores[v.name]["test"]["confusion"].sum(axis=0),
-        "history": grid[v.name].history, "fit_runs": grid[v.name].fit.best_epoch.shape[0],
-        "run_seconds": grid[v.name].fit.run_seconds,
-        "compile_seconds": grid[v.name].fit.compile_seconds,
-        # Seed 0's kernels, layer by layer, for the violin plots.
-        "final_kernels": [np.asarray(k)[grid[v.name].runs.start]
-                          for k in kernels(grid[v.name].fit.params)],
-    } | {f"{split}_{name}": scores[v.name][split][name]
-         for split in scores[v.name] for name in ("accuracy", "f1")} for v in variants}
+        "updates": epochs * (rows // result.variant.batch_size),
+        "confusion": scores[name]["test"]["confusion"].sum(axis=0),
+    } | {f"{split}_{key}": scores[name][split][key]
+         for split in scores[name] for key in ("accuracy", "f1")} for name, result in grid.items()}
 
 
 def mlp_variant(config, name: str, *, hidden=None, optimizer="rmsprop", learning_rate=None,
@@ -143,9 +133,8 @@ def search_variant(config, first: int, second: int, l2: float, learning_rate: fl
 
 def run_search(config, data, log: cli.Log) -> dict:
     """The grid at the full budget, then Hyperband reusing its scores; both bests retrained."""
-    settings = list(itertools.product(config.search_first, config.search_second, config.search_l2,
-                                      config.search_learning_rates))
-    space = [search_variant(config, *setting) for setting in settings]
+    space = [search_variant(config, *setting) for setting in itertools.product(
+        config.search_first, config.search_second, config.search_l2, config.search_learning_rates)]
     fits: dict[str, dict] = {}  # every record trained for the search, by fit
 
     def evaluate(indices: list[int], epochs: int) -> np.ndarray:
@@ -167,9 +156,8 @@ def run_search(config, data, log: cli.Log) -> dict:
                                   data, on_train_and_validation=True, log=log),
         "grid": fits.pop("search-grid"), "hyperband": band,
         "hyperband_records": [r for records in fits.values() for r in records.values()],
-        "grid_rows": [{"variant": v.name, "hidden": f"{first}-{second}", "l2": l2,
-                       "learning_rate": rate, "objective": t.score}
-                      for v, (first, second, l2, rate), t in zip(space, settings, grid.trials)],
+        "grid_rows": [{"variant": space[t.config].name, "objective": t.score}
+                      for t in grid.trials],
         "space": [variant.name for variant in space],
         "best": {method: variant.name for method, variant in bests.items()},
         "grid_epochs_spent": grid.epochs_spent, "hyperband_epochs_trained": band.epochs_trained,
@@ -198,28 +186,22 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
              or study != "batch_size"), chosen[study][0].name),
             "records": train_variants(config, study, chosen[study], data, log=log,
                                       select_by="val_accuracy" if study == "tuned" else None)}
-    for result in studies.values():  # seed 0's kernels at initialization, for the figure
-        reference = result["records"][result["reference"]]
-        runs = train.init_runs(reference["variant"].model, reference["variant"].optimizer,
-                               seeds=[0])
-        reference["initial_kernels"] = [np.asarray(k)[0] for k in kernels(runs.state.params)]
     return {"config": config, "studies": studies}
 
 
 def variant_row(study: str, record: dict) -> dict:
-    variant: train.Variant = record["variant"]
-    row = {"study": study, "variant": variant.name} | {key: record[key] for key in (
-        "trained_on", "batch_size", "updates", "fit_runs", "run_seconds", "compile_seconds")}
-    row |= stats.mean_std_columns(
-        {key: record[key] * (1 if key == "test_f1" else 100)
-         for key in ("test_accuracy", "test_f1", "val_accuracy") if key in record},
+    """A table row: the variant's setting, its program's times, its scores over the seeds."""
+    result: train.VariantResult = record["result"]
+    variant, fit = result.variant, result.fit
+    per_seed = {key: record[key] for key in ("test_accuracy", "test_f1", "val_accuracy")
+                if key in record}
+    return {"study": study, "variant": variant.name, "trained_on": record["trained_on"],
+            "batch_size": variant.batch_size, "updates": record["updates"], "l1": variant.l1,
+            "l2": variant.l2, **variant.hyperparams, "fit_runs": fit.best_epoch.shape[0],
+            "run_seconds": fit.run_seconds, "compile_seconds": fit.compile_seconds,
+            "per_seed": per_seed} | stats.mean_std_columns(
+        {key: values * (1 if key == "test_f1" else 100) for key, values in per_seed.items()},
         {"test_accuracy": ".2f", "val_accuracy": ".2f", "test_f1": ".4f"})
-    if study == "batch_size" and variant.batch_size in COURSEWORK_BATCH_RUNS:
-        row["coursework_accuracy"], row["coursework_seconds"] = COURSEWORK_BATCH_RUNS[
-            variant.batch_size]
-        # Ours trains every seed in that time: per run the ratio is larger still.
-        row["speedup"] = row["coursework_seconds"] / record["run_seconds"]
-    return row
 
 
 SECONDS = report.format_seconds
@@ -227,15 +209,10 @@ COLUMNS = [("variant", "variant"), ("trained_on", "trained on"), ("updates", "up
            ("test_accuracy_text", "test accuracy % (mean ± std)"),
            ("test_f1_text", "test macro F1"),
            ("val_accuracy_text", "val accuracy % (kept weights)"),
-           ("fit_runs", "runs in its fit"), ("run_seconds", "fit time", SECONDS),
+           ("fit_runs", "runs in its fit"), ("run_seconds", "fit time (all its runs)", SECONDS),
            ("compile_seconds", "compile", SECONDS)]
-BATCH_COLUMNS = COLUMNS[:1] + COLUMNS[2:4] + [
-    ("run_seconds", "fit time (all seeds)", SECONDS), ("compile_seconds", "compile", SECONDS),
-    ("coursework_accuracy", "coursework accuracy %", lambda v: f"{100 * v:.2f}"),
-    ("coursework_seconds", "coursework time (Keras, 1 run)", SECONDS),
-    ("speedup", "coursework time / fit time", "{:.1f}x")]
-GRID_COLUMNS = [("hidden", "hidden"), ("l2", "L2", "{:g}"), ("learning_rate", "lr", "{:g}"),
-                ("objective", "objective (mean over seeds)", "{:.4f}")]
+GRID_COLUMNS = [("variant", "configuration"), ("objective", "objective (mean over seeds)",
+                                               "{:.4f}")]
 STUDY_TITLES = {
     "batch_size": "Batch size 1, 256 and N (RMSprop, lr 1e-3)",
     "design": "Design choices: RMSprop's rho, a bad initialization, L2, L1 + dropout",
@@ -244,32 +221,26 @@ STUDY_TITLES = {
 }
 
 
-def summary(config, results: dict) -> str:
+def summary(config, results: dict, rows: list[dict]) -> str:
     data = "the full set" if config.train_limit is None else "the coursework's subset"
     lines = [f"# MNIST MLP on {data}: {config.seeds} seeds, {config.epochs} epochs, "
              "mean ± std over seeds", "",
              "Variants in one fit are trained together; their fit time is shared.",
              # Every fit a study trained: those it shows and, for the search, those it scored.
              *training_log.resume_lines({
-                 r["fit"]: r["first_epoch"] for result in results["studies"].values()
+                 r["fit"]: r["result"].fit.first_epoch for result in results["studies"].values()
                  for r in [*result["records"].values(), *result.get("grid", {}).values(),
                            *result.get("hyperband_records", [])]})]
     for study, result in results["studies"].items():
-        rows = [variant_row(study, record) for record in result["records"].values()]
-        lines += ["", f"## {STUDY_TITLES[study]}", "",
-                  report.markdown_table(rows, BATCH_COLUMNS if study == "batch_size" else COLUMNS)]
+        lines += ["", f"## {STUDY_TITLES[study]}", "", report.markdown_table(
+            [row for row in rows if row["study"] == study], COLUMNS)]
         if study == "search":
             lines += search_summary(config, result)
-        if study == "design":
-            lines += ["", "Coursework: SGD from the Normal(mean 10) initialization stayed near "
-                          "11% accuracy."]
         if study == "tuned" and config.train_limit is None:
             accuracy = float(np.mean(next(iter(result["records"].values()))["test_accuracy"]))
             lines += ["", f"On the full set the tuned MLP "
                           f"{'reaches' if accuracy >= 0.98 else 'does NOT reach'} 98% test "
                           f"accuracy (mean {100 * accuracy:.2f}%)."]
-        if study in ("search", "tuned"):
-            lines += ["", f"Coursework (one Keras run): {COURSEWORK_TUNED}."]
     return "\n".join(lines) + "\n"
 
 
@@ -278,21 +249,20 @@ def search_summary(config, result: dict) -> list[str]:
     top = sorted(result["grid_rows"], key=lambda row: -row["objective"])[:5]
 
     def seconds(records):  # the fits that trained ``records``, each once
-        fits = {record["fit"]: record for record in records}.values()
-        return (f"{SECONDS(sum(r['run_seconds'] for r in fits))} (compile "
-                f"{SECONDS(sum(r['compile_seconds'] for r in fits))})")
+        fits = {record["fit"]: record["result"].fit for record in records}.values()
+        return (f"{SECONDS(sum(fit.run_seconds for fit in fits))} (compile "
+                f"{SECONDS(sum(fit.compile_seconds for fit in fits))})")
 
     return [
         f"Objective: {config.objective} after training on the training set. Best of the grid "
         f"({len(result['space'])} configurations x {config.epochs} epochs = "
-        f"{result['grid_epochs_spent']} configuration-epochs): **{result['best']['grid']}**. "
-        f"Best of Hyperband (eta = {config.eta}, R = {config.epochs}; {len(band.trials)} trials, "
-        f"{band.epochs_spent} configuration-epochs, promoted configurations retrained from "
-        f"scratch; {result['hyperband_epochs_trained']} of them trained beyond the grid's "
-        f"runs): **{result['best']['hyperband']}** (score {band.best_score:.4f}). The table "
-        "above is the best configuration(s) retrained on train + validation.", "",
-        f"Time of the grid's fits: {seconds(result['grid'].values())}; of Hyperband's: "
-        f"{seconds(result['hyperband_records'])}.", "",
+        f"{result['grid_epochs_spent']} configuration-epochs, {seconds(result['grid'].values())})"
+        f": **{result['best']['grid']}**. Best of Hyperband (eta = {config.eta}, R = "
+        f"{config.epochs}; {len(band.trials)} trials, {band.epochs_spent} configuration-epochs, "
+        f"promoted configurations retrained from scratch, {result['hyperband_epochs_trained']} "
+        f"of them beyond the grid's runs, {seconds(result['hyperband_records'])}): "
+        f"**{result['best']['hyperband']}** (score {band.best_score:.4f}). The table above is "
+        "the best configuration(s) retrained on train + validation.", "",
         "Top of the grid:", "", report.markdown_table(top, GRID_COLUMNS),
     ]
 
@@ -312,12 +282,16 @@ def figures(study: str, result: dict) -> dict:
         ax.legend(fontsize="x-small")
     name = result["reference"]
     reference = result["records"][name]
-    layers = zip(reference["initial_kernels"], reference["final_kernels"])
+    trained = reference["result"]  # seed 0's kernels: at initialization and trained
+    runs = train.init_runs(trained.variant.model, trained.variant.optimizer, seeds=[0])
+    layers = [(np.asarray(initial)[0], np.asarray(final)[trained.runs.start])
+              for initial, final in zip(kernels(runs.state.params), kernels(trained.fit.params))]
     return {
         f"{study}_learning_curves.png": fig,
         f"{study}_weights.png": plots.violin_figure(
             {f"layer {i + 1} {initial.shape[0]}x{initial.shape[1]}":
-             {"initial": initial, "trained": final} for i, (initial, final) in enumerate(layers)},
+             {"initial": initial, "trained": final}
+             for i, (initial, final) in enumerate(layers)},
             ylabel="kernel weight", title=f"{name} (seed 0)"),
         f"{study}_confusion.png": plots.confusion_figure(reference["confusion"],
                                                          title=f"{name}: test confusion"),
@@ -325,22 +299,16 @@ def figures(study: str, result: dict) -> dict:
 
 
 def write(config, results: dict) -> cli.Report:
-    drawn, metrics, rows, studies = {}, {}, [], {}
-    heavy = ("history", "initial_kernels", "final_kernels")  # in metrics.jsonl and figures
+    rows, metrics, drawn = [], {}, {}
     for study, result in results["studies"].items():
         rows += [variant_row(study, record) for record in result["records"].values()]
         shown = result["records"] | {f"grid {n}": r for n, r in result.get("grid", {}).items()}
         metrics |= {f"{study}/{name}": record["history"] for name, record in shown.items()}
         drawn |= figures(study, result)
-        studies[study] = {key: value for key, value in result.items()
-                          if key not in ("records", "grid", "hyperband_records")}
-        studies[study]["variants"] = {
-            name: {k: v for k, v in record.items() if k not in heavy} | {"variant": {
-                **record["variant"].hyperparams, "l1": record["variant"].l1,
-                "l2": record["variant"].l2, "batch_size": record["variant"].batch_size}}
-            for name, record in result["records"].items()}
-    return cli.Report(markdown=summary(config, results),
-                      results={"config": config, "studies": studies},
+    searched = {key: value for key, value in results["studies"].get("search", {}).items()
+                if key not in ("records", "grid", "hyperband_records")}
+    return cli.Report(markdown=summary(config, results, rows),
+                      results={"config": config, "variants": rows, "search": searched or None},
                       tables={"results.csv": rows}, figures=drawn, metrics=metrics)
 
 

@@ -159,6 +159,7 @@ def solve_right_hand_sides(name, A, A_op, B, x0, precond, config, max_iters,
     return rows
 
 
+@single_threaded_blas()
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Loads the matrix, runs every preconditioner; no file output.
 
@@ -166,11 +167,6 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     has its own thread pool, and an idle-spinning BLAS pool beside it slowed both scipy
     and optlab several times on a 2-core machine.
     """
-    with single_threaded_blas():
-        return _run_study(config, log)
-
-
-def _run_study(config: default_config.Config, log: cli.Log) -> dict:
     name, A = load_matrix(config.matrix, config.size)
     n = A.shape[0]
     lambda_min, lambda_max, how = ((*linalg.poisson2d_eigenvalue_bounds(config.size), "closed form")

@@ -55,7 +55,7 @@ def test_every_setting_has_a_row_with_finite_statistics(logged):
 
 def test_progress_is_logged_per_size_method_and_sweep(logged):
     _, lines = logged
-    assert sum(line.startswith("40x2: data") for line in lines) == 1
+    assert sum(line.startswith("40x2: data, least squares") for line in lines) == 1
     assert sum(line.startswith("70x3 adam:") for line in lines) == 1
     assert sum("sweep: reached the target" in line for line in lines) == 12
 
@@ -81,7 +81,7 @@ def test_reports_json_table_csv_and_figures(logged):
     written = study.write(TINY, results)
     assert set(written.figures) == {"contour_40x2.png", "convergence_40x2.png",
                                     "convergence_70x3.png"}
-    assert "losses" not in written.results["sizes"]["40x2"]["sweeps"][0]
+    assert set(written.results["sizes"]["40x2"]) == {"context", "rows", "programs"}
     assert "n = 70, d = 3" in written.markdown and "b1=0.9, b2=0.9" in written.markdown
     assert len(written.tables["results.csv"]) == 2 * SETTINGS_PER_SIZE
 
@@ -90,17 +90,17 @@ def test_vmapped_sweep_equals_the_unbatched_runs():
     """One program over (beta, seed) gives, member by member, the runs made one at a time."""
     config = dataclasses.replace(TINY, steps=12)
     data = regression.make_regression(5, 40, 2, dtype=jnp.float64)
-    problem = study.Problem(data, regression.least_squares(data.features, data.targets))
     keys = jax.random.split(jax.random.key(9), 2)
     initial = jax.random.normal(keys[0], (2, 2), jnp.float64)
     orders = jax.vmap(lambda k: minibatch.shuffled_batches(k, 40, 8, 12))(keys)
     batches = minibatch.take_batches((data.features, data.targets), orders)
+    problem = study.Problem(data, regression.least_squares(data.features, data.targets),
+                            initial, batches)
     settings = {"learning_rate": jnp.array([1e-2, 1e-3, 1e-3]), "beta": jnp.array([0.9, 0.7, 0.8])}
     sw = study.Sweep("momentum", "mixed", tuple(
         {"learning_rate": float(lr), "beta": float(b)}
         for lr, b in zip(settings["learning_rate"], settings["beta"])), ("a", "b", "c"))
-    [(losses, paths)], _ = study.run_method(
-        config, problem, study.SeedInputs(initial, batches), [sw])
+    [(losses, paths)], _ = study.run_method(config, problem, [sw])
     assert losses.shape == (3, 2, 13) and paths.shape == (3, 2, 13, 2)
 
     @jax.jit

@@ -53,7 +53,7 @@ def test_batch_size_counts_updates_and_full_batch_takes_one_per_epoch(results):
     rows = study.train_rows(CONFIG)
     assert rows == 240
     assert by_size["batch 1"]["updates"] == CONFIG.epochs * rows
-    assert by_size["batch N"]["batch_size"] == rows
+    assert by_size["batch N"]["result"].variant.batch_size == rows
     assert by_size["batch N"]["updates"] == CONFIG.epochs
     # 720 updates beat 3 at this size: batch 1 is the only one that learns in 3 epochs.
     assert by_size["batch 1"]["test_accuracy"].mean() > by_size["batch N"]["test_accuracy"].mean()
@@ -65,7 +65,7 @@ def test_design_bad_initialization_is_stuck_near_chance(results):
     assert bad["test_accuracy"].mean() < 0.25
     assert by_name["rmsprop rho=0.9"]["test_accuracy"].mean() > 0.5
     # The L2 variants trained in the same fit as their unpenalised baseline.
-    assert by_name["rmsprop l2=0.01"]["fit_runs"] == 3 * CONFIG.seeds
+    assert by_name["rmsprop l2=0.01"]["result"].fit.best_epoch.shape == (3 * CONFIG.seeds,)
     penalty = by_name["rmsprop l2=0.01"]["history"]["penalty"]
     assert np.all(penalty > 0) and np.all(by_name["rmsprop rho=0.9"]["history"]["penalty"] == 0)
 
@@ -101,13 +101,14 @@ def test_reports_tables_metrics_and_figures(results):
     written = study.write(CONFIG, results)
     assert set(written.figures) == {f"{s}_{kind}.png" for s in default_config.STUDIES
                                     for kind in ("confusion", "learning_curves", "weights")}
-    assert written.results["studies"]["search"]["best"] == results["studies"]["search"]["best"]
-    assert "coursework time (Keras, 1 run)" in written.markdown and "± " in written.markdown
+    assert written.results["search"]["best"] == results["studies"]["search"]["best"]
+    assert "Top of the grid" in written.markdown and "± " in written.markdown
     assert next(iter(written.metrics)) == "batch_size/batch 1"
     rows = written.tables["results.csv"]
     assert [row["study"] for row in rows].count("design") == len(study.design_variants(CONFIG))
-    reference = results["studies"]["design"]["records"]["rmsprop rho=0.9"]
-    assert [k.shape for k in reference["initial_kernels"]] == [(784, 32), (32, 16), (16, 10)]
+    weights = written.figures["design_weights.png"]
+    assert [ax.get_title() for ax in weights.axes] == [
+        "layer 1 784x32", "layer 2 32x16", "layer 3 16x10"]
 
 
 @pytest.mark.parametrize(
