@@ -42,8 +42,8 @@ class Config(TrainingConfig):
     test_limit: int | None = option(None, "First test rows kept.", flag="")
     target_accuracy: float = option(0.70, "The issue's claim: mean test accuracy above "
                                     "this.", flag="")
-    manual_check: bool = option(True, "Train run 0 of each variant again with the "
-                                "hand-written gradients (manual_mlp).")
+    manual_check: bool = option(True, "coursework: train seed 0 of each variant again with "
+                                "the hand-written gradients (manual_mlp).")
 
 
 def get_config(recipe: str = "coursework") -> Config:

@@ -20,7 +20,7 @@ time), results.json, results.csv, runs.csv (per seed), metrics.jsonl and curves.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 from flax import nnx
@@ -30,37 +30,25 @@ from configs import mnist_cnn as default_config
 from experiments.kit import cli, options, training_log
 from optlab import datasets, models, plots, report, train
 
+# Where each placement (``configs.mnist_cnn.PLACEMENTS``) puts dropout: CNN's arguments.
+DROPOUT = {"none": (), "input": ("input_dropout",), "hidden": ("conv_dropout", "dense_dropout")}
 
 
 def model_fn(placement: str, config: default_config.Config) -> Callable[..., nnx.Module]:
-    """The model builder of a dropout placement (see ``configs.mnist_cnn.PLACEMENTS``)."""
-    shape = dict(conv_features=config.conv_features, dense_features=config.dense_features)
-    rate = config.dropout_rate
-    if placement == "none":
-        return functools.partial(models.CNN, **shape)
-    if placement == "input":
-        return functools.partial(models.CNN, input_dropout=rate, **shape)
-    if placement == "hidden":
-        return functools.partial(models.CNN, conv_dropout=rate, dense_dropout=rate, **shape)
-    raise ValueError(f"unknown placement {placement!r}; choose from {default_config.PLACEMENTS}")
+    """The model builder of a dropout placement."""
+    return functools.partial(models.CNN, conv_features=config.conv_features,
+                             dense_features=config.dense_features,
+                             **dict.fromkeys(DROPOUT[placement], config.dropout_rate))
 
 
-class Data(NamedTuple):
-    train: tuple[np.ndarray, np.ndarray]  # images (n, 28, 28, 1) float32, labels int32
-    validation: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
-
-
-def load_data(config: default_config.Config) -> Data:
-    splits = datasets.mnist_splits(
+def load_data(config: default_config.Config) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train, validation and test images ``(n, 28, 28, 1)`` float32 and their labels."""
+    s = datasets.mnist_splits(
         train_limit=config.train_limit, validation_fraction=config.validation_fraction,
-        test_limit=config.test_limit, flatten=False,
-    )
-    return Data(
-        train=(splits.x_train[..., None], splits.y_train),
-        validation=(splits.x_validation[..., None], splits.y_validation),
-        test=(splits.x_test[..., None], splits.y_test),
-    )
+        test_limit=config.test_limit, flatten=False)
+    return {"train": (s.x_train[..., None], s.y_train),
+            "val": (s.x_validation[..., None], s.y_validation),
+            "test": (s.x_test[..., None], s.y_test)}
 
 
 MEASURES = ("train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap", "train_loss",
@@ -70,20 +58,19 @@ MEASURES = ("train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap", "
 def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     """Trains every placement (no file output) and returns the results."""
     data = load_data(config)
-    log(f"{data.train[0].shape[0]} training, {data.validation[0].shape[0]} validation, "
-        f"{data.test[0].shape[0]} test images")
+    log(", ".join(f"{len(labels)} {split}" for split, (_, labels) in data.items()) + " images")
     task = train.classification()
     optimizer = optlab.rmsprop(config.learning_rate, config.rho, config.eps)
     variants = [train.Variant(placement, model_fn(placement, config), optimizer,
                               batch_size=config.batch_size) for placement in config.placements]
     grid = train.run_grid(
-        variants, range(config.seeds), task, data.train, max_epochs=config.epochs,
-        checkpoint_dir=config.workdir, log=log, validation=data.validation,
+        variants, range(config.seeds), task, data["train"], max_epochs=config.epochs,
+        checkpoint_dir=config.workdir, log=log, validation=data["val"],
         eval_batch_size=config.eval_batch_size, restore_best=False,
         runs_per_vmap=config.runs_per_vmap)
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.evaluate(fit, task, arrays, batch_size=config.eval_batch_size)
-        for split, arrays in zip(("train", "val", "test"), data)})
+        for split, arrays in data.items()})
     per_seed = {}
     for placement, result in grid.items():
         measures = {f"{split}_{name}": np.asarray(scores[placement][split][name], float)

@@ -150,18 +150,14 @@ def run_search(config, data, log: cli.Log) -> dict:
                             seed=config.seed, known={(t.config, t.epochs): t.score
                                                      for t in grid.trials})
     bests = {"grid": space[grid.best], "hyperband": space[band.best]}
-    distinct = list({v.name: v for v in bests.values()}.values())
     return {
-        "records": train_variants(config, "search-best", distinct,
-                                  data, on_train_and_validation=True, log=log),
-        "grid": fits.pop("search-grid"), "hyperband": band,
+        "records": train_variants(config, "search-best", list({v.name: v for v in bests.values()}
+                                                                .values()), data,
+                                  on_train_and_validation=True, log=log),
+        "grid": fits.pop("search-grid"), "searches": {"grid": grid, "hyperband": band},
         "hyperband_records": [r for records in fits.values() for r in records.values()],
-        "grid_rows": [{"variant": space[t.config].name, "objective": t.score}
-                      for t in grid.trials],
-        "space": [variant.name for variant in space],
+        "space": [variant.name for variant in space], "reference": bests["grid"].name,
         "best": {method: variant.name for method, variant in bests.items()},
-        "grid_epochs_spent": grid.epochs_spent, "hyperband_epochs_trained": band.epochs_trained,
-        "reference": bests["grid"].name,
     }
 
 
@@ -181,9 +177,9 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         if study == "search":
             studies[study] = run_search(config, data, log)
             continue
-        studies[study] = {"reference": next(  # the batch study's: the other studies' batch
-            (v.name for v in chosen[study] if v.batch_size == config.batch_size
-             or study != "batch_size"), chosen[study][0].name),
+        studies[study] = {"reference": next(  # the figures' variant: the first at --batch_size
+            (v.name for v in chosen[study] if v.batch_size == config.batch_size),
+            chosen[study][0].name),
             "records": train_variants(config, study, chosen[study], data, log=log,
                                       select_by="val_accuracy" if study == "tuned" else None)}
     return {"config": config, "studies": studies}
@@ -245,8 +241,8 @@ def summary(config, results: dict, rows: list[dict]) -> str:
 
 
 def search_summary(config, result: dict) -> list[str]:
-    band: search.SearchResult = result["hyperband"]
-    top = sorted(result["grid_rows"], key=lambda row: -row["objective"])[:5]
+    grid, band = result["searches"]["grid"], result["searches"]["hyperband"]
+    top = sorted(grid.trials, key=lambda trial: -trial.score)[:5]
 
     def seconds(records):  # the fits that trained ``records``, each once
         fits = {record["fit"]: record["result"].fit for record in records}.values()
@@ -256,14 +252,15 @@ def search_summary(config, result: dict) -> list[str]:
     return [
         f"Objective: {config.objective} after training on the training set. Best of the grid "
         f"({len(result['space'])} configurations x {config.epochs} epochs = "
-        f"{result['grid_epochs_spent']} configuration-epochs, {seconds(result['grid'].values())})"
-        f": **{result['best']['grid']}**. Best of Hyperband (eta = {config.eta}, R = "
+        f"{grid.epochs_spent} configuration-epochs, {seconds(result['grid'].values())}): "
+        f"**{result['best']['grid']}**. Best of Hyperband (eta = {config.eta}, R = "
         f"{config.epochs}; {len(band.trials)} trials, {band.epochs_spent} configuration-epochs, "
-        f"promoted configurations retrained from scratch, {result['hyperband_epochs_trained']} "
-        f"of them beyond the grid's runs, {seconds(result['hyperband_records'])}): "
+        f"promoted configurations retrained from scratch, {band.epochs_trained} of them beyond "
+        f"the grid's runs, {seconds(result['hyperband_records'])}): "
         f"**{result['best']['hyperband']}** (score {band.best_score:.4f}). The table above is "
-        "the best configuration(s) retrained on train + validation.", "",
-        "Top of the grid:", "", report.markdown_table(top, GRID_COLUMNS),
+        "the best configuration(s) retrained on train + validation.", "", "Top of the grid:", "",
+        report.markdown_table([{"variant": result["space"][t.config], "objective": t.score}
+                               for t in top], GRID_COLUMNS),
     ]
 
 

@@ -157,18 +157,12 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
                                              for name, m in per_seed.items()}, FORMATS)
     for row in rows:
         m = per_seed[row["variant"]]
-        row["seeds_inside_only"] = int(np.sum((m["inside"] > 0) & (m["outside"] == 0)))
-        row["seeds_outside"] = int(np.sum(m["outside"] > 0))
+        row |= {"seeds_inside_only": int(np.sum((m["inside"] > 0) & (m["outside"] == 0))),
+                "seeds_outside": int(np.sum(m["outside"] > 0))}
     for row in runs:
         row["family"] = family_of[row["variant"]]
-    programs: dict[int, dict] = {}
-    for name, result in grid.items():
-        program = programs.setdefault(result.group, {
-            "family": family_of[name], "variants": [], "runs": 0,
-            "compile_seconds": result.fit.compile_seconds,
-            "run_seconds": result.fit.run_seconds, "first_epoch": result.fit.first_epoch})
-        program["variants"].append(name)
-        program["runs"] += len(result.seeds)
+    programs = [{"family": family_of[program["variants"][0]]} | program
+                for program in train.grid.programs(grid.values())]
     showcase = per_seed.get(SHOWCASE)
     return {
         "config": config,
@@ -177,12 +171,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
                  "validation_windows": data.validation_windows.shape[0],
                  "test_windows": data.test_windows.shape[0],
                  "labelled_windows": [(str(start), str(end)) for start, end in data.labelled]},
-        "variants": rows, "runs": runs, "programs": list(programs.values()),
-        "adam_check": None if showcase is None else {
-            "seeds": config.seeds,
-            "seeds_flagging_inside": int(np.sum(showcase["inside"] > 0)),
-            "seeds_flagging_outside": int(np.sum(showcase["outside"] > 0)),
-            "holds": bool(np.all((showcase["inside"] > 0) & (showcase["outside"] == 0)))},
+        "variants": rows, "runs": runs, "programs": programs,
         "histories": {name: result.history for name, result in grid.items()},
         "showcase": None if showcase is None else {
             "train_mae": scores[SHOWCASE]["train_mae"][0],
@@ -217,16 +206,13 @@ def summary(config, results: dict) -> str:
         "those of the variant's program (all variants x seeds of its family).", "",
         report.markdown_table(results["variants"], COLUMNS),
     ]
-    check = results["adam_check"]
-    if check is not None:
-        lines += ["", f"Adam check ({'holds' if check['holds'] else 'does NOT hold'}): "
-                      f"{check['seeds_flagging_inside']} of {check['seeds']} seeds flag points "
-                      f"inside the labelled window, {check['seeds_flagging_outside']} flag "
-                      "points outside it."]
-    return "\n".join(lines + [
-        "", "Coursework (Keras, one run): SGD 0.0525 / 0.0369, momentum 0.8 0.0297 / 0.0251, "
-        "Adam 0.0049 / 0.0046 (train / validation loss).",
-        *training_log.resume_lines({p["family"]: p["first_epoch"] for p in results["programs"]})])
+    adam = next((row for row in results["variants"] if row["variant"] == SHOWCASE), None)
+    if adam is not None:
+        holds = "holds" if adam["seeds_inside_only"] == adam["seeds"] else "does NOT hold"
+        lines += ["", f"Adam check ({holds}): {adam['seeds_inside_only']} of {adam['seeds']} "
+                      "seeds flag points inside the labelled window and none outside it."]
+    return "\n".join(lines + training_log.resume_lines(
+        {p["family"]: p["first_epoch"] for p in results["programs"]}))
 
 
 def figures(results: dict) -> dict:

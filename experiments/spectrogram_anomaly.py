@@ -16,7 +16,7 @@ detectors.
 
 Writes table.md (TP, FP, FN, TN, rates and detections per kind, mean ± std over seeds;
 the references; the coursework's target of more than 75 detected, judged on the mean),
-results.json, results.csv, runs.csv, metrics.jsonl, loss_curves.png,
+results.json, results.csv, runs.csv (per seed), metrics.jsonl, loss_curves.png,
 error_histograms.png and spectrograms.png.
 """
 
@@ -150,16 +150,6 @@ DETECTOR_COLUMNS = [
     ("compile_seconds", "compile", report.format_seconds),
     ("run_seconds", "run", report.format_seconds),
 ]
-RUN_COLUMNS = [
-    ("seed", "seed"), *((key, key.upper()) for key in ("tp", "fp", "fn", "tn")),
-    ("detection_rate", "detection rate", "{:.3f}"),
-    ("false_positive_rate", "false-positive rate", "{:.3f}"),
-    *((kind, f"{kind} detected") for kind in FAULT_KINDS),
-    ("threshold", "threshold (MSE)", "{:.4f}"), ("train_loss", "train loss", "{:.4f}"),
-    ("val_loss", "val loss", "{:.4f}"),
-]
-
-
 def summary(config, results: dict) -> str:
     data, target = results["data"], results["target"]
     autoencoder = results["detectors"][0]
@@ -184,8 +174,8 @@ def summary(config, results: dict) -> str:
         f"the autoencoder's mean over seeds, {autoencoder['tp']:.1f} ± "
         f"{autoencoder['tp_std']:.1f} of {data['test_anomalous']}, {verdict} it; "
         f"{target['seeds_meeting']} of {target['seeds']} seeds detect more than "
-        f"{TARGET_DETECTED}.", "", "Per seed:", "",
-        report.markdown_table(results["runs"], RUN_COLUMNS),
+        f"{TARGET_DETECTED}. Detected per seed: "
+        f"{', '.join(str(run['tp']) for run in results['runs'])} (runs.csv has each seed's row).",
     ])
 
 

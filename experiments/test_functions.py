@@ -140,31 +140,18 @@ def run_method(config: Config, scenario: Scenario, method: Method) -> tuple[Runs
 
 def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Timing) -> dict:
     """One table row (numbers and their mean ± std texts) and the per-seed numbers behind it."""
-    distances, values = np.asarray(runs.distances), np.asarray(runs.values)
-    status = np.asarray(runs.status)
-    per_seed = {
-        "iterations_to_threshold": stats.first_below(distances, threshold),
-        "final_distance": distances[:, -1], "final_value": values[:, -1],
+    distances, values, status = map(np.asarray, (runs.distances, runs.values, runs.status))
+    per_seed = {"iterations": stats.first_below(distances, threshold),
+                "final_distance": distances[:, -1], "final_value": values[:, -1]}
+    seeds, nonfinite = len(status), int(np.sum(status == optlab.Status.NONFINITE))
+    row = {"method": label, "seeds": seeds} | stats.mean_std_columns(
+        per_seed, {"iterations": ".1f", "final_distance": ".3g", "final_value": ".3g"})
+    row |= {"reached_text": f"{row['iterations_count']}/{seeds}", "nonfinite_count": nonfinite,
+            "nonfinite_text": f"{nonfinite}/{seeds}", "time_all_seeds_s": timing.run_seconds,
+            "compile_s": timing.compile_seconds}
+    return {"row": row, "per_seed": per_seed | {
         "status": [optlab.Status(int(code)).name.lower() for code in status],
-        "steps_taken": np.asarray(runs.iterations),
-    }
-    iterations = stats.summarize(per_seed["iterations_to_threshold"])
-    distance, value = (stats.summarize(per_seed[key]) for key in ("final_distance", "final_value"))
-    nonfinite, seeds = int(np.sum(status == optlab.Status.NONFINITE)), iterations.total
-    row = {
-        "method": label, "seeds": seeds, "reached_count": iterations.count,
-        "reached_text": f"{iterations.count}/{seeds}",
-        "iterations_text": stats.format_mean_std(iterations, ".1f"),
-        "final_distance_text": stats.format_mean_std(distance),
-        "final_value_text": stats.format_mean_std(value), "nonfinite_text": f"{nonfinite}/{seeds}",
-        "iterations_mean": iterations.mean, "iterations_std": iterations.std,
-        "iterations_ci95_low": iterations.ci_low, "iterations_ci95_high": iterations.ci_high,
-        "final_distance_mean": distance.mean, "final_distance_std": distance.std,
-        "final_value_mean": value.mean, "final_value_std": value.std,
-        "nonfinite_count": nonfinite, "time_all_seeds_s": timing.run_seconds,
-        "compile_s": timing.compile_seconds,
-    }
-    return {"row": row, "per_seed": per_seed}
+        "steps_taken": np.asarray(runs.iterations)}}
 
 
 def takeaway(scenario: Scenario, rows: list[dict], threshold: float, start_distance: float) -> str:
@@ -172,36 +159,36 @@ def takeaway(scenario: Scenario, rows: list[dict], threshold: float, start_dista
     if problems.TEST_FUNCTIONS[scenario.function].minimum is None:
         return _saddle_takeaway(rows, start_distance)
     parts = [f"no method gets below {threshold:g} in {scenario.steps} steps"]
-    reached = [row for row in rows if row["reached_count"] > 0]
+    reached = [row for row in rows if row["iterations_count"] > 0]
     if reached:
-        best = max(reached, key=lambda row: (row["reached_count"], -row["iterations_mean"]))
+        best = max(reached, key=lambda row: (row["iterations_count"], -row["iterations"]))
         parts = [f"{best['method']} gets below {threshold:g} fastest, in "
-                 f"{best['iterations_mean']:.1f} iterations on average ({best['reached_text']} "
+                 f"{best['iterations']:.1f} iterations on average ({best['reached_text']} "
                  "seeds)"]
     for row in rows:
-        name, distance = row["method"], row["final_distance_mean"]
+        name, distance = row["method"], row["final_distance"]
         if row["nonfinite_count"]:
             parts.append(f"{name} diverges (non-finite in {row['nonfinite_text']} seeds)")
         elif distance > 10 * start_distance:
             parts.append(f"{name} diverges: final distance {distance:.1e}")
-        elif row["reached_count"] == 0:
+        elif row["iterations_count"] == 0:
             parts.append(f"{name} does not get below {threshold:g} in {scenario.steps} steps: "
                          f"final distance {distance:.3g}, final value "
-                         f"{row['final_value_mean']:.3g}")
-    finite = [row for row in rows if np.isfinite(row["final_distance_mean"])]
+                         f"{row['final_value']:.3g}")
+    finite = [row for row in rows if np.isfinite(row["final_distance"])]
     if reached and finite:
-        closest = min(finite, key=lambda row: row["final_distance_mean"])
+        closest = min(finite, key=lambda row: row["final_distance"])
         if closest is not best:
             parts.append(f"{closest['method']} ends closest (final distance "
-                         f"{closest['final_distance_mean']:.3g} against "
-                         f"{best['final_distance_mean']:.3g})")
+                         f"{closest['final_distance']:.3g} against "
+                         f"{best['final_distance']:.3g})")
     return "; ".join(parts) + "."
 
 
 def _saddle_takeaway(rows: list[dict], start_distance: float) -> str:
     parts = ["unbounded below, so leaving the saddle is the goal"]
     for row in rows:
-        distance, value = row["final_distance_mean"], row["final_value_mean"]
+        distance, value = row["final_distance"], row["final_value"]
         if row["nonfinite_count"]:
             parts.append(f"{row['method']} leaves it for f = -inf (non-finite in "
                          f"{row['nonfinite_text']} seeds)")

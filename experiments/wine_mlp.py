@@ -9,8 +9,8 @@ weights (the power layer's U(0, 1)); 32-row batches in order with the last parti
 summed kernel gradients plus 0.01 W, averaged biases, the power layer at 5e-4 (optax
 ``multi_transform``); 150 epochs, 100 for the power network; seeds vmapped. ``keras``
 is the Keras reading: a stratified split, Glorot weights, shuffled batches, SGD at 1e-3
-and 1e-2 with an L2 penalty, 150 epochs, the engine's grid. Under both, seed 0 at the
-first rate is trained again with the hand-written backward pass (``manual_mlp``).
+and 1e-2 with an L2 penalty, 150 epochs, the engine's grid. Under ``coursework`` seed 0
+at the first rate is trained again with the hand-written backward pass (``manual_mlp``).
 
     python -m experiments.wine_mlp --seeds=20
     python -m experiments.wine_mlp --recipe=keras --seeds=10 --learning_rates=0.001,0.01
@@ -25,7 +25,6 @@ manual_vs_autodiff.png.
 from __future__ import annotations
 
 import functools
-import time
 from typing import Callable
 
 import jax
@@ -79,22 +78,19 @@ def manual_check(variant, rate, initial, autodiff, autodiff_losses, train_manual
     """Seed 0 at the first rate trained again by ``train_manually(initial)`` with the
     hand-written backward pass, from the same weights on the same batches, against the
     autodiff run's parameters ``autodiff`` and per-epoch losses."""
-    start = time.perf_counter()
-    trained, losses = jax.block_until_ready(train_manually(initial))
-    seconds = time.perf_counter() - start
+    (trained, losses), timing = sweep.time_compiled(train_manually, initial, repeats=1)
     gap = np.abs(np.asarray(losses) - autodiff_losses)
     x_test = np.asarray(data.x_test, np.float32)
     return {
         "variant": variant, "learning_rate": rate, "seed": 0,
-        "max_param_difference": max(jax.tree.leaves(jax.tree.map(
-            lambda a, m: float(np.max(np.abs(np.asarray(a) - np.asarray(m)))), autodiff,
-            trained))),
+        "max_param_difference": max(float(np.max(np.abs(np.asarray(a) - np.asarray(m))))
+                                    for a, m in zip(*map(jax.tree.leaves, (autodiff, trained)))),
         "max_param_magnitude": max(float(np.max(np.abs(leaf)))
                                    for leaf in jax.tree.leaves(autodiff)),
         "max_loss_difference": float(gap.max()),
         "autodiff_test_accuracy": manual_mlp.accuracy(autodiff, x_test, data.y_test),
         "manual_test_accuracy": manual_mlp.accuracy(trained, x_test, data.y_test),
-        "manual_seconds": seconds, "loss_difference_curve": gap,
+        "manual_seconds": timing.run_seconds, "loss_difference_curve": gap,
     }
 
 
@@ -125,34 +121,18 @@ def run_keras(config, data, log: cli.Log) -> tuple[list, list, dict, dict]:
         epochs_per_call=EPOCHS_PER_CALL)
     train_accuracy = train.grid.per_variant(grid, lambda fit: train.evaluate(
         fit, train.classification(), (data.x_train, data.y_train))["accuracy"])
-    exponents = train.grid.per_variant(
-        {name: result for name, result in grid.items() if name.startswith("power")},
-        lambda fit: np.asarray(fit.params["activations"][config.power_layer]["exponent"][...],
-                               np.float64))
-    rows, manual = [], []
-    for variant in VARIANTS:
-        for index, rate in enumerate(config.learning_rates):
-            name = f"{variant} lr={rate:g}"
-            result = grid[name]
-            # The test set is fit's validation set: its last epoch is the final model's.
-            per_seed = {"train_accuracy": train_accuracy[name],
-                        "test_accuracy": result.history["val_accuracy"][:, -1]}
-            per_seed |= {"exponent": exponents[name]} if variant == "power" else {}
-            rows.append(variant_row(config, variant, rate, per_seed,
-                                    result.history["train_loss"],
-                                    (result.fit.compile_seconds, result.fit.run_seconds)))
-            if config.manual_check and index == 0:
-                runs = train.init_runs(result.variant.model, result.variant.optimizer,
-                                       seeds=[0], hyperparams={"learning_rate": [rate]},
-                                       l2=config.l2)
-                manual.append(manual_check(
-                    variant, rate, manual_mlp.from_model(runs.model(0)),
-                    manual_mlp.from_model(result.fit.model(result.runs.start)),
-                    result.history["train_loss"][0], lambda initial: manual_mlp.fit(
-                        initial, result.variant.optimizer, runs.state.shuffle_key[0],
-                        (np.asarray(data.x_train, np.float32), data.y_train), l2=config.l2,
-                        batch_size=config.batch_size, epochs=config.epochs), data))
-    return (rows, manual, {name: result.history for name, result in grid.items()},
+    rows = []
+    for name, result in grid.items():
+        variant, rate = VARIANTS[result.group], result.variant.hyperparams["learning_rate"]
+        # The test set is fit's validation set: its last epoch is the final model's.
+        per_seed = {"train_accuracy": train_accuracy[name],
+                    "test_accuracy": result.history["val_accuracy"][:, -1]}
+        if variant == "power":
+            per_seed["exponent"] = result.take(np.asarray(
+                result.fit.params["activations"][config.power_layer]["exponent"][...], np.float64))
+        rows.append(variant_row(config, variant, rate, per_seed, result.history["train_loss"],
+                                (result.fit.compile_seconds, result.fit.run_seconds)))
+    return (rows, [], {name: result.history for name, result in grid.items()},
             {VARIANTS[result.group]: result.fit.first_epoch for result in grid.values()})
 
 
@@ -169,11 +149,6 @@ def run_coursework(config, data, log: cli.Log) -> tuple[list, list, dict, dict]:
     def by_hand(params, x, labels):
         return manual_mlp.coursework_gradients(manual_mlp.gradients(params, x, labels),
                                                x.shape[0])
-
-    @jax.jit
-    def accuracies(params, x, labels):
-        logits = jax.vmap(manual_mlp.forward, (0, None))(params, x)
-        return jnp.mean(jnp.argmax(logits, -1) == labels[None], axis=-1)
 
     for variant in VARIANTS:
         power = (config.power_layer,) if variant == "power" else ()
@@ -194,8 +169,8 @@ def run_coursework(config, data, log: cli.Log) -> tuple[list, list, dict, dict]:
                                                             repeats=1)
             name = f"{variant} lr={rate:g}"
             log(f"{name}: {config.seeds} seeds x {epochs} epochs in {timing}")
-            per_seed = {"train_accuracy": accuracies(trained, *training),
-                        "test_accuracy": accuracies(trained, data.x_test, data.y_test)}
+            per_seed = {"train_accuracy": manual_mlp.accuracy(trained, *training),
+                        "test_accuracy": manual_mlp.accuracy(trained, data.x_test, data.y_test)}
             if power:
                 per_seed["exponent"] = np.asarray(trained[power[0]]["exponent"], np.float64)
             histories[name] = {"train_loss": np.asarray(losses)}
@@ -205,7 +180,7 @@ def run_coursework(config, data, log: cli.Log) -> tuple[list, list, dict, dict]:
                 first = jax.tree.map(lambda leaf: leaf[0], (initial, trained))
                 manual.append(manual_check(
                     variant, rate, first[0], first[1], np.asarray(losses)[0],
-                    jax.jit(functools.partial(train_runs, gradient_fn=by_hand)), data))
+                    functools.partial(train_runs, gradient_fn=by_hand), data))
     return rows, manual, histories, {}
 
 

@@ -172,16 +172,19 @@ def format_mean_std(
 
 
 def mean_std_columns(per_seed: Mapping[str, Any], specs: Mapping[str, str] | str) -> dict[str, Any]:
-    """The columns of one table row from per-seed values: for each ``key`` of ``per_seed``,
-    ``key`` (the mean), ``key_std`` and ``key_text`` (:func:`format_mean_std` with the
-    format spec ``specs[key]``, or ``specs`` itself when it is one spec for all), e.g. for
-    a CSV of numbers and a Markdown of texts."""
+    """The columns of one table row from per-seed values, e.g. for a CSV of numbers and a
+    Markdown of texts. For each ``key`` of ``per_seed``, over its finite values (see
+    :func:`summarize`): ``key`` (the mean), ``key_std``, ``key_ci_low`` and ``key_ci_high``
+    (the 95% t-interval of the mean), ``key_count`` (how many values are finite) and
+    ``key_text`` (:func:`format_mean_std` with the format spec ``specs[key]``, or ``specs``
+    itself when it is one spec for all)."""
     columns: dict[str, Any] = {}
     for key, values in per_seed.items():
         summary = summarize(np.asarray(values, dtype=np.float64))
-        columns[key], columns[f"{key}_std"] = summary.mean, summary.std
-        columns[f"{key}_text"] = format_mean_std(
-            summary, specs if isinstance(specs, str) else specs[key])
+        columns |= {key: summary.mean, f"{key}_std": summary.std,
+                    f"{key}_ci_low": summary.ci_low, f"{key}_ci_high": summary.ci_high,
+                    f"{key}_count": summary.count, f"{key}_text": format_mean_std(
+                        summary, specs if isinstance(specs, str) else specs[key])}
     return columns
 
 

@@ -291,3 +291,13 @@ def test_coursework_init_draws_from_the_coursework_ranges():
         kernel = np.asarray(layer["kernel"])
         assert kernel.min() < low + 0.1 and kernel.max() > high - 0.1
     assert 1.4 <= float(params[2]["exponent"]) <= 2.0 and "exponent" not in params[1]
+
+
+def test_accuracy_of_stacked_runs_is_each_runs_accuracy():
+    x, labels = _data(count=30)
+    runs = [_random_params((2,), seed=seed) for seed in range(3)]
+    per_run = manual_mlp.accuracy(jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs),
+                                  x, labels)
+    assert per_run.shape == (3,)
+    for run, share in zip(runs, per_run):
+        assert share == pytest.approx(manual_mlp.accuracy(run, x, labels))

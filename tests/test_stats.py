@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from optlab import stats
 from optlab.stats import Summary, summarize
 
 SAMPLES = np.array([12.0, 15.0, 11.0, 19.0, 14.0, 13.0, 17.0])
@@ -133,3 +134,13 @@ def test_median_index_ranks_non_finite_runs_last():
     assert median_index([3.0, np.nan, 1.0, 2.0]) == 3
     assert median_index([np.inf, 1.0, 2.0]) == 2
     assert median_index([7.0]) == 0
+
+
+def test_mean_std_columns_summarise_the_finite_seeds_of_each_measure():
+    columns = stats.mean_std_columns({"steps": [4.0, 6.0, np.nan], "loss": [1.0, 3.0]},
+                                     {"steps": ".0f", "loss": ".2f"})
+    assert columns["steps"] == 5.0 and columns["steps_count"] == 2
+    assert columns["steps_text"] == "5 ± 1" and columns["loss_text"] == "2.00 ± 1.41"
+    interval = stats.summarize([1.0, 3.0])
+    assert (columns["loss_ci_low"], columns["loss_ci_high"]) == (interval.ci_low,
+                                                                  interval.ci_high)

@@ -60,10 +60,10 @@ def test_bowl_tells_the_classic_learning_rate_story():
     scenario = SCENARIOS["bowl"]
     entry = study.run_scenario(config, scenario, log=lambda line: None)
     too_high, too_low, right = entry["rows"]
-    assert too_high["final_distance_mean"] > 1e6 and too_high["reached_count"] == 0
-    assert too_low["reached_count"] == 0 and too_low["final_distance_mean"] > 4
-    assert right["reached_count"] == 4 and right["iterations_mean"] < 15
-    assert right["final_distance_mean"] < 1
+    assert too_high["final_distance"] > 1e6 and too_high["iterations_count"] == 0
+    assert too_low["iterations_count"] == 0 and too_low["final_distance"] > 4
+    assert right["iterations_count"] == 4 and right["iterations"] < 15
+    assert right["final_distance"] < 1
     assert "sgd α=0.1 gets below 1 fastest" in entry["takeaway"]
     assert "sgd α=2 diverges" in entry["takeaway"]
     # The plotted path is the median seed's run, and SGD with added noise is noisy_sgd.

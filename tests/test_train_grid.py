@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import optlab
-from optlab import models, train
+from optlab import models, stats, train
 
 FEATURES, CLASSES = 4, 2
 
@@ -72,10 +72,22 @@ def test_seed_rows_summarise_each_variant_and_list_each_run(grid):
         losses = measures[row["variant"]]["loss"]
         assert row["seeds"] == 2 and row["loss"] == pytest.approx(np.mean(losses))
         assert row["loss_std"] == pytest.approx(np.std(losses, ddof=1))
+        interval = stats.summarize(losses)
+        assert (row["loss_ci_low"], row["loss_ci_high"]) == (interval.ci_low, interval.ci_high)
+        assert row["loss_count"] == 2
         assert row["loss_text"] == f"{np.mean(losses):.3f} ± {np.std(losses, ddof=1):.3f}"
         assert row["run_seconds"] == results[row["variant"]].fit.run_seconds
     assert [(row["variant"], row["seed"]) for row in runs[:2]] == [("lr 0.1", 3), ("lr 0.1", 4)]
     assert runs[1]["loss"] == pytest.approx(measures["lr 0.1"]["loss"][1])
+
+
+def test_programs_list_each_fit_once_with_its_variants_runs_and_times(grid):
+    results, _ = grid
+    rows = train.grid.programs(results.values())
+    assert [row["variants"] for row in rows] == [["lr 0.1", "lr 0.03 + l2"], ["wide"], ["batch 32"]]
+    assert [row["runs"] for row in rows] == [4, 2, 2]
+    assert rows[1]["run_seconds"] == results["wide"].fit.run_seconds
+    assert all(row["first_epoch"] == 0 for row in rows)
 
 
 def test_a_grid_checkpoints_each_program_apart_and_resumes(tmp_path):

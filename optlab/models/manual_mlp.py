@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -310,9 +311,19 @@ def _step(optimizer: optax.GradientTransformation, gradient_fn: Callable) -> Cal
     return step
 
 
-def accuracy(params: Params, x: jax.Array, labels: jax.Array) -> float:
-    """The share of rows whose largest logit is their label."""
+def accuracy(params: Params, x: jax.Array, labels: jax.Array) -> float | np.ndarray:
+    """The share of rows whose largest logit is their label; one share per run when every
+    leaf of ``params`` has a leading run axis (as :func:`fit_in_order` under ``jax.vmap``
+    returns them)."""
+    if params[0]["kernel"].ndim == 3:
+        return np.asarray(_run_accuracies(params, x, labels))
     return float(jnp.mean(jnp.argmax(jax.jit(forward)(params, x), axis=1) == labels))
+
+
+@jax.jit
+def _run_accuracies(params: Params, x: jax.Array, labels: jax.Array) -> jax.Array:
+    logits = jax.vmap(forward, (0, None))(params, x)
+    return jnp.mean(jnp.argmax(logits, axis=-1) == labels[None], axis=-1)
 
 
 def from_model(model: MLP) -> Params:

@@ -30,7 +30,7 @@ Example (two learning rates share one program, a wider model gets its own)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import jax
 import numpy as np
@@ -111,6 +111,22 @@ def seed_rows(
         run_rows += [{"variant": name, "seed": seed} | {k: v[i].item() for k, v in values.items()}
                      for i, seed in enumerate(result.seeds)]
     return variant_rows, run_rows
+
+
+def programs(results: Iterable[VariantResult]) -> list[dict]:
+    """One row per compiled program that trained ``results`` (e.g. a grid's values, or the
+    results of several grids), in order of first appearance: its ``variants`` (names),
+    ``runs``, ``compile_seconds``, ``run_seconds`` and ``first_epoch`` (above 0 when the
+    fit resumed from a checkpoint, so that its times cover only the epochs after it)."""
+    rows: dict[int, dict] = {}
+    for result in results:
+        fit = result.fit
+        row = rows.setdefault(id(fit), {"variants": [], "runs": 0, "first_epoch": fit.first_epoch,
+                                        "compile_seconds": fit.compile_seconds,
+                                        "run_seconds": fit.run_seconds})
+        row["variants"].append(result.variant.name)
+        row["runs"] += len(result.seeds)
+    return list(rows.values())
 
 
 def groups(variants: Sequence[Variant]) -> list[list[Variant]]:
