@@ -12,11 +12,10 @@ hyperparameters traced through ``optax.inject_hyperparams``.
     python -m experiments.linear_regression --sizes=500x2 --seeds=20 --methods=adam
     python -m experiments.linear_regression --learning_rates=0.03,0.01 --betas=0.5,0.9
 
-Writes table.md (per size, method and setting: the final loss over the seeds that did not
-diverge, the seeds that reached ``--target_factor * L(w*)`` and their steps to it, mean
-± std; the program's time and compile time), results.json, results.csv,
-convergence_NxD.png (loss against step: median and interquartile band, a panel per
-sweep) and for d = 2 contour_NxD.png (every setting's median-seed path).
+Writes table.md (per size, method and setting: the final loss of the seeds that did not
+diverge, the seeds that reached ``--target_factor * L(w*)`` and their steps to it),
+results.json, results.csv, convergence_NxD.png (a panel per sweep) and for d = 2
+contour_NxD.png (every setting's median-seed path).
 """
 
 from __future__ import annotations

@@ -12,10 +12,9 @@ is no lower than that of the mean training image counts as collapsed.
     python -m experiments.mnist_autoencoders --models=conv --epochs=50 --seeds=3
     python -m experiments.mnist_autoencoders --train_limit=60000 --test_limit=10000
 
-Writes table.md (per model: parameters, code shape, test MSE and MAE as mean ± std over
-seeds, collapsed seeds, last validation MSE, compile and run time), results.json,
-results.csv, metrics.jsonl, loss_curves.png (training and validation MSE per epoch) and
-digits.png (one test digit of each class, each model's code and reconstruction).
+Writes table.md (per model: parameters, code shape, test MSE and MAE over seeds,
+collapsed seeds), results.json, results.csv, metrics.jsonl, loss_curves.png and
+digits.png (a test digit of each class, each model's code and reconstruction).
 """
 
 from __future__ import annotations
@@ -167,27 +166,14 @@ def summary(config, results: dict) -> str:
             *training_log.resume_lines(results["resumed"])])
 
 
-def loss_figure(config, results: dict):
-    """Training and validation MSE per epoch, one panel per model."""
-    return plots.panels_figure(
-        {f"{name} autoencoder (median and IQR over {config.seeds} seeds)":
-         {"train": history["train_loss"], "validation": history["val_loss"]}
-         for name, history in results["histories"].items()},
-        ylabel="MSE", ncols=len(results["histories"]))
-
-
 def code_image(name: str, code: np.ndarray) -> np.ndarray:
     """One digit's code as an image: the dense 100 numbers as 10x10, the conv 7x7x8 tiled."""
     if name == "dense":
-        side = math.isqrt(code.size)
-        return code.reshape(side, side) if side * side == code.size else code.reshape(1, -1)
-    rows, cols = CONV_TILE
-    height, width, channels = code.shape
-    if channels != rows * cols:
-        return code.reshape(height, -1)
-    # (h, w, r*c) -> (r, c, h, w) -> (r*h, c*w): channel k sits at row k // c, column k % c.
-    tiles = code.transpose(2, 0, 1).reshape(rows, cols, height, width)
-    return tiles.transpose(0, 2, 1, 3).reshape(rows * height, cols * width)
+        return code.reshape(math.isqrt(code.size), -1)
+    (height, width, _), (rows, cols) = code.shape, CONV_TILE
+    # (h, w, r*c) -> (r, h, c, w): channel k sits at row k // c, column k % c.
+    tiles = code.reshape(height, width, rows, cols).transpose(2, 0, 3, 1)
+    return tiles.reshape(rows * height, cols * width)
 
 
 def digits_figure(results: dict):
@@ -217,7 +203,9 @@ def write(config, results: dict) -> cli.Report:
         results={k: v for k, v in results.items() if k not in ("histories", "figure")}
         | {"figure_test_indices": results["figure"]["test_indices"]},
         tables={"results.csv": results["rows"]},
-        figures={"loss_curves.png": loss_figure(config, results),
+        figures={"loss_curves.png": plots.learning_curves_figure(
+                     {f"{name} autoencoder": history
+                      for name, history in results["histories"].items()}, ylabel="MSE"),
                  "digits.png": digits_figure(results)},
         metrics=results["histories"])
 

@@ -10,11 +10,9 @@ are the seeds, and seed s gives every placement the same initial weights.
     python -m experiments.mnist_cnn
     python -m experiments.mnist_cnn --seeds=2 --epochs=20 --placements=none,hidden
 
-Writes table.md (per placement, mean ± std over seeds, of the final models in eval mode:
-accuracy and loss on train, validation and test, the train - validation accuracy gap and
-validation - train loss gap, the epoch of the lowest validation loss, compile and run
-time), results.json, results.csv, runs.csv (per seed), metrics.jsonl and curves.png
-(accuracy and loss per epoch, training and validation, median and interquartile band).
+Writes table.md (per placement, mean ± std over seeds of the final models in eval mode:
+accuracy and loss on each split, their gaps, the epoch of the lowest validation loss),
+results.json, results.csv, runs.csv (per seed), metrics.jsonl and curves.png.
 """
 
 from __future__ import annotations
@@ -117,21 +115,14 @@ def summary(config, results: dict) -> str:
     ])
 
 
-def curves_figure(results: dict):
-    """Per placement, accuracy and loss of training and validation per epoch."""
-    return plots.panels_figure(
-        {f"dropout {name}: {measure}": {"train": history[f"train_{measure}"],
-                                        "validation": history[f"val_{measure}"]}
-         for name, history in results["histories"].items() for measure in ("accuracy", "loss")},
-        ylabel="", log_y=False, ncols=2, size_per_panel=(6.0, 4.0))
-
-
 def write(config, results: dict) -> cli.Report:
     return cli.Report(
         markdown=summary(config, results),
         results={k: v for k, v in results.items() if k != "histories"},
         tables={"results.csv": results["variants"], "runs.csv": results["runs"]},
-        figures={"curves.png": curves_figure(results)},
+        figures={"curves.png": plots.learning_curves_figure(
+            {f"dropout {name}": history for name, history in results["histories"].items()},
+            ("accuracy", "loss"))},
         metrics={f"dropout {name}": history for name, history in results["histories"].items()},
     )
 

@@ -38,12 +38,8 @@ INPUTS, CLASSES = 784, 10
 EPOCHS_PER_CALL = 10  # epochs per compiled call of fit: fewer host round trips
 CHECKPOINT_EVERY = 10  # epochs between checkpoints under --workdir
 EVAL_BATCH = 1000  # rows per batch when predicting on validation and test sets
-
-
-def train_rows(config: default_config.Config) -> int:
-    """Rows of the training set, as ``optlab.datasets.mnist_splits`` cuts it."""
-    images = 60_000 if config.train_limit is None else min(config.train_limit, 60_000)
-    return images - round(config.validation_fraction * images)
+SPECS = {"test_accuracy": ".2f", "val_accuracy": ".2f", "test_f1": ".4f", "val_f1": ".4f"}
+HEAVY = ("result", "history", "confusion")  # in metrics.jsonl and the figures, not the tables
 
 
 @functools.cache  # one object per shape and rule: the grid trains a shape's variants together
@@ -63,14 +59,11 @@ def optimizer_for(name: str) -> optax.GradientTransformation:
 def train_variants(config, label: str, variants: Sequence[train.Variant], data, *, log: cli.Log,
                    epochs: int | None = None, on_train_and_validation: bool = False,
                    select_by: str | None = None) -> dict[str, dict]:
-    """Trains ``variants`` over the seeds (one program per shape); per variant a record of
-    its :class:`~optlab.train.VariantResult`, updates and per-seed test (and validation)
-    accuracy and macro F1, and its test confusion summed over the seeds.
-
-    With ``on_train_and_validation`` the model trains on both sets (no validation
-    curves). Each run keeps its last epoch's weights, or with ``select_by`` (a history
-    name such as ``"val_accuracy"``) those of its best epoch by that measure.
-    """
+    """Trains ``variants`` over the seeds (one program per shape); per variant its
+    :class:`~optlab.train.VariantResult`, updates, per-seed test (and validation) accuracy
+    and macro F1, and test confusion summed over the seeds. ``on_train_and_validation``
+    trains on both sets; ``select_by`` (e.g. ``"val_accuracy"``) keeps each run's best
+    epoch by that measure, instead of its last."""
     epochs = epochs or config.epochs
     training, validation = (data.x_train, data.y_train), (data.x_validation, data.y_validation)
     if on_train_and_validation:
@@ -88,13 +81,20 @@ def train_variants(config, label: str, variants: Sequence[train.Variant], data, 
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.class_scores(fit, xy, CLASSES, batch_size=EVAL_BATCH)
         for split, xy in sets.items() if xy is not None})
-    return {name: {
-        "result": result, "fit": f"{label}-{result.group}", "history": result.history,
-        "trained_on": "train + validation" if on_train_and_validation else "train",
-        "updates": epochs * (rows // result.variant.batch_size),
-        "confusion": scores[name]["test"]["confusion"].sum(axis=0),
-    } | {f"{split}_{key}": scores[name][split][key]
-         for split in scores[name] for key in ("accuracy", "f1")} for name, result in grid.items()}
+    records = {}
+    for name, result in grid.items():
+        variant, fit = result.variant, result.fit
+        per_seed = {f"{split}_{key}": scores[name][split][key]
+                    for split in scores[name] for key in ("accuracy", "f1")}
+        records[name] = {
+            "variant": name, "batch_size": variant.batch_size, "l1": variant.l1,
+            "l2": variant.l2, **variant.hyperparams, "updates": epochs * (rows // variant.batch_size),
+            "fit_runs": fit.best_epoch.shape[0], "run_seconds": fit.run_seconds,
+            "compile_seconds": fit.compile_seconds, "per_seed": per_seed, "result": result,
+            "history": result.history, "confusion": scores[name]["test"]["confusion"].sum(axis=0),
+        } | stats.mean_std_columns({key: values * (1 if key.endswith("f1") else 100)
+                                    for key, values in per_seed.items()}, SPECS)
+    return records
 
 
 def mlp_variant(config, name: str, *, hidden=None, optimizer="rmsprop", learning_rate=None,
@@ -135,14 +135,14 @@ def run_search(config, data, log: cli.Log) -> dict:
     """The grid at the full budget, then Hyperband reusing its scores; both bests retrained."""
     space = [search_variant(config, *setting) for setting in itertools.product(
         config.search_first, config.search_second, config.search_l2, config.search_learning_rates)]
-    fits: dict[str, dict] = {}  # every record trained for the search, by fit
+    trained: list[dict] = []  # the records of each evaluation: the grid's, then Hyperband's
 
     def evaluate(indices: list[int], epochs: int) -> np.ndarray:
-        label = "search-grid" if not fits else f"search-hyperband{len(fits)}"
-        fits[label] = train_variants(config, label, [space[i] for i in indices], data,
-                                     epochs=epochs, log=log)
+        trained.append(train_variants(config, f"search-{len(trained)}",
+                                      [space[i] for i in indices], data, epochs=epochs, log=log))
         # The mean over seeds; NaN (a diverged run) counts as the worst.
-        scores = np.array([np.mean(r[config.objective]) for r in fits[label].values()])
+        scores = np.array([np.mean(r["per_seed"][config.objective])
+                           for r in trained[-1].values()])
         return np.where(np.isfinite(scores), scores, -np.inf)
 
     grid = search.grid_search(len(space), evaluate, max_epochs=config.epochs)
@@ -150,12 +150,12 @@ def run_search(config, data, log: cli.Log) -> dict:
                             seed=config.seed, known={(t.config, t.epochs): t.score
                                                      for t in grid.trials})
     bests = {"grid": space[grid.best], "hyperband": space[band.best]}
+    retrained = list({variant.name: variant for variant in bests.values()}.values())
     return {
-        "records": train_variants(config, "search-best", list({v.name: v for v in bests.values()}
-                                                                .values()), data,
+        "records": train_variants(config, "search-best", retrained, data,
                                   on_train_and_validation=True, log=log),
-        "grid": fits.pop("search-grid"), "searches": {"grid": grid, "hyperband": band},
-        "hyperband_records": [r for records in fits.values() for r in records.values()],
+        "grid": trained[0], "searches": {"grid": grid, "hyperband": band},
+        "hyperband_records": [r for records in trained[1:] for r in records.values()],
         "space": [variant.name for variant in space], "reference": bests["grid"].name,
         "best": {method: variant.name for method, variant in bests.items()},
     }
@@ -185,23 +185,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     return {"config": config, "studies": studies}
 
 
-def variant_row(study: str, record: dict) -> dict:
-    """A table row: the variant's setting, its program's times, its scores over the seeds."""
-    result: train.VariantResult = record["result"]
-    variant, fit = result.variant, result.fit
-    per_seed = {key: record[key] for key in ("test_accuracy", "test_f1", "val_accuracy")
-                if key in record}
-    return {"study": study, "variant": variant.name, "trained_on": record["trained_on"],
-            "batch_size": variant.batch_size, "updates": record["updates"], "l1": variant.l1,
-            "l2": variant.l2, **variant.hyperparams, "fit_runs": fit.best_epoch.shape[0],
-            "run_seconds": fit.run_seconds, "compile_seconds": fit.compile_seconds,
-            "per_seed": per_seed} | stats.mean_std_columns(
-        {key: values * (1 if key == "test_f1" else 100) for key, values in per_seed.items()},
-        {"test_accuracy": ".2f", "val_accuracy": ".2f", "test_f1": ".4f"})
-
-
 SECONDS = report.format_seconds
-COLUMNS = [("variant", "variant"), ("trained_on", "trained on"), ("updates", "updates"),
+COLUMNS = [("variant", "variant"), ("updates", "updates"),
            ("test_accuracy_text", "test accuracy % (mean ± std)"),
            ("test_f1_text", "test macro F1"),
            ("val_accuracy_text", "val accuracy % (kept weights)"),
@@ -218,25 +203,26 @@ STUDY_TITLES = {
 
 
 def summary(config, results: dict, rows: list[dict]) -> str:
+    records = [r for result in results["studies"].values() for r in [
+        *result["records"].values(), *result.get("grid", {}).values(),
+        *result.get("hyperband_records", [])]]
     data = "the full set" if config.train_limit is None else "the coursework's subset"
     lines = [f"# MNIST MLP on {data}: {config.seeds} seeds, {config.epochs} epochs, "
              "mean ± std over seeds", "",
              "Variants in one fit are trained together; their fit time is shared.",
              # Every fit a study trained: those it shows and, for the search, those it scored.
-             *training_log.resume_lines({
-                 r["fit"]: r["result"].fit.first_epoch for result in results["studies"].values()
-                 for r in [*result["records"].values(), *result.get("grid", {}).values(),
-                           *result.get("hyperband_records", [])]})]
+             *training_log.resume_lines({", ".join(p["variants"]): p["first_epoch"] for p in
+                                         train.grid.programs(r["result"] for r in records)})]
     for study, result in results["studies"].items():
         lines += ["", f"## {STUDY_TITLES[study]}", "", report.markdown_table(
             [row for row in rows if row["study"] == study], COLUMNS)]
         if study == "search":
             lines += search_summary(config, result)
         if study == "tuned" and config.train_limit is None:
-            accuracy = float(np.mean(next(iter(result["records"].values()))["test_accuracy"]))
+            accuracy = next(iter(result["records"].values()))["test_accuracy"]
             lines += ["", f"On the full set the tuned MLP "
-                          f"{'reaches' if accuracy >= 0.98 else 'does NOT reach'} 98% test "
-                          f"accuracy (mean {100 * accuracy:.2f}%)."]
+                          f"{'reaches' if accuracy >= 98 else 'does NOT reach'} 98% test "
+                          f"accuracy (mean {accuracy:.2f}%)."]
     return "\n".join(lines) + "\n"
 
 
@@ -244,10 +230,10 @@ def search_summary(config, result: dict) -> list[str]:
     grid, band = result["searches"]["grid"], result["searches"]["hyperband"]
     top = sorted(grid.trials, key=lambda trial: -trial.score)[:5]
 
-    def seconds(records):  # the fits that trained ``records``, each once
-        fits = {record["fit"]: record["result"].fit for record in records}.values()
-        return (f"{SECONDS(sum(fit.run_seconds for fit in fits))} (compile "
-                f"{SECONDS(sum(fit.compile_seconds for fit in fits))})")
+    def seconds(records):  # the programs that trained ``records``, each once
+        fits = train.grid.programs(record["result"] for record in records)
+        return (f"{SECONDS(sum(fit['run_seconds'] for fit in fits))} (compile "
+                f"{SECONDS(sum(fit['compile_seconds'] for fit in fits))})")
 
     return [
         f"Objective: {config.objective} after training on the training set. Best of the grid "
@@ -269,12 +255,8 @@ def figures(study: str, result: dict) -> dict:
     reference variant's kernels before and after training and its test confusion."""
     curves = ({result["best"]["grid"]: result["grid"][result["best"]["grid"]]}
               if study == "search" else result["records"])
-    keys = [key for key in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
-            if any(key in record["history"] for record in curves.values())]
-    fig = plots.panels_figure(
-        {f"{study}: {key}": {name: record["history"][key] for name, record in curves.items()
-                             if key in record["history"]} for key in keys},
-        ylabel="", log_y={f"{study}: {key}": "loss" in key for key in keys}, ncols=2)
+    fig = plots.learning_curves_figure({name: record["history"] for name, record in curves.items()},
+                                       ("accuracy", "loss"), by="measure")
     for ax in fig.axes:
         ax.legend(fontsize="x-small")
     name = result["reference"]
@@ -298,7 +280,8 @@ def figures(study: str, result: dict) -> dict:
 def write(config, results: dict) -> cli.Report:
     rows, metrics, drawn = [], {}, {}
     for study, result in results["studies"].items():
-        rows += [variant_row(study, record) for record in result["records"].values()]
+        rows += [{"study": study} | {key: value for key, value in record.items()
+                                     if key not in HEAVY} for record in result["records"].values()]
         shown = result["records"] | {f"grid {n}": r for n, r in result.get("grid", {}).items()}
         metrics |= {f"{study}/{name}": record["history"] for name, record in shown.items()}
         drawn |= figures(study, result)
@@ -311,8 +294,8 @@ def write(config, results: dict) -> cli.Report:
 
 def validate(config: default_config.Config) -> None:
     """The checks that span fields: the batches and the split against the training rows."""
-    rows = train_rows(config)
-    if rows < 1 or round(config.validation_fraction * (rows + 1)) < 1:
+    rows, held_out = datasets.mnist_split_sizes(config.train_limit, config.validation_fraction)
+    if rows < 1 or held_out < 1:
         raise ValueError("the validation split leaves an empty training or validation set")
     for size in (*config.batch_sizes, config.batch_size):
         if size != default_config.FULL_BATCH and size > rows:

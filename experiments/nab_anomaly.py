@@ -12,11 +12,10 @@ is anomalous when every window containing it is.
     python -m experiments.nab_anomaly
     python -m experiments.nab_anomaly --seeds=2 --epochs=10 --families=sgd,adam
 
-Writes table.md (per variant, mean ± std over seeds: epochs, train and validation loss at
-the best epoch, threshold, anomalous points, seeds that flag only inside the labelled
-window; the Adam check), results.json, results.csv, runs.csv, metrics.jsonl,
-loss_curves.png, and for Adam's first seed mae_histogram.png, reconstruction.png and
-anomalies.png.
+Writes table.md (per variant over seeds: epochs, losses at the best epoch, threshold,
+anomalous points, seeds that flag only inside the labelled window; the Adam check),
+results.json, results.csv, runs.csv, metrics.jsonl, loss_curves.png, and for Adam's
+first seed mae_histogram.png, reconstruction.png and anomalies.png.
 """
 
 from __future__ import annotations
@@ -219,10 +218,8 @@ def figures(results: dict) -> dict:
     """Loss curves; for Adam's first seed the training MAE histogram with the threshold, the
     first test window's reconstruction and the flagged points on the test series."""
     histories = results["histories"]
-    drawn = {"loss_curves.png": plots.panels_figure(
-        {f"{title} loss": {name: history[key] for name, history in histories.items()}
-         for key, title in (("train_loss", "training"), ("val_loss", "validation"))},
-        ylabel="MSE", size_per_panel=(7.0, 5.0))}
+    drawn = {"loss_curves.png": plots.learning_curves_figure(histories, by="measure",
+                                                             ylabel="MSE")}
     showcase, series = results["showcase"], results["test_series"]
     if showcase is None:
         return drawn
@@ -232,12 +229,11 @@ def figures(results: dict) -> dict:
          {"training windows": showcase["train_mae"]}},
         {f"{title}: reconstruction error of the training windows": showcase["threshold"]},
         xlabel="MAE of a window", ylabel="windows", size_per_panel=(7.0, 4.0))
-    fig, (ax,) = plots.panel_figure(1, size_per_panel=(7.0, 4.0))
-    ax.plot(showcase["first_window"], label="first test window")
-    ax.plot(showcase["first_reconstruction"], label="reconstruction")
-    ax.set(xlabel="step", ylabel="standardized value", title=title)
-    ax.legend(loc="upper right")
-    drawn["reconstruction.png"] = fig
+    window = {"first test window": showcase["first_window"][None],
+              "reconstruction": showcase["first_reconstruction"][None]}
+    drawn["reconstruction.png"] = plots.convergence_figure(
+        window, xlabel="step", ylabel="standardized value", title=title, log_y=False, band=None,
+        max_points=window["reconstruction"].size)
     fig, (ax,) = plots.panel_figure(1, size_per_panel=(12.0, 4.0))
     stamps, values, flagged = series["timestamps"], series["values"], showcase["flagged"]
     ax.plot(stamps, values, linewidth=0.8, label="art_daily_jumpsup")

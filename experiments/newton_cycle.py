@@ -12,8 +12,7 @@ backtracking (every step descends).
     python -m experiments.newton_cycle --learning_rate=0.05
 
 Writes table.md (per method: status, iterations, final point, distance to the minimizer
-``(x*, 1)``, ``x*`` the real root of ``x^3 - 2x + 2 = 0``; the Hessian's signs that explain
-the cycle), results.json, results.csv and contour.png (the paths on the contour plot).
+``(x*, 1)``; the Hessian's signs along the cycle), results.json, results.csv, contour.png.
 """
 
 from __future__ import annotations
@@ -96,15 +95,11 @@ def summary(config, results: dict) -> str:
             report.markdown_table(results["rows"], COLUMNS), "",
             f"Pure Newton's iterates: {iterates}, ... (status {newton['status']}).", "",
             report.markdown_table(results["hessian"], HESSIAN_COLUMNS), "",
-            "Why: y is quadratic, so Newton fixes y = 1 in one step. In x, at x = 0 the "
-            "Hessian is indefinite (f_xx = -2 < 0): the Newton step -f_x/f_xx = +1 goes to the "
-            "stationary point of the local model, which is its maximum in x, not a minimum. "
-            "At x = 1, f_xx = 1 > 0 but f_x = 1 sends it back by -1: "
-            "the two steps cancel exactly and the iterates repeat with period two. Gradient "
-            "and steepest descent only ever step downhill and reach x*. The regularized "
-            "Newton method replaces the negative curvature -2 by |-2|, which turns the step "
-            "at x = 0 downhill (-f_x/|f_xx| = -1), and its line search keeps every step a "
-            "decrease."])
+            "Why: Newton fixes the quadratic y = 1 in one step. At x = 0 the Hessian is "
+            "indefinite: the step +1 goes to the local model's maximum in x; at x = 1 the step "
+            "-1 sends it back, and the iterates repeat with period two. Gradient and steepest "
+            "descent only step downhill; the regularized Newton method takes |f_xx| = 2, "
+            "which turns the step at x = 0 downhill, and its line search keeps each a decrease."])
 
 
 def write(config, results: dict) -> cli.Report:

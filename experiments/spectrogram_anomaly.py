@@ -212,10 +212,8 @@ def write(config, results: dict) -> cli.Report:
                  if key not in ("history", "test_labels", "histograms", "examples")},
         tables={"results.csv": results["detectors"], "runs.csv": results["runs"]},
         figures={
-            "loss_curves.png": plots.panels_figure(
-                {f"{AUTOENCODER}: loss over seeds": {"train": history["train_loss"],
-                                                     "held-out normal": history["val_loss"]}},
-                ylabel="MSE", size_per_panel=(7.0, 5.0)),
+            "loss_curves.png": plots.learning_curves_figure({AUTOENCODER: history},
+                                                            ylabel="MSE"),
             # Test scores of normal and anomalous clips and the threshold, per seed and
             # reference.
             "error_histograms.png": plots.histogram_figure(

@@ -12,11 +12,10 @@ method), runs a fixed number of steps, and is one vmapped, compiled program over
     python -m experiments.test_functions --scenario=bowl,matyas --seeds=20 --animate
     python -m experiments.test_functions --scenario=bowl --lr=0.3 --sigma=0
 
-Writes table.md (per method, mean ± std over seeds: iterations until the distance to the
-minimizers drops below --threshold, final distance and value, non-finite runs; a computed
-one-line takeaway per scenario), results.json, results.csv, and per scenario
-contour-NAME.png and surface-NAME.png (the median seed's paths), with --animate
-path-NAME.gif.
+Writes table.md (per method over seeds: iterations until the distance to the minimizers
+is below --threshold, final distance and value, non-finite runs; a computed takeaway per
+scenario), results.json, results.csv, and per scenario contour-NAME.png and
+surface-NAME.png (the median seed's paths), with --animate path-NAME.gif.
 """
 
 from __future__ import annotations
@@ -155,49 +154,39 @@ def summarize_method(label: str, runs: Runs, threshold: float, timing: sweep.Tim
 
 
 def takeaway(scenario: Scenario, rows: list[dict], threshold: float, start_distance: float) -> str:
-    """A one-line reading of a scenario's table, computed from its numbers."""
-    if problems.TEST_FUNCTIONS[scenario.function].minimum is None:
-        return _saddle_takeaway(rows, start_distance)
-    parts = [f"no method gets below {threshold:g} in {scenario.steps} steps"]
+    """A one-line reading of a scenario's table, computed from its numbers. At a saddle
+    (no minimum) the goal is to leave it; elsewhere, to get close to the minimizers."""
+    saddle = problems.TEST_FUNCTIONS[scenario.function].minimum is None
     reached = [row for row in rows if row["iterations_count"] > 0]
-    if reached:
-        best = max(reached, key=lambda row: (row["iterations_count"], -row["iterations"]))
+    best = max(reached, key=lambda row: (row["iterations_count"], -row["iterations"]),
+               default=None)
+    parts = [f"no method gets below {threshold:g} in {scenario.steps} steps"]
+    if saddle:
+        parts = ["unbounded below, so leaving the saddle is the goal"]
+    elif best:
         parts = [f"{best['method']} gets below {threshold:g} fastest, in "
                  f"{best['iterations']:.1f} iterations on average ({best['reached_text']} "
                  "seeds)"]
     for row in rows:
-        name, distance = row["method"], row["final_distance"]
+        name, distance, value = row["method"], row["final_distance"], row["final_value"]
+        ending = f"final distance {distance:.3g}, final value {value:.3g}"
         if row["nonfinite_count"]:
-            parts.append(f"{name} diverges (non-finite in {row['nonfinite_text']} seeds)")
+            parts.append(f"{name} {'leaves it for f = -inf' if saddle else 'diverges'} "
+                         f"(non-finite in {row['nonfinite_text']} seeds)")
+        elif saddle:
+            parts.append(f"{name} leaves it: {ending}" if distance > start_distance else
+                         f"{name} is drawn towards it: final distance {distance:.3g} (start "
+                         f"{start_distance:.3g}), final value {value:.3g}")
         elif distance > 10 * start_distance:
             parts.append(f"{name} diverges: final distance {distance:.1e}")
         elif row["iterations_count"] == 0:
             parts.append(f"{name} does not get below {threshold:g} in {scenario.steps} steps: "
-                         f"final distance {distance:.3g}, final value "
-                         f"{row['final_value']:.3g}")
+                         f"{ending}")
     finite = [row for row in rows if np.isfinite(row["final_distance"])]
-    if reached and finite:
-        closest = min(finite, key=lambda row: row["final_distance"])
-        if closest is not best:
-            parts.append(f"{closest['method']} ends closest (final distance "
-                         f"{closest['final_distance']:.3g} against "
-                         f"{best['final_distance']:.3g})")
-    return "; ".join(parts) + "."
-
-
-def _saddle_takeaway(rows: list[dict], start_distance: float) -> str:
-    parts = ["unbounded below, so leaving the saddle is the goal"]
-    for row in rows:
-        distance, value = row["final_distance"], row["final_value"]
-        if row["nonfinite_count"]:
-            parts.append(f"{row['method']} leaves it for f = -inf (non-finite in "
-                         f"{row['nonfinite_text']} seeds)")
-        elif distance > start_distance:
-            parts.append(f"{row['method']} leaves it: final distance {distance:.3g}, final "
-                         f"value {value:.3g}")
-        else:
-            parts.append(f"{row['method']} is drawn towards it: final distance {distance:.3g} "
-                         f"(start {start_distance:.3g}), final value {value:.3g}")
+    closest = min(finite, key=lambda row: row["final_distance"], default=None)
+    if best and not saddle and closest is not None and closest is not best:
+        parts.append(f"{closest['method']} ends closest (final distance "
+                     f"{closest['final_distance']:.3g} against {best['final_distance']:.3g})")
     return "; ".join(parts) + "."
 
 

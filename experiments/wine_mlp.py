@@ -252,14 +252,8 @@ def summary(config, results: dict) -> str:
 
 def write(config, results: dict) -> cli.Report:
     histories = results["histories"]
-    figures = {"loss_curves.png": plots.panels_figure(
-        {f"{variant} (median and IQR over {config.seeds} seeds)": {
-            f"{split}, lr={rate:g}": histories[f"{variant} lr={rate:g}"][key]
-            for rate in config.learning_rates
-            for split, key in (("train", "train_loss"), ("test", "val_loss"))
-            if key in histories[f"{variant} lr={rate:g}"]}
-         for variant in VARIANTS},
-        ylabel="cross-entropy", log_y=False, ncols=len(VARIANTS))}
+    # The Keras recipe's validation curves are its test set's.
+    figures = {"loss_curves.png": plots.learning_curves_figure(histories, ylabel="cross-entropy")}
     tables = {"results.csv": results["rows"]}
     if results["manual"]:
         tables["manual.csv"] = results["manual"]

@@ -201,6 +201,43 @@ def panels_figure(
     return fig
 
 
+def learning_curves_figure(
+    histories: Mapping[str, Mapping[str, Any]],
+    measures: tuple[str, ...] = ("loss",),
+    *,
+    by: str = "variant",
+    ncols: int = 2,
+    size_per_panel: tuple[float, float] = (6.0, 4.0),
+    **options: Any,
+) -> Figure:
+    """Learning curves over seeds from training histories, as `optlab.train.fit` records
+    them: variant -> name (``train_loss``, ``val_accuracy``, ...) -> (seeds, epochs).
+
+    ``by="variant"``: a panel per variant and measure, with its training and validation
+    curves. ``by="measure"``: a panel per recorded name (training, then validation, of
+    each measure), with a curve per variant. Names a history lacks are left out (a run
+    without validation data has no ``val_`` curves). Losses get a log axis, the other
+    measures a linear one; ``options`` go to `panels_figure` (``ylabel`` defaults to "").
+    """
+    if by not in ("variant", "measure"):
+        raise ValueError(f"by must be 'variant' or 'measure', got {by!r}")
+    splits = {"train": "train", "val": "validation"}
+    if by == "variant":
+        panels = {f"{variant}: {measure}": {label: history[f"{split}_{measure}"]
+                                            for split, label in splits.items()
+                                            if f"{split}_{measure}" in history}
+                  for variant, history in histories.items() for measure in measures}
+    else:
+        panels = {f"{label} {measure}": {variant: history[f"{split}_{measure}"]
+                                         for variant, history in histories.items()
+                                         if f"{split}_{measure}" in history}
+                  for measure in measures for split, label in splits.items()}
+    panels = {title: curves for title, curves in panels.items() if curves}
+    log_y = {title: title.endswith("loss") for title in panels}
+    return panels_figure(panels, log_y=log_y, ncols=min(ncols, len(panels)),
+                         size_per_panel=size_per_panel, **{"ylabel": ""} | options)
+
+
 def histogram_figure(
     panels: Mapping[str, Mapping[str, Any]],
     thresholds: Mapping[str, float],

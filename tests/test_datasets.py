@@ -125,6 +125,10 @@ def test_mnist_splits_default_to_the_coursework_subset(mnist):
     np.testing.assert_array_equal(splits.y_test, mnist["test"].labels[:1000])
     with pytest.raises(ValueError, match="empty training or validation set"):
         datasets.mnist_splits(validation_fraction=0.0)
+    assert datasets.mnist_split_sizes() == (4800, 1200)
+    assert datasets.mnist_split_sizes(None, 0.2) == (48_000, 12_000)
+    full = datasets.mnist_splits(train_limit=None, test_limit=10)
+    assert (len(full.y_train), len(full.y_validation)) == datasets.mnist_split_sizes(None)
 
 
 def test_load_mnist_rejects_an_unknown_split():

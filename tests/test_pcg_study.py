@@ -38,7 +38,7 @@ def test_iterations_agree_with_scipy_and_preconditioners_help(results):
         reference = scipy[name]["iterations"]
         assert abs(row["iterations"] - reference) <= max(1, 0.03 * reference), name
         assert row["true_residual"] < 1e-6
-        assert row["solve_seconds"] > 0 and row["history_overhead"] > 0
+        assert row["solve_seconds"] > 0
     assert optlab["ideal"]["iterations"] == 1
     assert optlab["ic0"]["iterations"] < optlab["jacobi"]["iterations"] < optlab["none"]["iterations"]
 

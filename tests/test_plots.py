@@ -170,6 +170,24 @@ def test_panels_figure_draws_a_panel_per_title_with_its_own_scale():
     assert len(fig.axes[0].get_lines()) == 2 and fig.axes[1].get_ylabel() == "accuracy"
 
 
+def test_learning_curves_figure_lays_out_panels_by_variant_or_by_measure():
+    rng = np.random.default_rng(1)
+    histories = {"adam": {"train_loss": rng.random((2, 4)) + 0.1, "val_loss": rng.random((2, 4)),
+                          "train_accuracy": rng.random((2, 4))},
+                 "sgd": {"train_loss": rng.random((2, 4)) + 0.1}}
+    by_variant = plots.learning_curves_figure(histories, ("accuracy", "loss"))
+    assert [ax.get_title() for ax in by_variant.axes] == [
+        "adam: accuracy", "adam: loss", "sgd: loss"]
+    assert [len(ax.get_lines()) for ax in by_variant.axes] == [1, 2, 1]
+    assert [ax.get_yscale() for ax in by_variant.axes] == ["linear", "log", "log"]
+    by_measure = plots.learning_curves_figure(histories, by="measure", ylabel="cross-entropy")
+    assert [ax.get_title() for ax in by_measure.axes] == ["train loss", "validation loss"]
+    assert [len(ax.get_lines()) for ax in by_measure.axes] == [2, 1]
+    assert by_measure.axes[0].get_ylabel() == "cross-entropy"
+    with pytest.raises(ValueError, match="by must be"):
+        plots.learning_curves_figure(histories, by="seed")
+
+
 def test_histogram_figure_shares_bins_and_draws_the_threshold():
     panels = {"seed 0": {"normal": [1.0, 2.0, 3.0], "anomalous": [10.0, 20.0]}}
     fig = plots.histogram_figure(panels, {"seed 0": 5.0}, xlabel="MSE", log_x=True, bins=6)

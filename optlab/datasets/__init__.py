@@ -35,6 +35,7 @@ from optlab.datasets.mnist import (
     MnistSplits,
     load_mnist,
     mnist_arrays,
+    mnist_split_sizes,
     mnist_splits,
     read_idx,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "machine_sound_dataset",
     "mel_filterbank",
     "mnist_arrays",
+    "mnist_split_sizes",
     "mnist_splits",
     "read_idx",
     "sliding_windows",

@@ -45,6 +45,7 @@ _SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+TRAIN_IMAGES = 60_000  # images in the official training split
 
 
 class Mnist(NamedTuple):
@@ -178,6 +179,17 @@ def mnist_arrays(
     return x, labels
 
 
+def mnist_split_sizes(
+    train_limit: int | None = 6000, validation_fraction: float = 0.2
+) -> tuple[int, int]:
+    """The training and validation rows that :func:`mnist_splits` cuts, without reading
+    a file (e.g. to check a batch size before any work): ``(n - v, v)`` for the first
+    ``n = train_limit`` images (all 60 000 for None), ``v = round(validation_fraction * n)``."""
+    images = TRAIN_IMAGES if train_limit is None else train_limit
+    validation = round(validation_fraction * images)
+    return images - validation, validation
+
+
 def mnist_splits(
     *,
     train_limit: int | None = 6000,
@@ -199,13 +211,12 @@ def mnist_splits(
         empty, and as :func:`mnist_arrays`.
     """
     x, y = mnist_arrays("train", limit=train_limit, flatten=flatten, path=path)
-    n_validation = round(validation_fraction * x.shape[0])
-    if not 0 < n_validation < x.shape[0]:
+    n_train, n_validation = mnist_split_sizes(x.shape[0], validation_fraction)
+    if n_train < 1 or n_validation < 1:
         raise ValueError(
             f"validation_fraction={validation_fraction} of {x.shape[0]} training images "
             f"leaves an empty training or validation set"
         )
-    n_train = x.shape[0] - n_validation
     x_test, y_test = mnist_arrays("test", limit=test_limit, flatten=flatten, path=path)
     return MnistSplits(
         x_train=x[:n_train],
