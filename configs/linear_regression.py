@@ -30,8 +30,8 @@ class Config:
     seeds: int = option(10, "Runs per setting (initial weights w0 ~ N(0, I) and shuffles).",
                         check=at_least(1))
     steps: int = option(1000, "Optimizer steps per run, one minibatch each.", check=at_least(1))
-    batch_size: int = option(32, "Rows per minibatch (an epoch's last partial batch is "
-                             "dropped).", check=at_least(1))
+    batch_size: int = option(32, "Minibatch rows (a last partial batch is dropped).",
+                             check=at_least(1))
     methods: tuple[str, ...] = option(("momentum", "rmsprop", "adam"), "Methods.")
     betas: tuple[float, ...] = option(
         (0.7, 0.8, 0.9), "Values of the beta sweeps: momentum's beta, RMSprop's gamma, "
@@ -55,11 +55,9 @@ class Config:
         1.1, "A run reaches the target when the full-data loss is at most this times the "
         "least-squares loss L(w*).",
         check=Check(lambda factor: factor > 1, "must be greater than 1", "1"))
-    record_every: int = option(1, "Steps between records of the full-data loss.", flag="",
-                               check=at_least(1))
+    record_every: int = option(1, "Steps between full-data losses.", flag="", check=at_least(1))
     seed: int = option(0, "Root seed: the data of every size and the runs' keys.", flag="")
-    repeats: int = option(3, "Timed calls of each compiled sweep (median reported).",
-                          check=at_least(1))
+    repeats: int = option(3, "Timed calls of each program (their median).", check=at_least(1))
 
 
 def get_config() -> Config:

@@ -1,9 +1,6 @@
-"""Default configuration of ``python -m experiments.test_functions``: one :class:`Scenario`
-per 2-D test function (a start, steps, gradient noise ``g + sigma z`` and the rules
-compared). The bowl has the classic exercise's sigma = 1; elsewhere sigma is small next to
-the gradient norm at the start (Matyas 5.7, monkey saddle 136, mult 0.43, Easom 0.08), so
-that the noise perturbs the runs without driving them.
-"""
+"""Default configuration of ``python -m experiments.test_functions``: a :class:`Scenario`
+per 2-D test function. The bowl has the classic exercise's sigma = 1; elsewhere sigma is
+small next to the gradient's norm at the start, so that noise perturbs the runs only."""
 
 from __future__ import annotations
 
@@ -60,19 +57,16 @@ SCENARIOS = (
 class Config:
     scenarios: tuple[Scenario, ...] = option(SCENARIOS, "The scenarios defined.", flag="")
     scenario: tuple[str, ...] | None = option(None, "Scenarios to run.", default_text="all")
-    seeds: int = option(10, "Noise seeds per method, one vmapped program per method.",
-                        check=at_least(1))
+    seeds: int = option(10, "Noise seeds per method (one program each).", check=at_least(1))
     sigma: float | None = option(None, "Gradient noise of every scenario.",
                                  check=non_negative(), default_text="per scenario")
     lr: float | None = option(None, "Learning rate of every method.", default_text="per method")
     beta: float | None = option(None, "Momentum decay of every method that has one (γ, Adam's "
                                 "β₁).", default_text="per method")
-    threshold: float = option(1.0, "Count iterations until the distance is below this.",
-                              check=positive())
+    threshold: float = option(1.0, "Iterations until the distance is below this.", check=positive())
     animate: bool = option(False, "Also write an animated GIF of the paths per scenario.")
     fps: int = option(10, "Frames per second of the animations.", flag="", check=at_least(1))
-    repeats: int = option(3, "Timed calls of each compiled program (median reported).",
-                          check=at_least(1))
+    repeats: int = option(3, "Timed calls of each program (their median).", check=at_least(1))
 
 
 def get_config() -> Config:

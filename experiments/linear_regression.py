@@ -18,8 +18,6 @@ results.json, results.csv, convergence_NxD.png (a panel per sweep) and for d = 2
 contour_NxD.png (every setting's median-seed path).
 """
 
-from __future__ import annotations
-
 from typing import Callable, NamedTuple
 
 import jax

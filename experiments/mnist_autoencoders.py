@@ -17,8 +17,6 @@ collapsed seeds), results.json, results.csv, metrics.jsonl, loss_curves.png and
 digits.png (a test digit of each class, each model's code and reconstruction).
 """
 
-from __future__ import annotations
-
 import functools
 import math
 
@@ -89,11 +87,9 @@ def run_model(
     # One grid per model: the two take their images in different shapes.
     (result,) = train.run_grid(
         [train.Variant(name, model_fn, adam, batch_size=config.batch_size)],
-        range(config.seeds), task, (model_inputs(name, data.x_train),),
-        max_epochs=config.epochs, checkpoint_dir=config.workdir and f"{config.workdir}/{name}",
-        log=log, validation=(model_inputs(name, data.x_validation),),
-        eval_batch_size=EVAL_BATCH, restore_best=False, runs_per_vmap=config.runs_per_vmap,
-    ).values()
+        task=task, data=(model_inputs(name, data.x_train),), **config.grid_options(
+            log, name, validation=(model_inputs(name, data.x_validation),),
+            eval_batch_size=EVAL_BATCH, restore_best=False)).values()
     test = train.evaluate(result.fit, task, (model_inputs(name, data.x_test),),
                           batch_size=EVAL_BATCH)
     model = result.fit.model(config.figure_run)
@@ -123,12 +119,9 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     }
     return {
         "config": config,
-        "data": {
-            "train_images": int(data.x_train.shape[0]),
-            "validation_images": int(data.x_validation.shape[0]),
-            "test_images": int(data.x_test.shape[0]), "mean_image_test_mse": baseline_mse,
-            "output_bias": output_bias(config, data),
-        },
+        "data": {"train_images": len(data.y_train), "validation_images": len(data.y_validation),
+                 "test_images": len(data.y_test), "mean_image_test_mse": baseline_mse,
+                 "output_bias": output_bias(config, data)},
         "rows": [entry["row"] for entry in trained.values()],
         "histories": {name: entry["history"] for name, entry in trained.items()},
         "resumed": {name: entry["first_epoch"] for name, entry in trained.items()},

@@ -15,8 +15,6 @@ accuracy and loss on each split, their gaps, the epoch of the lowest validation 
 results.json, results.csv, runs.csv (per seed), metrics.jsonl and curves.png.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Callable
 
@@ -61,11 +59,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     optimizer = optlab.rmsprop(config.learning_rate, config.rho, config.eps)
     variants = [train.Variant(placement, model_fn(placement, config), optimizer,
                               batch_size=config.batch_size) for placement in config.placements]
-    grid = train.run_grid(
-        variants, range(config.seeds), task, data["train"], max_epochs=config.epochs,
-        checkpoint_dir=config.workdir, log=log, validation=data["val"],
-        eval_batch_size=config.eval_batch_size, restore_best=False,
-        runs_per_vmap=config.runs_per_vmap)
+    grid = train.run_grid(variants, task=task, data=data["train"], **config.grid_options(
+        log, validation=data["val"], eval_batch_size=config.eval_batch_size, restore_best=False))
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.evaluate(fit, task, arrays, batch_size=config.eval_batch_size)
         for split, arrays in data.items()})

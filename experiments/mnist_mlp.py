@@ -1,25 +1,22 @@
 r"""The MNIST MLP 784-128-256-10 of the coursework: design choices and tuning.
 
 Question: what do batch size, RMSprop's rho, a bad initialization, L1 / L2 and dropout do
-to this MLP (``optlab.models.MLP``, ReLU, RMSprop as Keras has it unless a variant says
-otherwise), which configuration do a grid search and Hyperband pick, and does the tuned
-MLP reach 98% on the full set? Data: the coursework's subset, 4800 / 1200 / 1000 images
-(``--full``: 48 000 / 12 000 / 10 000). Variants of one shape are the runs of one program.
-The search scores the mean over seeds of the final validation accuracy (or macro F1) and
-retrains its best on train + validation; ``tuned`` keeps each seed's best epoch.
+to this MLP (``optlab.models.MLP``, ReLU, RMSprop as Keras has it), which configuration do
+a grid search and Hyperband pick (by the mean over seeds of the last validation accuracy
+or macro F1; the best retrained on train + validation), and does the tuned MLP (each
+seed's best epoch kept) reach 98% on the full set? Data: 4800 / 1200 / 1000 images
+(``--full``: 48 000 / 12 000 / 10 000). Variants of one shape train as one program.
 
     python -m experiments.mnist_mlp
     python -m experiments.mnist_mlp --study=batch_size --seeds=5 --epochs=100
     python -m experiments.mnist_mlp --study=search --objective=val_f1
     python -m experiments.mnist_mlp --study=tuned --full
 
-Writes table.md (per study and variant, mean ± std over seeds: test accuracy and macro
-F1, validation accuracy, updates, fit and compile time), results.json, results.csv,
-metrics.jsonl and per study STUDY_learning_curves.png, STUDY_weights.png (the reference
-variant's kernels before and after training, seed 0) and STUDY_confusion.png.
+Writes table.md (per study and variant over seeds: test accuracy and macro F1, validation
+accuracy, updates, fit and compile time), results.json, results.csv, metrics.jsonl and per
+study STUDY_learning_curves.png, STUDY_weights.png (seed 0's kernels before and after
+training) and STUDY_confusion.png.
 """
-
-from __future__ import annotations
 
 import functools
 import itertools
@@ -40,6 +37,11 @@ CHECKPOINT_EVERY = 10  # epochs between checkpoints under --workdir
 EVAL_BATCH = 1000  # rows per batch when predicting on validation and test sets
 SPECS = {"test_accuracy": ".2f", "val_accuracy": ".2f", "test_f1": ".4f", "val_f1": ".4f"}
 HEAVY = ("result", "history", "confusion")  # in metrics.jsonl and the figures, not the tables
+OPTIMIZERS = {  # rates (and rho) injected, so the runs of one program can differ in them
+    "rmsprop": optax.inject_hyperparams(optlab.rmsprop)(learning_rate=1e-3, gamma=0.9,
+                                                         eps=1e-7),  # Keras's eps
+    "sgd": optax.inject_hyperparams(optlab.sgd)(learning_rate=0.01),
+}
 
 
 @functools.cache  # one object per shape and rule: the grid trains a shape's variants together
@@ -48,22 +50,13 @@ def model_for(hidden: tuple[int, int], dropout: float, kernel_init) -> functools
                              kernel_init=kernel_init)
 
 
-@functools.cache
-def optimizer_for(name: str) -> optax.GradientTransformation:
-    """The rule with its learning rate (and rho) injected, so runs can differ in them."""
-    if name == "rmsprop":  # Keras's eps, outside the square root
-        return optax.inject_hyperparams(optlab.rmsprop)(learning_rate=1e-3, gamma=0.9, eps=1e-7)
-    return optax.inject_hyperparams(optlab.sgd)(learning_rate=0.01)
-
-
 def train_variants(config, label: str, variants: Sequence[train.Variant], data, *, log: cli.Log,
                    epochs: int | None = None, on_train_and_validation: bool = False,
                    select_by: str | None = None) -> dict[str, dict]:
-    """Trains ``variants`` over the seeds (one program per shape); per variant its
-    :class:`~optlab.train.VariantResult`, updates, per-seed test (and validation) accuracy
-    and macro F1, and test confusion summed over the seeds. ``on_train_and_validation``
-    trains on both sets; ``select_by`` (e.g. ``"val_accuracy"``) keeps each run's best
-    epoch by that measure, instead of its last."""
+    """Trains ``variants`` over the seeds (one program per shape): per variant its row (the
+    setting, updates, times, scores over the seeds), result, history and test confusion.
+    ``on_train_and_validation`` trains on both sets; ``select_by`` (``"val_accuracy"``)
+    keeps each run's best epoch by that measure instead of its last."""
     epochs = epochs or config.epochs
     training, validation = (data.x_train, data.y_train), (data.x_validation, data.y_validation)
     if on_train_and_validation:
@@ -71,12 +64,10 @@ def train_variants(config, label: str, variants: Sequence[train.Variant], data, 
     rows = len(training[1])
     grid = train.run_grid(
         [v._replace(batch_size=rows) if v.batch_size == default_config.FULL_BATCH else v
-         for v in variants], range(config.seeds), train.classification(), training,
-        max_epochs=epochs, log=log, checkpoint_dir=config.workdir and
-        f"{config.workdir}/{label}-{epochs}", validation=validation, eval_batch_size=EVAL_BATCH,
-        restore_best=select_by is not None, monitor=select_by,
-        epochs_per_call=min(EPOCHS_PER_CALL, epochs), runs_per_vmap=config.runs_per_vmap,
-        checkpoint_every=CHECKPOINT_EVERY)
+         for v in variants], task=train.classification(), data=training, **config.grid_options(
+            log, f"{label}-{epochs}", max_epochs=epochs, validation=validation,
+            eval_batch_size=EVAL_BATCH, restore_best=select_by is not None, monitor=select_by,
+            epochs_per_call=min(EPOCHS_PER_CALL, epochs), checkpoint_every=CHECKPOINT_EVERY))
     sets = {"test": (data.x_test, data.y_test), "val": validation}
     scores = train.grid.per_variant(grid, lambda fit: {
         split: train.class_scores(fit, xy, CLASSES, batch_size=EVAL_BATCH)
@@ -87,8 +78,8 @@ def train_variants(config, label: str, variants: Sequence[train.Variant], data, 
         per_seed = {f"{split}_{key}": scores[name][split][key]
                     for split in scores[name] for key in ("accuracy", "f1")}
         records[name] = {
-            "variant": name, "batch_size": variant.batch_size, "l1": variant.l1,
-            "l2": variant.l2, **variant.hyperparams, "updates": epochs * (rows // variant.batch_size),
+            "variant": name, "batch_size": variant.batch_size, "l1": variant.l1, "l2": variant.l2,
+            **variant.hyperparams, "updates": epochs * (rows // variant.batch_size),
             "fit_runs": fit.best_epoch.shape[0], "run_seconds": fit.run_seconds,
             "compile_seconds": fit.compile_seconds, "per_seed": per_seed, "result": result,
             "history": result.history, "confusion": scores[name]["test"]["confusion"].sum(axis=0),
@@ -105,7 +96,7 @@ def mlp_variant(config, name: str, *, hidden=None, optimizer="rmsprop", learning
     if optimizer == "rmsprop":
         hyperparams["gamma"] = config.rho if rho is None else rho
     return train.Variant(name, model_for(hidden or config.hidden, dropout, kernel_init),
-                         optimizer_for(optimizer), hyperparams,
+                         OPTIMIZERS[optimizer], hyperparams,
                          batch_size=batch_size or config.batch_size, **penalties)
 
 
@@ -125,8 +116,9 @@ def design_variants(config) -> list[train.Variant]:
     ]
 
 
-def search_variant(config, first: int, second: int, l2: float, learning_rate: float):
-    return mlp_variant(config, f"{first}-{second} l2={l2:g} lr={learning_rate:g}",
+def search_variant(config, first: int, second: int, l2: float, learning_rate: float,
+                   prefix: str = "") -> train.Variant:
+    return mlp_variant(config, f"{prefix}{first}-{second} l2={l2:g} lr={learning_rate:g}",
                        hidden=(first, second), l2=l2, learning_rate=learning_rate,
                        kernel_init="he")
 
@@ -154,9 +146,9 @@ def run_search(config, data, log: cli.Log) -> dict:
     return {
         "records": train_variants(config, "search-best", retrained, data,
                                   on_train_and_validation=True, log=log),
-        "grid": trained[0], "searches": {"grid": grid, "hyperband": band},
-        "hyperband_records": [r for records in trained[1:] for r in records.values()],
-        "space": [variant.name for variant in space], "reference": bests["grid"].name,
+        "grid": trained[0], "hyperband": [r for records in trained[1:] for r in records.values()],
+        "searches": {"grid": grid, "hyperband": band}, "reference": bests["grid"].name,
+        "space": [variant.name for variant in space],
         "best": {method: variant.name for method, variant in bests.items()},
     }
 
@@ -167,11 +159,10 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
                                  validation_fraction=config.validation_fraction)
     log(f"MNIST: {len(data.y_train)} train / {len(data.y_validation)} validation / "
         f"{len(data.y_test)} test images")
-    tuned = search_variant(config, *config.tuned)
     chosen = {"batch_size": [mlp_variant(config, f"batch {size}", batch_size=size)
                              for size in config.batch_sizes],
               "design": design_variants(config),
-              "tuned": [tuned._replace(name=f"tuned {tuned.name}")]}
+              "tuned": [search_variant(config, *config.tuned, prefix="tuned ")]}
     studies = {}
     for study in config.studies:
         if study == "search":
@@ -187,13 +178,10 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
 
 SECONDS = report.format_seconds
 COLUMNS = [("variant", "variant"), ("updates", "updates"),
-           ("test_accuracy_text", "test accuracy % (mean ± std)"),
-           ("test_f1_text", "test macro F1"),
-           ("val_accuracy_text", "val accuracy % (kept weights)"),
-           ("fit_runs", "runs in its fit"), ("run_seconds", "fit time (all its runs)", SECONDS),
-           ("compile_seconds", "compile", SECONDS)]
-GRID_COLUMNS = [("variant", "configuration"), ("objective", "objective (mean over seeds)",
-                                               "{:.4f}")]
+           ("test_accuracy_text", "test accuracy %, mean ± std"), ("test_f1_text", "test macro F1"),
+           ("val_accuracy_text", "val accuracy % (kept weights)"), ("fit_runs", "runs in its fit"),
+           ("run_seconds", "fit time (its runs)", SECONDS), ("compile_seconds", "compile", SECONDS)]
+GRID_COLUMNS = [("variant", "configuration"), ("objective", "mean objective over seeds", "{:.4f}")]
 STUDY_TITLES = {
     "batch_size": "Batch size 1, 256 and N (RMSprop, lr 1e-3)",
     "design": "Design choices: RMSprop's rho, a bad initialization, L2, L1 + dropout",
@@ -203,9 +191,8 @@ STUDY_TITLES = {
 
 
 def summary(config, results: dict, rows: list[dict]) -> str:
-    records = [r for result in results["studies"].values() for r in [
-        *result["records"].values(), *result.get("grid", {}).values(),
-        *result.get("hyperband_records", [])]]
+    records = [r for result in results["studies"].values() for r in (*result["records"].values(),
+               *result.get("grid", {}).values(), *result.get("hyperband", ()))]
     data = "the full set" if config.train_limit is None else "the coursework's subset"
     lines = [f"# MNIST MLP on {data}: {config.seeds} seeds, {config.epochs} epochs, "
              "mean ± std over seeds", "",
@@ -242,7 +229,7 @@ def search_summary(config, result: dict) -> list[str]:
         f"**{result['best']['grid']}**. Best of Hyperband (eta = {config.eta}, R = "
         f"{config.epochs}; {len(band.trials)} trials, {band.epochs_spent} configuration-epochs, "
         f"promoted configurations retrained from scratch, {band.epochs_trained} of them beyond "
-        f"the grid's runs, {seconds(result['hyperband_records'])}): "
+        f"the grid's runs, {seconds(result['hyperband'])}): "
         f"**{result['best']['hyperband']}** (score {band.best_score:.4f}). The table above is "
         "the best configuration(s) retrained on train + validation.", "", "Top of the grid:", "",
         report.markdown_table([{"variant": result["space"][t.config], "objective": t.score}
@@ -256,9 +243,7 @@ def figures(study: str, result: dict) -> dict:
     curves = ({result["best"]["grid"]: result["grid"][result["best"]["grid"]]}
               if study == "search" else result["records"])
     fig = plots.learning_curves_figure({name: record["history"] for name, record in curves.items()},
-                                       ("accuracy", "loss"), by="measure")
-    for ax in fig.axes:
-        ax.legend(fontsize="x-small")
+                                       ("accuracy", "loss"), by="measure", legend_size="x-small")
     name = result["reference"]
     reference = result["records"][name]
     trained = reference["result"]  # seed 0's kernels: at initialization and trained
@@ -286,7 +271,7 @@ def write(config, results: dict) -> cli.Report:
         metrics |= {f"{study}/{name}": record["history"] for name, record in shown.items()}
         drawn |= figures(study, result)
     searched = {key: value for key, value in results["studies"].get("search", {}).items()
-                if key not in ("records", "grid", "hyperband_records")}
+                if key not in ("records", "grid", "hyperband")}
     return cli.Report(markdown=summary(config, results, rows),
                       results={"config": config, "variants": rows, "search": searched or None},
                       tables={"results.csv": rows}, figures=drawn, metrics=metrics)

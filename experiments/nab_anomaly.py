@@ -18,8 +18,6 @@ results.json, results.csv, runs.csv, metrics.jsonl, loss_curves.png, and for Ada
 first seed mae_histogram.png, reconstruction.png and anomalies.png.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import NamedTuple
 
@@ -145,10 +143,9 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     grid = train.run_grid(
         [train.Variant(name, model, family.optimizer, setting, batch_size=config.batch_size)
          for family in families(config) for name, setting in family.variants.items()],
-        range(config.seeds), train.reconstruction("mse"), (data.train_windows,),
-        max_epochs=config.epochs, checkpoint_dir=config.workdir, log=log,
-        validation=(data.validation_windows,), patience=config.patience, restore_best=True,
-        runs_per_vmap=config.runs_per_vmap)
+        task=train.reconstruction("mse"), data=(data.train_windows,), **config.grid_options(
+            log, validation=(data.validation_windows,), patience=config.patience,
+            restore_best=True))
     scores = train.grid.per_variant(grid, lambda fit: errors(fit, data))
     per_seed = {name: measures(config, result, scores[name], data)
                 for name, result in grid.items()}
@@ -182,13 +179,13 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     }
 
 
+SECONDS = report.format_seconds
 COLUMNS = [("variant", "variant"), ("epochs_text", "epochs"),
            ("train_loss_text", "train loss (MSE)"), ("val_loss_text", "val loss (MSE)"),
            ("threshold_text", "threshold (MAE)"), ("anomalous_points_text", "anomalous points"),
            ("seeds_inside_only", "seeds inside only"),
            ("seeds_outside", "seeds with points outside"),
-           ("compile_seconds", "compile", report.format_seconds),
-           ("run_seconds", "run", report.format_seconds)]
+           ("compile_seconds", "compile", SECONDS), ("run_seconds", "run", SECONDS)]
 
 
 def summary(config, results: dict) -> str:

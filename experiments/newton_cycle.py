@@ -15,8 +15,6 @@ Writes table.md (per method: status, iterations, final point, distance to the mi
 ``(x*, 1)``; the Hessian's signs along the cycle), results.json, results.csv, contour.png.
 """
 
-from __future__ import annotations
-
 import dataclasses
 
 import jax
@@ -31,7 +29,7 @@ from optlab import plots, problems, report
 DOMAIN = (-2.5, 2.0, -1.0, 3.0)  # x_min, x_max, y_min, y_max of the contour plot
 
 
-def methods(config) -> dict[str, optlab.GradientTransformationExtraArgs]:
+def methods(config) -> dict:
     return {
         "newton": optlab.newton(),
         "gradient descent": optlab.gradient_descent(config.learning_rate),

@@ -14,11 +14,9 @@ compare with scipy's? ``A x = b`` is solved in float64 from ``x0 = --x0 * ones``
 
 Writes table.md (per preconditioner and solver: iterations, status, set-up, solve,
 per-iteration and compile time, the true residual; with ``--rhs=K`` the K right-hand
-sides vmapped against scipy's loop; n, nonzeros, cond(A), the time of one product),
+sides vmapped against scipy's loop; n, nonzeros, cond(A)),
 results.json, results.csv and residuals.png (``||r_k||`` against k, per preconditioner).
 """
-
-from __future__ import annotations
 
 import dataclasses
 import functools
@@ -64,17 +62,6 @@ def layout_name(A_op) -> str:
     if isinstance(A_op, linalg.DiagonalMatrix):
         return f"by diagonals ({len(A_op.offsets)} diagonals)"
     return f"BCOO ({A_op.nse} stored entries)"
-
-
-def time_matvecs(A, A_op, v, repeats: int) -> dict[str, float]:
-    """Median time of one product ``A v``: optlab's compiled one and scipy's CSR one."""
-    matvec = jax.jit(lambda A_op, v: A_op @ v)
-    v_jax = jnp.asarray(v)
-    jax.block_until_ready(matvec(A_op, v_jax))
-    calls = max(10, 10 * repeats)
-    _, optlab_seconds = timed(lambda: matvec(A_op, v_jax), calls)
-    _, scipy_seconds = timed(lambda: A @ v, calls)
-    return {"optlab": optlab_seconds, "scipy": scipy_seconds}
 
 
 def solve(A, b, x0, precond, *, tol, max_iters, history) -> linalg.CGResult:
@@ -174,10 +161,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     B = config.rhs_scale * rng.standard_normal((config.rhs, n)) if config.rhs > 1 else None
     x0 = np.full(n, config.x0)
     A_op = linalg.sparse_matrix(A, config.layout)
-    matvec_seconds = time_matvecs(A, A_op, b, config.repeats)
-    log(f"operator: {layout_name(A_op)}; one product A v takes "
-        f"{report.format_seconds(matvec_seconds['optlab'])} "
-        f"(scipy CSR: {report.format_seconds(matvec_seconds['scipy'])})")
+    log(f"operator: {layout_name(A_op)}")
     rows, rhs_rows, residual_norms, skipped = [], [], {}, []
     for preconditioner in config.preconditioners:
         if preconditioner == "ideal" and n > config.ideal_max_n:
@@ -192,8 +176,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         "config": dataclasses.asdict(config),
         "matrix": {"name": name, "n": n, "nnz": int(A.nnz), "lambda_min": lambda_min,
                    "lambda_max": lambda_max, "condition_number": lambda_max / lambda_min,
-                   "eigenvalues_by": how, "layout": layout_name(A_op),
-                   "matvec_seconds": matvec_seconds},
+                   "eigenvalues_by": how, "layout": layout_name(A_op)},
         "devices": [str(device) for device in jax.devices()], "rows": rows, "rhs_rows": rhs_rows,
         "skipped": skipped, "residual_norms": residual_norms,
     }
@@ -223,9 +206,7 @@ def summary(config, results: dict) -> str:
         f"{matrix['condition_number']:.4g} ({matrix['eigenvalues_by']}).",
         f"b = {config.rhs_scale:g} N(0, I) (seed {config.seed}), x0 = {config.x0:g} ones, "
         f"stop at ||r_k|| < {config.tol:g}; devices: {', '.join(results['devices'])}.",
-        f"optlab stores A {matrix['layout']}; one product A v takes "
-        f"{SECONDS(matrix['matvec_seconds']['optlab'])} "
-        f"(scipy CSR: {SECONDS(matrix['matvec_seconds']['scipy'])}).", "",
+        f"optlab stores A {matrix['layout']}.", "",
         report.markdown_table(results["rows"], COLUMNS), "",
         "Times are medians of repeated calls; set-up is the preconditioner's construction, "
         "compile the solve's tracing and compilation.",

@@ -15,8 +15,6 @@ t-interval over them, time per run, compile time), results.json, results.csv and
 convergence.png (distance to x* per iteration: median and interquartile band).
 """
 
-from __future__ import annotations
-
 import dataclasses
 from typing import Any, Callable, NamedTuple
 

@@ -20,8 +20,6 @@ results.json, results.csv, runs.csv (per seed), metrics.jsonl, loss_curves.png,
 error_histograms.png and spectrograms.png.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import NamedTuple
 
@@ -78,10 +76,8 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     adam = optax.inject_hyperparams(optlab.adam)(learning_rate=config.learning_rate)
     (result,) = train.run_grid(
         [train.Variant(AUTOENCODER, model, adam, batch_size=config.batch_size)],
-        range(config.seeds), train.reconstruction("mse"), (data.train,),
-        max_epochs=config.epochs, checkpoint_dir=config.workdir, log=log,
-        validation=(data.validation,), eval_batch_size=PREDICT_BATCH,
-        runs_per_vmap=config.runs_per_vmap).values()
+        task=train.reconstruction("mse"), data=(data.train,), **config.grid_options(
+            log, validation=(data.validation,), eval_batch_size=PREDICT_BATCH)).values()
     # One predict call (one compiled program) for the held-out and the test clips.
     clips = np.concatenate([data.validation, data.test])
     reconstructions = np.asarray(train.predict(result.fit, clips, batch_size=PREDICT_BATCH))

@@ -18,8 +18,6 @@ scenario), results.json, results.csv, and per scenario contour-NAME.png and
 surface-NAME.png (the median seed's paths), with --animate path-NAME.gif.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from typing import Callable, NamedTuple
 
@@ -56,10 +54,8 @@ class Runs(NamedTuple):
 
 def describe(method: Method) -> str:
     """The method's label in tables and legends, e.g. "heavy ball α=0.01 γ=0.99"."""
-    parts = [method.rule.replace("_", " "), f"α={method.learning_rate:g}"]
-    for field, symbol in DECAYS.get(method.rule, ()):
-        parts.append(f"{symbol}={getattr(method, field):g}")
-    return " ".join(parts)
+    decays = (f"{symbol}={getattr(method, name):g}" for name, symbol in DECAYS.get(method.rule, ()))
+    return " ".join([method.rule.replace("_", " "), f"α={method.learning_rate:g}", *decays])
 
 
 def selected(config: Config) -> tuple[Scenario, ...]:
@@ -91,22 +87,17 @@ def validate(config: Config) -> None:
         raise ValueError(f"--scenario: unknown scenario {', '.join(unknown) or '(none given)'}; "
                          f"choose from {', '.join(names)}")
     for scenario in selected(config):
-        problem = None
-        if scenario.function not in problems.TEST_FUNCTIONS:
-            problem = (f"unknown function {scenario.function!r}; choose from "
-                       f"{', '.join(problems.TEST_FUNCTIONS)}")
-        elif scenario.steps < 1:
-            problem = f"steps must be at least 1, got {scenario.steps}"
-        elif not scenario.sigma >= 0:
-            problem = f"--sigma must be non-negative, got {scenario.sigma}"
-        elif not scenario.methods:
-            problem = "give at least one method"
-        if problem:
-            raise ValueError(f"{scenario.name}: {problem}")
+        for wrong, problem in (
+                (scenario.function not in problems.TEST_FUNCTIONS, f"unknown function "
+                 f"{scenario.function!r}; choose from {', '.join(problems.TEST_FUNCTIONS)}"),
+                (scenario.steps < 1, f"steps must be at least 1, got {scenario.steps}"),
+                (not scenario.sigma >= 0, f"--sigma must be non-negative, got {scenario.sigma}"),
+                (not scenario.methods, "give at least one method"),
+                *((method.rule not in RULES, f"unknown rule {method.rule!r}; choose from "
+                   f"{', '.join(RULES)}") for method in scenario.methods)):
+            if wrong:
+                raise ValueError(f"{scenario.name}: {problem}")
         for method in scenario.methods:
-            if method.rule not in RULES:
-                raise ValueError(f"{scenario.name}: unknown rule {method.rule!r}; choose from "
-                                 f"{', '.join(RULES)}")
             try:  # optlab checks the hyperparameters when it builds the rule
                 RULES[method.rule](method)
             except ValueError as error:

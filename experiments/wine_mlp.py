@@ -22,8 +22,6 @@ results.json, results.csv, manual.csv, metrics.jsonl, loss_curves.png and
 manual_vs_autodiff.png.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Callable
 
@@ -115,10 +113,9 @@ def run_keras(config, data, log: cli.Log) -> tuple[list, list, dict, dict]:
                        make_optimizer(variant, config.learning_rates[0]),
                        {"learning_rate": rate}, l2=config.l2, batch_size=config.batch_size)
          for variant in VARIANTS for rate in config.learning_rates],
-        range(config.seeds), train.classification(), (data.x_train, data.y_train),
-        max_epochs=config.epochs, checkpoint_dir=config.workdir, log=log,
-        validation=(data.x_test, data.y_test), restore_best=False,
-        epochs_per_call=EPOCHS_PER_CALL)
+        task=train.classification(), data=(data.x_train, data.y_train), **config.grid_options(
+            log, validation=(data.x_test, data.y_test), restore_best=False,
+            epochs_per_call=EPOCHS_PER_CALL))
     train_accuracy = train.grid.per_variant(grid, lambda fit: train.evaluate(
         fit, train.classification(), (data.x_train, data.y_train))["accuracy"])
     rows = []

@@ -72,8 +72,10 @@ def draw_convergence(
     threshold: float | None = None,
     x_step: float = 1.0,
     max_points: int = 250,
+    legend_size: str | float = "medium",
 ) -> None:
-    """Draws convergence curves into `ax`; `convergence_figure` documents the arguments.
+    """Draws convergence curves into `ax`; `convergence_figure` documents the arguments
+    (``legend_size``: the legend's font size, e.g. "x-small" for many curves).
 
     Use it with `panel_figure` to put one problem size per panel.
     """
@@ -133,7 +135,7 @@ def draw_convergence(
     if title is not None:
         ax.set_title(title)
     ax.grid(True, which="major", alpha=0.4)
-    ax.legend()
+    ax.legend(fontsize=legend_size)
 
 
 def convergence_figure(
@@ -190,7 +192,8 @@ def panels_figure(
 ) -> Figure:
     """Convergence or learning curves over seeds, one panel per title: ``panels`` maps a
     panel's title to its curves (name -> (seeds, steps)), drawn as `draw_convergence`
-    draws them, with its keyword ``options`` (band, threshold, x_step, max_points).
+    draws them, with its keyword ``options`` (band, threshold, x_step, max_points,
+    legend_size).
     ``ylabel`` and ``log_y`` are one value, or one per title."""
     fig, axes = panel_figure(len(panels), ncols=ncols, size_per_panel=size_per_panel)
     for ax, (title, curves) in zip(axes, panels.items()):

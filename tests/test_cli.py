@@ -69,3 +69,16 @@ def test_values_that_do_not_parse_or_fail_a_check_name_the_flag():
 def test_checks_accept_and_refuse(check, good, bad):
     assert check(good) is None
     assert check(bad).startswith(check.requirement)
+
+
+def test_grid_options_carry_the_training_flags_and_let_the_study_override():
+    @dataclasses.dataclass(frozen=True)
+    class Training(options.TrainingConfig):
+        seeds: int = option(3, "Seeds.")
+        epochs: int = option(4, "Epochs.")
+
+    config = Training(workdir="/tmp/work", runs_per_vmap=None)
+    grid = config.grid_options(print, "batch-4", patience=2, max_epochs=1)
+    assert grid == {"seeds": range(3), "max_epochs": 1, "log": print, "patience": 2,
+                    "checkpoint_dir": "/tmp/work/batch-4", "runs_per_vmap": None}
+    assert Training().grid_options(print)["checkpoint_dir"] is None

@@ -23,6 +23,7 @@ import dataclasses
 import inspect
 import types
 import typing
+from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from absl import flags
@@ -100,14 +101,15 @@ class Option(NamedTuple):
 
 def option(
     default: Any,
-    help: str,
+    help: str = "",
     *,
     flag: str | None = None,
     parse: Callable[[Any], Any] | None = None,
     check: Check | None = None,
     default_text: str | None = None,
 ) -> Any:
-    """A dataclass field with its flag's help, name, parser and check."""
+    """A dataclass field with its flag's help, name, parser and check. A field without a
+    flag (``flag=""``) may go without help: a comment beside a group of them will do."""
     metadata = {_KEY: Option(help, flag, parse, check, default_text)}
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -134,6 +136,16 @@ class TrainingConfig:
     runs_per_vmap: int | None = runs_per_vmap_option(1)
     workdir: str | None = option(None, "Checkpoint directory; a rerun with it resumes.")
     wandb: bool = option(False, "Also log the metrics to Weights & Biases (offline).")
+
+    def grid_options(self, log: Callable[[str], None], subdirectory: str = "",
+                     **options: Any) -> dict[str, Any]:
+        """The keywords of ``optlab.train.run_grid`` that come from the config: seeds
+        ``range(seeds)``, ``max_epochs=epochs``, ``--workdir`` (its ``subdirectory``) as the
+        checkpoint directory, ``--runs_per_vmap`` and the progress ``log``; the study's
+        own ``options`` (``validation``, ``patience``, ...) join them, and win."""
+        workdir = self.workdir and str(Path(self.workdir) / subdirectory)
+        return {"seeds": range(self.seeds), "max_epochs": self.epochs, "log": log,
+                "checkpoint_dir": workdir, "runs_per_vmap": self.runs_per_vmap} | options
 
 
 class Flag(NamedTuple):
@@ -167,6 +179,8 @@ def define_flags(
     the default and what the field's checks and the extra ``checks`` require."""
     defaults = get_config()
     for flag in config_flags(type(defaults)):
+        if not flag.option.help:
+            raise TypeError(f"the flag --{flag.name} needs its help text")
         default = getattr(defaults, flag.field)
         shown = flag.option.default_text or _flag_text(default)
         required = [c.requirement for c in (flag.option.check, checks.get(flag.field)) if c]
