@@ -39,6 +39,8 @@ def test_report_has_a_row_and_a_verdict_per_goal(measured):
     for goal in ("≤ 0.5:", "≤ 1:", "≤ 0.1:"):
         assert goal in text
     assert "IC(0) set-up on 494_bus" in text
+    assert "residual norm, against the solve without: CG " in text
+    assert all(row["history_cost"] > 0 for row in measured["rows"][:3])
 
 
 def test_bad_flags_exit_with_one_readable_line(run_script):
