@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.kit.options import (
-    TrainingConfig, at_least, each, non_negative, one_of, option, positive)
+    TrainingConfig, at_least, each, non_negative, one_of, option, positive, runs_per_vmap_option)
 
 RECIPES = ("coursework", "keras")
 
@@ -42,6 +42,7 @@ class Config(TrainingConfig):
     test_limit: int | None = option(None, "First test rows kept.", flag="")
     target_accuracy: float = option(0.70, "The issue's claim: mean test accuracy above "
                                     "this.", flag="")
+    runs_per_vmap: int | None = runs_per_vmap_option(None)  # keras: tiny runs, all vmapped
     manual_check: bool = option(True, "coursework: train seed 0 of each variant again with "
                                 "the hand-written gradients (manual_mlp).")
 

@@ -143,7 +143,7 @@ class TrainingConfig:
         ``range(seeds)``, ``max_epochs=epochs``, ``--workdir`` (its ``subdirectory``) as the
         checkpoint directory, ``--runs_per_vmap`` and the progress ``log``; the study's
         own ``options`` (``validation``, ``patience``, ...) join them, and win."""
-        workdir = self.workdir and str(Path(self.workdir) / subdirectory)
+        workdir = str(Path(self.workdir) / subdirectory) if self.workdir else None
         return {"seeds": range(self.seeds), "max_epochs": self.epochs, "log": log,
                 "checkpoint_dir": workdir, "runs_per_vmap": self.runs_per_vmap} | options
 
