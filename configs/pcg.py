@@ -13,8 +13,8 @@ class Config:
         "1138_bus", "A shipped SuiteSparse matrix (494_bus, 685_bus, 1138_bus), a path to a "
         "symmetric .mtx file, or poisson2d (the 5-point Laplacian on a size x size grid).")
     size: int = option(100, "Grid side N of poisson2d (N^2 unknowns).", check=at_least(2))
-    layout: str = option("auto", "How optlab stores A: auto (by diagonals for a stencil, BCOO "
-                         "otherwise), bcoo or diagonal; see optlab.linalg.sparse_matrix.")
+    layout: str = option("auto", "How optlab stores A: auto (by diagonals for a stencil, CSR "
+                         "otherwise), csr, diagonal or bcoo; see optlab.linalg.sparse_matrix.")
     preconditioners: tuple[str, ...] = option(
         ("none", "jacobi", "ic0", "ideal"), "Preconditioners to compare.")
     seed: int = option(0, "Seed of b = rhs_scale * N(0, I) (numpy.random.default_rng).")

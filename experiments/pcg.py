@@ -61,6 +61,9 @@ def load_matrix(matrix: str, size: int) -> tuple[str, scipy.sparse.csr_array]:
 def layout_name(A_op) -> str:
     if isinstance(A_op, linalg.DiagonalMatrix):
         return f"by diagonals ({len(A_op.offsets)} diagonals)"
+    if isinstance(A_op, linalg.CSRMatrix):
+        kernel = "native CPU kernel" if linalg.native_status() is None else "portable product"
+        return f"by rows, CSR ({A_op.nse} stored entries; {kernel})"
     return f"BCOO ({A_op.nse} stored entries)"
 
 
@@ -233,7 +236,7 @@ def write(config, results: dict) -> cli.Report:
 STUDY = cli.Study(
     "pcg", default_config.get_config, run_study, write, float64=True, validate=validate,
     checks={"preconditioners": options.some_of(PRECONDITIONERS),
-            "layout": options.one_of(("auto", "bcoo", "diagonal"))},
+            "layout": options.one_of(linalg.operators.LAYOUTS)},
     smoke_flags=("--matrix=494_bus", "--repeats=1", "--rhs=2", "--preconditioners=none,jacobi"),
 )
 

@@ -1,7 +1,8 @@
 """Linear algebra for optlab: conjugate gradients, preconditioners, operators, .mtx I/O.
 
 :func:`cg` solves ``A x = b`` for SPD ``A`` given as a dense array, a BCOO matrix, a
-:class:`DiagonalMatrix` (fast for stencils; :func:`sparse_matrix` chooses) or a matvec
+:class:`DiagonalMatrix` (fast for stencils), a :class:`CSRMatrix` (the other patterns; a
+native kernel on the CPU), :func:`sparse_matrix` choosing between them, or a matvec
 callable, inside one ``lax.while_loop`` (jit- and vmap-safe, failures reported as
 :class:`optlab.Status` codes). Preconditioners are callables ``r -> M^{-1} r`` built once
 by :func:`jacobi`, :func:`ic0` (zero-fill incomplete Cholesky, applied by level-scheduled
@@ -10,6 +11,7 @@ matrices, including the shipped SuiteSparse ones.
 """
 
 from optlab.linalg.cg import CGResult, cg
+from optlab.linalg.csr import CSRMatrix, native_status
 from optlab.linalg.matrix_market import read_matrix_market, shipped_matrices
 from optlab.linalg.operators import (
     DiagonalMatrix,
@@ -18,7 +20,9 @@ from optlab.linalg.operators import (
     eigenvalue_bounds,
     poisson2d,
     poisson2d_eigenvalue_bounds,
+    random_spd,
     sparse_matrix,
+    stencil3d,
     to_bcoo,
 )
 from optlab.linalg.incomplete_cholesky import PivotError, ic0_factor
@@ -34,6 +38,7 @@ from optlab.linalg.triangular import SparseTriangular, level_schedule
 
 __all__ = [
     "CGResult",
+    "CSRMatrix",
     "CholeskySolve",
     "DiagonalMatrix",
     "IncompleteCholesky",
@@ -49,10 +54,13 @@ __all__ = [
     "ideal",
     "jacobi",
     "level_schedule",
+    "native_status",
     "poisson2d",
     "poisson2d_eigenvalue_bounds",
+    "random_spd",
     "read_matrix_market",
     "shipped_matrices",
     "sparse_matrix",
+    "stencil3d",
     "to_bcoo",
 ]

@@ -28,7 +28,10 @@ import scipy.sparse
 import scipy.sparse.linalg
 from jax.experimental import sparse
 
+from optlab.linalg.csr import CSRMatrix, native_status
+
 Matvec = Callable[[jax.Array], jax.Array]
+LAYOUTS = ("auto", "csr", "diagonal", "bcoo")
 
 
 def to_bcoo(matrix: scipy.sparse.spmatrix | scipy.sparse.sparray) -> sparse.BCOO:
@@ -51,6 +54,8 @@ class DiagonalMatrix:
 
     data: jax.Array  # (diagonals, n)
     offsets: tuple[int, ...]
+
+    layout = "diagonal"
 
     @classmethod
     def from_scipy(cls, matrix) -> "DiagonalMatrix":
@@ -78,7 +83,8 @@ class DiagonalMatrix:
     def __matmul__(self, v: jax.Array) -> jax.Array:
         n = self.data.shape[-1]
         if v.shape != (n,):
-            raise ValueError(f"DiagonalMatrix of shape {self.shape} times a vector of shape {v.shape}")
+            raise ValueError(
+                f"DiagonalMatrix of shape {self.shape} times a vector of shape {v.shape}")
         out = None
         for row, offset in zip(self.data, self.offsets):
             product = row * v  # product[j] = A[j - offset, j] v[j]
@@ -90,27 +96,44 @@ class DiagonalMatrix:
         return jnp.zeros_like(v) if out is None else out
 
 
+    def __repr__(self) -> str:
+        return (f"DiagonalMatrix(shape={self.shape}, diagonals={len(self.offsets)}, "
+                f"dtype={self.data.dtype}, layout='diagonal')")
+
+
 jax.tree_util.register_dataclass(DiagonalMatrix, data_fields=["data"], meta_fields=["offsets"])
+HOST_LAYOUTS = (DiagonalMatrix, CSRMatrix)  # the layouts that convert back with to_scipy()
 
 
-def sparse_matrix(matrix, layout: str = "auto", max_padding: float = 2.0):
-    """A scipy sparse matrix in a JAX layout for the solvers: BCOO or :class:`DiagonalMatrix`.
+def sparse_matrix(matrix, layout: str = "auto", max_padding: float | None = None):
+    """A scipy sparse matrix in a JAX layout for the solvers: :class:`DiagonalMatrix`,
+    :class:`~optlab.linalg.CSRMatrix` or BCOO; the result's ``layout`` (BCOO: its type)
+    says which.
 
     ``layout="auto"`` stores by diagonals when that takes at most ``max_padding`` times
     the stored entries (a stencil such as :func:`poisson2d`: 5 diagonals, no padding to
-    speak of), and as BCOO otherwise (e.g. the power-network matrices, whose entries
-    scatter over hundreds of diagonals). ``"bcoo"`` and ``"diagonal"`` force a layout.
+    speak of: shifted element-wise products, no indexing), and by rows otherwise (the
+    power-network matrices, a finite-element mesh's numbering: entries over hundreds of
+    diagonals). ``max_padding`` defaults to 1.25 where CSR's product is the native CPU
+    kernel (on the CPU, :func:`~optlab.linalg.native_status` None), which beats diagonals that
+    hold more padding (3 x 3 blocks on a 27-point stencil: 1.45), and to 2 elsewhere.
+    ``"csr"``, ``"diagonal"`` and ``"bcoo"`` force a layout.
     """
     if not scipy.sparse.issparse(matrix):
         raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
-    if layout not in ("auto", "bcoo", "diagonal"):
-        raise ValueError(f"layout must be 'auto', 'bcoo' or 'diagonal', got {layout!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if layout == "auto":
+        if max_padding is None:
+            native = native_status() is None and jax.default_backend() == "cpu"
+            max_padding = 1.25 if native else 2.0
         coo = scipy.sparse.coo_array(matrix)
         diagonals = np.unique(coo.col.astype(np.int64) - coo.row).size
         fits = diagonals * matrix.shape[0] <= max_padding * max(coo.nnz, 1)
-        layout = "diagonal" if fits else "bcoo"
-    return DiagonalMatrix.from_scipy(matrix) if layout == "diagonal" else to_bcoo(matrix)
+        layout = "diagonal" if fits else "csr"
+    if layout == "diagonal":
+        return DiagonalMatrix.from_scipy(matrix)
+    return CSRMatrix.from_scipy(matrix) if layout == "csr" else to_bcoo(matrix)
 
 
 def as_matvec(A) -> Matvec:
@@ -120,7 +143,7 @@ def as_matvec(A) -> Matvec:
     A callable is returned unchanged: it must map an ``(n,)`` array to an ``(n,)`` array
     with JAX operations. Matrices must be square.
     """
-    if isinstance(A, (sparse.BCOO, DiagonalMatrix)):
+    if isinstance(A, (sparse.BCOO, *HOST_LAYOUTS)):
         _check_square(A.shape)
         return lambda v: A @ v
     if scipy.sparse.issparse(A):
@@ -138,7 +161,7 @@ def diagonal(A) -> jax.Array:
     For BCOO the stored entries on the diagonal are summed, so duplicate entries count
     as the matrix they represent does; padding indices (out of range) are dropped.
     """
-    if isinstance(A, DiagonalMatrix):
+    if isinstance(A, HOST_LAYOUTS):
         A = A.to_scipy()
     if scipy.sparse.issparse(A):
         _check_square(A.shape)
@@ -176,6 +199,66 @@ def poisson2d(N: int, *, as_scipy: bool = False) -> sparse.BCOO | scipy.sparse.c
     laplacian = scipy.sparse.kron(identity, tridiagonal) + scipy.sparse.kron(tridiagonal, identity)
     laplacian = scipy.sparse.csr_array(laplacian)
     return laplacian if as_scipy else to_bcoo(laplacian)
+
+
+def stencil3d(side: int, *, points: int = 27, block: int = 1,
+              permute: int | None = None) -> scipy.sparse.csr_array:
+    """A symmetric positive definite test matrix on a ``side^3`` grid, as scipy CSR.
+
+    The 7-point (faces) or 27-point (faces, edges and corners) stencil: -1 between grid
+    neighbours and, on the diagonal, the number of neighbours plus 2 (28 for 27 points),
+    so the matrix is strictly diagonally dominant. ``block=3`` replaces every entry by
+    that entry times a dense SPD 3 x 3 block (``[[4, 1, 1], [1, 4, 1], [1, 1, 4]]``), as an
+    elasticity matrix has them; other blocks are ``b x b`` with 4 on the diagonal and 1
+    elsewhere. ``permute=seed`` numbers the unknowns by a random permutation (rows and
+    columns alike), as a mesh's own numbering would: the same matrix with no few-diagonal
+    pattern left.
+    """
+    if points not in (7, 27):
+        raise ValueError(f"points must be 7 or 27, got {points}")
+    if side < 1 or block < 1:
+        raise ValueError(f"side and block must be at least 1, got {side} and {block}")
+    grid = np.arange(side**3).reshape(side, side, side)
+    rows, cols = [], []
+    for shift in np.ndindex(3, 3, 3):
+        offset = np.asarray(shift) - 1
+        if not offset.any() or (points == 7 and np.abs(offset).sum() != 1):
+            continue
+        inside = tuple(slice(max(0, -o), side - max(0, o)) for o in offset)
+        moved = tuple(slice(max(0, o), side - max(0, -o)) for o in offset)
+        rows.append(grid[inside].ravel())
+        cols.append(grid[moved].ravel())
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    n = side**3
+    pattern = scipy.sparse.coo_array((-np.ones(rows.size), (rows, cols)), shape=(n, n))
+    matrix = scipy.sparse.csr_array(pattern + (points + 1) * scipy.sparse.identity(n))
+    if block > 1:
+        matrix = scipy.sparse.csr_array(scipy.sparse.kron(
+            matrix, np.ones((block, block)) + 3 * np.eye(block)))
+    if permute is not None:
+        order = np.random.default_rng(permute).permutation(matrix.shape[0])
+        matrix = scipy.sparse.csr_array(matrix[order][:, order])
+    matrix.sort_indices()
+    return matrix
+
+
+def random_spd(n: int, per_row: int, *, seed: int = 0) -> scipy.sparse.csr_array:
+    """A random symmetric, strictly diagonally dominant (so SPD) test matrix, as scipy CSR:
+    about ``per_row`` entries per row in uniformly random columns (a symmetric pattern,
+    values in [-1, 0)), and on the diagonal one more than the row's absolute sum."""
+    if n < 1 or per_row < 1:
+        raise ValueError(f"n and per_row must be at least 1, got {n} and {per_row}")
+    rng = np.random.default_rng(seed)
+    half = max(per_row - 1, 0) * n // 2
+    rows, cols = rng.integers(0, n, half), rng.integers(0, n, half)
+    off = rows != cols
+    values = -rng.uniform(1e-3, 1.0, int(off.sum()))
+    upper = scipy.sparse.coo_array((values, (rows[off], cols[off])), shape=(n, n))
+    offdiagonal = scipy.sparse.csr_array(upper + upper.T)
+    dominance = np.abs(offdiagonal).sum(axis=1) + 1.0
+    matrix = scipy.sparse.csr_array(offdiagonal + scipy.sparse.diags_array(dominance))
+    matrix.sort_indices()
+    return matrix
 
 
 def poisson2d_eigenvalue_bounds(N: int) -> tuple[float, float]:

@@ -97,7 +97,7 @@ def ic0(A, shift: float | str = 0.0) -> IncompleteCholesky:
     (:class:`optlab.linalg.triangular.SparseTriangular`), inside CG's loop.
 
     Args:
-      A: symmetric matrix: scipy sparse, BCOO, DiagonalMatrix or dense. Not a matvec
+      A: symmetric matrix: scipy sparse, BCOO, DiagonalMatrix, CSRMatrix or dense. Not a matvec
         callable.
       shift: factor ``A + shift * diag(A)`` (see ``ic0_factor``); use it when IC(0)
         meets a non-positive pivot. ``"auto"`` finds one: 0 first, then
@@ -111,7 +111,7 @@ def ic0(A, shift: float | str = 0.0) -> IncompleteCholesky:
     """
     if isinstance(A, sparse.BCOO):
         A = _bcoo_to_scipy(A)
-    elif isinstance(A, operators.DiagonalMatrix):
+    elif isinstance(A, operators.HOST_LAYOUTS):
         A = A.to_scipy()
     elif callable(A) and not hasattr(A, "shape"):
         raise TypeError("ic0() needs a matrix, not a matvec callable")
@@ -154,7 +154,7 @@ def ideal(A) -> CholeskySolve:
     """
     if isinstance(A, sparse.BCOO):
         A = _bcoo_to_scipy(A)
-    elif isinstance(A, operators.DiagonalMatrix):
+    elif isinstance(A, operators.HOST_LAYOUTS):
         A = A.to_scipy()
     elif callable(A) and not hasattr(A, "shape"):
         raise TypeError("ideal() needs a matrix, not a matvec callable")

@@ -1,0 +1,134 @@
+"""optlab.linalg.CSRMatrix and the layout choice: every layout equals the dense product."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.sparse
+import scipy.sparse.linalg
+
+from optlab import linalg
+from optlab.linalg import csr
+
+
+def _awkward(n: int = 40, seed: int = 0, dtype=np.float64) -> scipy.sparse.csr_array:
+    """A random pattern with empty rows (3, 7), a dense row (5) and a dense column."""
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n, n)) < 0.1, rng.standard_normal((n, n)), 0.0)
+    dense[5] = rng.standard_normal(n)
+    dense[:, 11] = rng.standard_normal(n)
+    dense[[3, 7]] = 0.0
+    if np.issubdtype(dtype, np.complexfloating):
+        dense = dense + 1j * np.where(dense != 0, rng.standard_normal((n, n)), 0.0)
+    return scipy.sparse.csr_array(dense.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("layout", ["csr", "bcoo", "diagonal", "auto"])
+def test_every_layout_equals_the_dense_product(layout, dtype):
+    matrix = _awkward(dtype=dtype)
+    v = np.random.default_rng(1).standard_normal(40).astype(dtype)
+    A = linalg.sparse_matrix(matrix, layout)
+    expected = matrix.toarray().astype(np.complex128) @ v.astype(np.complex128)
+    tolerance = 1e-5 if np.finfo(dtype).bits <= 32 else 1e-12
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda A, v: A @ v)(A, v)), expected,
+                               rtol=tolerance, atol=tolerance)
+
+
+def test_the_native_and_the_portable_products_agree():
+    matrix = linalg.stencil3d(5, permute=3)
+    A = csr.CSRMatrix.from_scipy(matrix)
+    v = jnp.asarray(np.random.default_rng(2).standard_normal(matrix.shape[0]))
+    portable = csr._portable(A.rows, A.indices, A.data, v, A.shape[0])
+    np.testing.assert_allclose(A @ v, portable, rtol=1e-13)
+    np.testing.assert_allclose(A @ v, matrix @ np.asarray(v), rtol=1e-13)
+
+
+def test_a_vmapped_batch_of_right_hand_sides_and_of_matrices():
+    matrix = _awkward()
+    A = linalg.sparse_matrix(matrix, "csr")
+    V = np.random.default_rng(3).standard_normal((6, 40))
+    np.testing.assert_allclose(jax.jit(jax.vmap(lambda v: A @ v))(V), V @ matrix.toarray().T,
+                               rtol=1e-12)
+    # Nested: seeds x right-hand sides, as a study vmaps them.
+    nested = jax.vmap(jax.vmap(lambda v: A @ v))(V.reshape(2, 3, 40))
+    np.testing.assert_allclose(nested.reshape(6, 40), V @ matrix.toarray().T, rtol=1e-12)
+    # A batch of matrices with one pattern: each member its own product.
+    scales = np.array([1.0, -2.0, 0.5])
+    data = A.data[None] * scales[:, None]
+    products = jax.vmap(lambda d, v: dataclasses.replace(A, data=d) @ v)(data, V[:3])
+    expected = np.stack([s * matrix.toarray() @ v for s, v in zip(scales, V[:3])])
+    np.testing.assert_allclose(products, expected, rtol=1e-12)
+
+
+def test_auto_picks_diagonals_for_a_stencil_and_rows_for_its_permutation():
+    stencil = linalg.sparse_matrix(linalg.stencil3d(20))  # small grids hold more padding
+    permuted = linalg.sparse_matrix(linalg.stencil3d(6, permute=0))
+    assert stencil.layout == "diagonal" and "layout='diagonal'" in repr(stencil)
+    assert isinstance(permuted, linalg.CSRMatrix) and permuted.layout == "csr"
+    kernel = "native CPU kernel" if linalg.native_status() is None else "portable product"
+    assert kernel in repr(permuted)
+    with pytest.raises(ValueError, match="layout must be one of auto, csr, diagonal, bcoo"):
+        linalg.sparse_matrix(linalg.stencil3d(2), "ell")
+
+
+def test_cg_and_its_preconditioners_take_a_csr_matrix():
+    matrix = linalg.stencil3d(6, block=3, permute=1)
+    A = linalg.sparse_matrix(matrix)
+    assert A.layout == "csr"
+    b = np.random.default_rng(4).standard_normal(matrix.shape[0])
+    for precond in (None, linalg.jacobi(A), linalg.ic0(A)):
+        result = jax.jit(lambda A, b, M: linalg.cg(A, b, precond=M, tol=1e-10,
+                                                   max_iters=500))(A, b, precond)
+        assert result.status == 0
+        np.testing.assert_allclose(matrix @ np.asarray(result.x), b, atol=1e-8)
+    scipy_x, info = scipy.sparse.linalg.cg(matrix, b, rtol=0, atol=1e-10, maxiter=500)
+    assert info == 0
+    plain = linalg.cg(A, b, tol=1e-10, max_iters=500)
+    np.testing.assert_allclose(plain.x, scipy_x, atol=1e-8)
+
+
+def test_cg_solves_a_complex_hermitian_csr_system():
+    rng = np.random.default_rng(5)
+    real = linalg.random_spd(60, 6, seed=1)
+    upper = scipy.sparse.triu(real, k=1)
+    imaginary = scipy.sparse.csr_array(upper.multiply(rng.standard_normal(upper.shape)) * 0.1)
+    hermitian = scipy.sparse.csr_array(real + 1j * (imaginary - imaginary.T))
+    b = rng.standard_normal(60) + 1j * rng.standard_normal(60)
+    result = linalg.cg(linalg.sparse_matrix(hermitian, "csr"), b, tol=1e-10, max_iters=300)
+    np.testing.assert_allclose(hermitian @ np.asarray(result.x), b, atol=1e-8)
+
+
+def test_native_status_says_when_the_kernel_is_off(monkeypatch):
+    monkeypatch.setenv("OPTLAB_NATIVE", "0")
+    csr._load_native.cache_clear()
+    try:
+        assert csr.native_status() == "turned off by OPTLAB_NATIVE=0"
+        A = csr.CSRMatrix.from_scipy(_awkward())
+        v = np.ones(40)
+        np.testing.assert_allclose(A @ v, _awkward() @ v, rtol=1e-12)
+    finally:
+        monkeypatch.delenv("OPTLAB_NATIVE")
+        csr._load_native.cache_clear()
+
+
+@pytest.mark.parametrize("points, block, per_row", [(7, 1, 7), (27, 1, 27), (27, 3, 81)])
+def test_stencils_are_spd_with_their_interior_rows_full(points, block, per_row):
+    matrix = linalg.stencil3d(4, points=points, block=block)
+    dense = matrix.toarray()
+    np.testing.assert_array_equal(dense, dense.T)
+    assert np.linalg.eigvalsh(dense)[0] > 0
+    assert np.diff(matrix.indptr).max() == per_row  # an interior point has every neighbour
+    permuted = linalg.stencil3d(4, points=points, block=block, permute=7)
+    np.testing.assert_allclose(np.linalg.eigvalsh(permuted.toarray()), np.linalg.eigvalsh(dense))
+
+
+def test_random_spd_is_symmetric_dominant_with_about_its_entries_per_row():
+    matrix = linalg.random_spd(500, 10, seed=2)
+    dense = matrix.toarray()
+    np.testing.assert_array_equal(dense, dense.T)
+    off = np.abs(dense - np.diag(np.diag(dense))).sum(axis=1)
+    assert np.all(np.diag(dense) > off)
+    assert 8 <= matrix.nnz / 500 <= 11
