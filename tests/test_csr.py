@@ -132,3 +132,16 @@ def test_random_spd_is_symmetric_dominant_with_about_its_entries_per_row():
     off = np.abs(dense - np.diag(np.diag(dense))).sum(axis=1)
     assert np.all(np.diag(dense) > off)
     assert 8 <= matrix.nnz / 500 <= 11
+
+
+def test_the_product_is_differentiable_in_the_vector_and_the_values():
+    matrix = _awkward()
+    A = linalg.sparse_matrix(matrix, "csr")
+    dense = matrix.toarray()
+    v = np.random.default_rng(6).standard_normal(40)
+    weights = np.random.default_rng(7).standard_normal(40)
+    grad_v = jax.grad(lambda v: jnp.dot(weights, A @ v))(v)
+    np.testing.assert_allclose(grad_v, dense.T @ weights, rtol=1e-12)
+    grad_data = jax.grad(lambda d: jnp.dot(weights, dataclasses.replace(A, data=d) @ v))(A.data)
+    rows = np.repeat(np.arange(40), np.diff(matrix.indptr))
+    np.testing.assert_allclose(grad_data, weights[rows] * v[matrix.indices], rtol=1e-12)

@@ -20,7 +20,8 @@ Both run under ``jit``, inside ``lax.while_loop`` (CG), and under ``vmap`` over
 right-hand sides: the native kernel then takes the whole batch in one call, reading the
 matrix once per right-hand side. A batch of matrices (``vmap`` over ``data``) takes the
 portable product. Values may be real or complex (float32, float64, complex64,
-complex128 natively); the product is not differentiable.
+complex128 natively); ``jax.grad`` goes through the product (its transpose), ``jax.jvp``
+does not.
 """
 
 from __future__ import annotations
@@ -110,16 +111,35 @@ jax.tree_util.register_dataclass(
 
 
 def matvec(A: CSRMatrix, v: jax.Array) -> jax.Array:
-    """``A @ v``: the native kernel on the CPU when it is available, else the portable one."""
+    """``A @ v``: the native kernel on the CPU when it is available, else the portable one.
+    Differentiable in ``v`` and in ``A.data`` in reverse mode (``jax.grad``, through the
+    transpose); forward mode (``jax.jvp``) is not supported."""
     dtype = jnp.result_type(A.data, v)
-    data, v = A.data.astype(dtype), v.astype(dtype)
-    if native_status() is not None or not any(dtype == d for d in _NATIVE_DTYPES):
-        return _portable(A.rows, A.indices, data, v, A.shape[0])
+    return _product(A.indptr, A.indices, A.rows, A.data.astype(dtype), v.astype(dtype),
+                    A.shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _product(indptr, indices, rows, data, v, shape):
+    if native_status() is not None or not any(data.dtype == d for d in _NATIVE_DTYPES):
+        return _portable(rows, indices, data, v, shape[0])
     return jax.lax.platform_dependent(
-        A.indptr, A.indices, A.rows, data, v,
-        cpu=functools.partial(_native, n_rows=A.shape[0]),
-        default=lambda indptr, indices, rows, data, v: _portable(rows, indices, data, v,
-                                                                 A.shape[0]))
+        indptr, indices, rows, data, v, cpu=functools.partial(_native, n_rows=shape[0]),
+        default=functools.partial(_portable_from_csr, n_rows=shape[0]))
+
+
+def _product_forward(indptr, indices, rows, data, v, shape):
+    return _product(indptr, indices, rows, data, v, shape), (indices, rows, data, v)
+
+
+def _product_backward(shape, residuals, cotangent):
+    # y = A v is linear in v and in data: v's cotangent is A^T y_bar, data's y_bar[row] v[col].
+    indices, rows, data, v = residuals
+    v_bar = jax.ops.segment_sum(data * cotangent[rows], indices, shape[1])
+    return None, None, None, cotangent[rows] * v[indices], v_bar
+
+
+_product.defvjp(_product_forward, _product_backward)
 
 
 def _portable(rows, indices, data, v, n_rows: int) -> jax.Array:
