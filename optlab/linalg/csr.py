@@ -34,6 +34,7 @@ import importlib.metadata
 import importlib.resources
 import os
 import pathlib
+import platform
 import shutil
 import subprocess
 import sys
@@ -157,8 +158,14 @@ def _native_product(n_rows: int):
 
     @jax.custom_batching.custom_vmap
     def product(indptr, indices, rows, data, v):
-        return jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct((*v.shape[:-1], n_rows), v.dtype))(
-            indptr, indices, data, v)
+        if v.ndim == 1:
+            return jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct((n_rows,), v.dtype))(
+                indptr, indices, data, v)
+        # Right-hand sides (..., n): one call on all of them, as (batch, n).
+        flat = v.reshape(-1, v.shape[-1])
+        y = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct((flat.shape[0], n_rows), v.dtype))(
+            indptr, indices, data, flat)
+        return y.reshape(*v.shape[:-1], n_rows)
 
     @product.def_vmap
     def product_vmap(axis_size, in_batched, indptr, indices, rows, data, v):
@@ -201,9 +208,11 @@ def _build() -> pathlib.Path:
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if compiler is None:
         raise RuntimeError("no C++ compiler (set CXX)")
+    flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
     key = hashlib.sha256(b"\0".join([
         source, importlib.metadata.version("jaxlib").encode(), compiler.encode(),
-        sys.platform.encode()])).hexdigest()[:16]
+        " ".join(flags).encode(), sys.platform.encode(), platform.node().encode()])
+    ).hexdigest()[:16]
     root = os.environ.get("OPTLAB_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "optlab")
     target = pathlib.Path(root) / "native" / f"csr_kernel-{key}.so"
@@ -214,8 +223,7 @@ def _build() -> pathlib.Path:
         source_path = pathlib.Path(scratch) / "csr_kernel.cc"
         source_path.write_bytes(source)
         built = pathlib.Path(scratch) / target.name
-        subprocess.run([compiler, "-O3", "-std=c++17", "-shared", "-fPIC",
-                        f"-I{jax.ffi.include_dir()}", str(source_path), "-o", str(built)],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run([compiler, *flags, f"-I{jax.ffi.include_dir()}", str(source_path),
+                        "-o", str(built)], check=True, capture_output=True, timeout=300)
         os.replace(built, target)  # atomic: concurrent builders leave one whole file
     return target
