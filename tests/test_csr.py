@@ -145,3 +145,13 @@ def test_the_product_is_differentiable_in_the_vector_and_the_values():
     grad_data = jax.grad(lambda d: jnp.dot(weights, dataclasses.replace(A, data=d) @ v))(A.data)
     rows = np.repeat(np.arange(40), np.diff(matrix.indptr))
     np.testing.assert_allclose(grad_data, weights[rows] * v[matrix.indices], rtol=1e-12)
+
+
+def test_the_native_kernel_builds_wherever_there_is_a_compiler():
+    import os
+    import shutil
+
+    if os.environ.get("OPTLAB_NATIVE") == "0" or not (
+            os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")):
+        pytest.skip("no C++ compiler here, or the native kernel is turned off")
+    assert linalg.native_status() is None  # else its message holds the compiler's errors

@@ -197,6 +197,9 @@ def _load_native() -> str | None:
         library = ctypes.cdll.LoadLibrary(str(_build()))
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.OptlabCsrMatvec),
                                     platform="cpu")
+    except subprocess.CalledProcessError as error:
+        return (f"the native kernel did not compile: {error}\n"
+                + error.stderr.decode(errors="replace")[-2000:])
     except (OSError, subprocess.SubprocessError, RuntimeError, AttributeError) as error:
         return f"the native kernel could not be built or loaded: {error}"
     return None

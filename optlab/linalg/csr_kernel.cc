@@ -9,13 +9,14 @@
 // (A column-major batch, each column's right-hand sides contiguous, measured slower:
 // XLA's transposes around the call cost more than the vectorized loop saved.)
 //
-// Large products split their rows into ranges of equal entry counts, one per thread of
-// XLA's intra-op pool (the FFI's ThreadPool); small ones stay on the calling thread,
-// where a wake-up would cost more than it saves.
+// Large products split their rows into chunks of equal entry counts, taken in turn by the
+// calling thread and the other threads of XLA's intra-op pool (the FFI's ThreadPool);
+// small ones stay on the calling thread, where a wake-up would cost more than it saves.
 
 #include <algorithm>
 #include <atomic>
 #include <complex>
+#include <memory>
 #include <cstdint>
 #include <thread>
 
@@ -50,29 +51,33 @@ template <typename T>
 void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t batch,
               const int32_t* indptr, const int32_t* indices, const T* data, const T* x, T* y) {
   const int64_t nnz = indptr[n_rows];
-  const int64_t chunks =
-      nnz * batch < kParallelWork ? 1 : std::max<int64_t>(1, pool.num_threads());
-  // Row r_c starts chunk c: the first row with at least c / chunks of the entries before it.
-  auto start = [&](int64_t c) -> int64_t {
-    if (c == chunks) return n_rows;
-    const int64_t target = nnz * c / chunks;
-    return std::lower_bound(indptr, indptr + n_rows, target) - indptr;
+  const int64_t helpers =
+      nnz * batch < kParallelWork ? 0 : std::max<int64_t>(0, pool.num_threads() - 1);
+  // Chunks of rows with equal entry counts, handed out one at a time: whoever is free
+  // takes the next, so a helper that wakes late costs nothing but the chunks it missed.
+  const int64_t chunks = helpers == 0 ? 1 : 4 * (helpers + 1);
+  struct Shared {
+    std::atomic<int64_t> next{0}, done{0};
   };
-  // A chunk's rows for every right-hand side in turn: the matrix stays in cache.
-  auto work = [&](int64_t c) {
-    for (int64_t b = 0; b < batch; ++b) {
-      Rows(start(c), start(c + 1), indptr, indices, data, x + b * n_cols, y + b * n_rows);
+  // Helpers hold the counters past this call (one may wake after the last chunk is
+  // done); the buffers they are given are touched only for a chunk they took in time.
+  auto shared = std::make_shared<Shared>();
+  auto drain = [=] {
+    for (int64_t c; (c = shared->next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      auto start = [&](int64_t k) -> int64_t {
+        if (k == chunks) return n_rows;
+        return std::lower_bound(indptr, indptr + n_rows, nnz * k / chunks) - indptr;
+      };
+      const int64_t first = start(c), last = start(c + 1);
+      for (int64_t b = 0; b < batch; ++b) {  // the rows stay in cache for every b
+        Rows(first, last, indptr, indices, data, x + b * n_cols, y + b * n_rows);
+      }
+      shared->done.fetch_add(1, std::memory_order_release);
     }
   };
-  std::atomic<int64_t> pending(chunks - 1);
-  for (int64_t c = 0; c + 1 < chunks; ++c) {
-    pool.Schedule([&, c] {
-      work(c);
-      pending.fetch_sub(1, std::memory_order_release);
-    });
-  }
-  work(chunks - 1);
-  while (pending.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([drain] { drain(); });
+  drain();
+  while (shared->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
 }
 
 ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
