@@ -1,6 +1,8 @@
 """optlab.linalg.CSRMatrix and the layout choice: every layout equals the dense product."""
 
 import dataclasses
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -148,9 +150,6 @@ def test_the_product_is_differentiable_in_the_vector_and_the_values():
 
 
 def test_the_native_kernel_builds_wherever_there_is_a_compiler():
-    import os
-    import shutil
-
     if os.environ.get("OPTLAB_NATIVE") == "0" or not (
             os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")):
         pytest.skip("no C++ compiler here, or the native kernel is turned off")
