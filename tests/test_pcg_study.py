@@ -27,7 +27,7 @@ def test_context_is_the_matrix_and_its_condition_number(results):
     assert (matrix["n"], matrix["nnz"]) == (494, 1666)
     # shared/data/README.md: lambda_max / lambda_min of 494_bus
     np.testing.assert_allclose(matrix["condition_number"], 2.415411e6, rtol=1e-6)
-    assert matrix["layout"].startswith("by rows, CSR (1666 stored entries")
+    assert matrix["layout"].startswith("CSRMatrix(shape=(494, 494), nnz=1666")
 
 
 def test_iterations_agree_with_scipy_and_preconditioners_help(results):
