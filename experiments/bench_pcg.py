@@ -8,10 +8,11 @@ iteration counts agree (within 3%) before it compares times.
 
 * **1138_bus** (``b = 20 N(0, I)``, seed 0; ``x0 = ones``; stop at ``||r_k|| < 1e-7``):
   time per solve of plain CG, Jacobi-PCG and IC(0)-PCG. optlab: ``optlab.linalg.cg`` on
-  the layout ``optlab.linalg.sparse_matrix`` picks (CSR there), compiled apart (``optlab.sweep.time_compiled``), median of ``repeats``
-  calls. scipy: ``scipy.sparse.linalg.cg(A, b, x0, rtol=0, atol=1e-7, M=...)`` on CSR,
-  median of ``repeats`` calls, with the same preconditioners: the inverse diagonal, and
-  optlab's IC(0) factor applied by two ``scipy.sparse.linalg.spsolve_triangular`` calls
+  the layout ``optlab.linalg.sparse_matrix`` picks (CSR there), compiled apart
+  (``optlab.sweep.time_compiled``), median of ``repeats`` calls. scipy:
+  ``scipy.sparse.linalg.cg(A, b, x0, rtol=0, atol=1e-7, M=...)`` on CSR, median of
+  ``repeats`` calls, with the same preconditioners: the inverse diagonal, and optlab's
+  IC(0) factor applied by two ``scipy.sparse.linalg.spsolve_triangular`` calls
   (scipy has no incomplete Cholesky). IC(0) set-up: ``optlab.linalg.ic0(A)`` (host
   factorization plus the level schedules of both triangular factors, moved to the
   device), median of ``repeats`` after one warm-up call.
@@ -146,7 +147,7 @@ def compare_many(A, B, x0, *, tol: float, repeats: int, log, name: str = "") -> 
     return row
 
 
-def test_matrices(scale: float = 1.0) -> dict[str, scipy.sparse.csr_array]:
+def layout_matrices(scale: float = 1.0) -> dict[str, scipy.sparse.csr_array]:
     """The layout comparison's matrices: the shipped bus matrices, 27-point stencils and
     3 x 3 blocks on them (elasticity-like), each also randomly renumbered as a mesh would
     be, a 7-point stencil and random SPD matrices, n from 494 to about 10^5. ``scale``
@@ -185,7 +186,8 @@ def compare_layouts(matrices, *, steps: int, iterations: int, repeats: int, log)
     for name, A in matrices.items():
         n = A.shape[0]
         v = np.random.default_rng(0).standard_normal(n)
-        offsets = np.unique(scipy.sparse.coo_array(A).col - scipy.sparse.coo_array(A).row).size
+        coo = scipy.sparse.coo_array(A)
+        offsets = np.unique(coo.col - coo.row).size
         layouts = ["csr", "bcoo"] + (["diagonal"] if offsets * n <= 2 * A.nnz else [])
         products = {layout: product_seconds(linalg.sparse_matrix(A, layout), jnp.asarray(v),
                                             steps, repeats) for layout in layouts}
@@ -269,7 +271,7 @@ def measure(
         setup = ic0_setup(A, repeats)
         log(f"IC(0) set-up: {1e3 * setup['ic0_seconds']:.1f} ms")
         rows.append(compare_many(A, B, x0, tol=1e-7, repeats=repeats, log=log, name=matrix))
-        matrices = test_matrices(layout_scale)
+        matrices = layout_matrices(layout_scale)
         permuted = next(name for name in matrices if name.startswith("27-point") and
                         name.endswith("permuted"))
         stencil = matrices[permuted]

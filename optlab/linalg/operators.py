@@ -1,19 +1,19 @@
 """Linear operators for :mod:`optlab.linalg`: one way to apply a matrix, whatever it is.
 
 The solvers take ``A`` as a dense ``(n, n)`` array, a ``jax.experimental.sparse.BCOO``
-matrix, a :class:`DiagonalMatrix`, a ``scipy.sparse`` matrix (converted once, outside any
-trace, by :func:`sparse_matrix`) or a callable ``v -> A v``. :func:`as_matvec` turns each
-into a pure function of a JAX vector, so the solver's loop never branches on the kind of
-matrix. :func:`diagonal` and the test matrix :func:`poisson2d` serve the preconditioners
-and the studies.
+matrix, a :class:`DiagonalMatrix`, a :class:`~optlab.linalg.CSRMatrix`, a ``scipy.sparse``
+matrix (converted once, outside any trace, by :func:`sparse_matrix`) or a callable
+``v -> A v``. :func:`as_matvec` turns each into a pure function of a JAX vector, so the
+solver's loop never branches on the kind of matrix. :func:`diagonal` and the test matrices (:func:`poisson2d`, :func:`stencil3d`,
+:func:`random_spd`) serve the preconditioners, the studies and the benchmark.
 
 Which sparse layout is fast depends on the matrix. BCOO's product is a gather and a
-scatter-add per stored entry, which XLA runs slowly on the CPU (about 10x scipy's CSR
-product on the 10^6-unknown Poisson matrix). A matrix whose entries lie on a few
-diagonals (a stencil) is better stored by diagonals: its product is a handful of
-shifted element-wise products with no indexing at all, which XLA fuses into one pass
-(3x faster than scipy's CSR there). :func:`sparse_matrix` picks the diagonal layout
-when it wastes little storage and BCOO otherwise.
+scatter-add per stored entry, which XLA runs slowly on the CPU. A matrix whose entries
+lie on a few diagonals (a stencil) is better stored by diagonals: its product is a
+handful of shifted element-wise products with no indexing at all, which XLA fuses into
+one pass. Any other pattern is better stored by rows (CSR), whose product on the CPU is
+a native kernel. :func:`sparse_matrix` picks the diagonal layout when it wastes little
+storage and CSR otherwise; BENCHMARKS.md has the measurements.
 """
 
 from __future__ import annotations
