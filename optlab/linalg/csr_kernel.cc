@@ -4,10 +4,9 @@
 // machine and jaxlib's FFI headers) and registers the handler as "optlab_csr_matvec".
 // Arguments: indptr (n_rows + 1, int32), indices (nnz, int32), data (nnz), x; result y,
 // in the dtype of data and x (float32, float64, complex64 or complex128). x is (n_cols,)
-// or a batch of right-hand sides (batch, n_cols), and y is (n_rows,) or (batch, n_rows),
-// row-major: a batch is one call whose rows run over every right-hand side in turn.
-// (A column-major batch, each column's right-hand sides contiguous, measured slower:
-// XLA's transposes around the call cost more than the vectorized loop saved.)
+// or a batch of right-hand sides (batch, n_cols), and y is (n_rows,) or (batch, n_rows).
+// A batch is one call: x is transposed here into slabs of right-hand sides, so that each
+// stored entry multiplies a cache line of them at once, in vector registers.
 //
 // Large products split their rows into chunks of equal entry counts, taken in turn by the
 // calling thread and the other threads of XLA's intra-op pool (the FFI's ThreadPool);
@@ -19,6 +18,8 @@
 #include <memory>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -47,37 +48,175 @@ void Rows(int64_t first, int64_t last, const int32_t* indptr, const int32_t* ind
   }
 }
 
+// W lanes of T in one vector register (GCC's and Clang's vector extension), loaded from
+// any address aligned for T.
+template <typename T, int W>
+struct Lanes {
+  typedef T type __attribute__((vector_size(W * sizeof(T)), aligned(sizeof(T)), may_alias));
+};
+
+// A batch of right-hand sides is cut into slabs of W of them (W lanes fill one cache line
+// where the batch allows): slab (column, W) holds x[column:column + W, j] at
+// xt[column * n_cols + j * W], so each stored entry reads one line and multiplies it into
+// W sums at once. The slabs' results yt take the same form, by rows.
+struct Slab {
+  int64_t column, width;
+};
+
+// Rows [first, last) of one slab: yt[row * W:(row + 1) * W] from xt, over interleaved
+// partial sums in vector registers (a plain loop for complex T).
+template <int W, typename T>
+void SlabRows(int64_t first, int64_t last, const int32_t* indptr, const int32_t* indices,
+              const T* data, const T* xt, T* yt) {
+  auto at = [=](int32_t k) { return xt + static_cast<int64_t>(indices[k]) * W; };
+  for (int64_t row = first; row < last; ++row) {
+    int32_t k = indptr[row];
+    const int32_t end = indptr[row + 1];
+    if constexpr (std::is_floating_point_v<T>) {
+      using V = typename Lanes<T, W>::type;
+      auto lanes = [&](int32_t k) { return data[k] * *reinterpret_cast<const V*>(at(k)); };
+      V s0 = {}, s1 = {}, s2 = {}, s3 = {};
+      for (; k + 4 <= end; k += 4) {
+        s0 += lanes(k);
+        s1 += lanes(k + 1);
+        s2 += lanes(k + 2);
+        s3 += lanes(k + 3);
+      }
+      for (; k + 2 <= end; k += 2) {  // short rows too get two chains of additions
+        s0 += lanes(k);
+        s1 += lanes(k + 1);
+      }
+      if (k < end) s2 += lanes(k);
+      *reinterpret_cast<V*>(yt + row * W) = (s0 + s1) + (s2 + s3);
+    } else {
+      T sum[W] = {};
+      for (; k < end; ++k) {
+        for (int t = 0; t < W; ++t) sum[t] += data[k] * at(k)[t];
+      }
+      for (int t = 0; t < W; ++t) yt[row * W + t] = sum[t];
+    }
+  }
+}
+
+// slab[j * W + t] = x[t * n + j] for j in [first, last): a slab from W rows of x, (W, n).
+template <int W, typename T>
+void ToSlab(int64_t first, int64_t last, int64_t n, const T* x, T* slab) {
+  for (int64_t j = first; j < last; ++j) {
+    for (int t = 0; t < W; ++t) slab[j * W + t] = x[t * n + j];
+  }
+}
+
+// y[t * n + row] = slab[row * W + t] for row in [first, last): W rows of y back from a slab.
+template <int W, typename T>
+void FromSlab(int64_t first, int64_t last, int64_t n, const T* slab, T* y) {
+  for (int64_t row = first; row < last; ++row) {
+    for (int t = 0; t < W; ++t) y[t * n + row] = slab[row * W + t];
+  }
+}
+
+// Calls f with the slab's width as a compile-time constant.
+template <typename F>
+void ForWidth(int64_t width, F f) {
+  switch (width) {
+    case 16: return f(std::integral_constant<int, 16>());
+    case 8: return f(std::integral_constant<int, 8>());
+    case 4: return f(std::integral_constant<int, 4>());
+    case 2: return f(std::integral_constant<int, 2>());
+    default: return f(std::integral_constant<int, 1>());
+  }
+}
+
+// Runs `chunks` pieces of work, each given its index, on the calling thread and `helpers`
+// threads of the pool: whoever is free takes the next, so a helper that wakes late costs
+// nothing but the pieces it missed. Returns when every piece is done. A second phase, if
+// any, starts only once the first is done everywhere.
+template <typename First, typename Second>
+void InTurn(ffi::ThreadPool& pool, int64_t helpers, int64_t chunks, First first,
+            int64_t second_chunks, Second second) {
+  struct Shared {
+    std::atomic<int64_t> next{0}, done{0}, next2{0}, done2{0};
+  };
+  // Helpers hold the counters past this call (one may wake after the last piece is done);
+  // what they are given to work on is touched only for a piece they took in time.
+  auto shared = std::make_shared<Shared>();
+  auto drain = [=] {
+    for (int64_t c; (c = shared->next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      first(c);
+      shared->done.fetch_add(1, std::memory_order_release);
+    }
+    if (second_chunks == 0) return;
+    // Every piece of the first phase is taken; wait for those still running.
+    while (shared->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
+    for (int64_t c; (c = shared->next2.fetch_add(1, std::memory_order_relaxed)) <
+                    second_chunks;) {
+      second(c);
+      shared->done2.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([drain] { drain(); });
+  drain();
+  while (shared->done.load(std::memory_order_acquire) < chunks ||
+         shared->done2.load(std::memory_order_acquire) < second_chunks) {
+    std::this_thread::yield();
+  }
+}
+
 template <typename T>
 void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t batch,
               const int32_t* indptr, const int32_t* indices, const T* data, const T* x, T* y) {
   const int64_t nnz = indptr[n_rows];
   const int64_t helpers =
       nnz * batch < kParallelWork ? 0 : std::max<int64_t>(0, pool.num_threads() - 1);
-  // Chunks of rows with equal entry counts, handed out one at a time: whoever is free
-  // takes the next, so a helper that wakes late costs nothing but the chunks it missed.
+  // Chunks of rows with equal entry counts.
   const int64_t chunks = helpers == 0 ? 1 : 4 * (helpers + 1);
-  struct Shared {
-    std::atomic<int64_t> next{0}, done{0};
+  auto start = [=](int64_t c) -> int64_t {
+    if (c == chunks) return n_rows;
+    return std::lower_bound(indptr, indptr + n_rows, nnz * c / chunks) - indptr;
   };
-  // Helpers hold the counters past this call (one may wake after the last chunk is
-  // done); the buffers they are given are touched only for a chunk they took in time.
-  auto shared = std::make_shared<Shared>();
-  auto drain = [=] {
-    for (int64_t c; (c = shared->next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
-      auto start = [&](int64_t k) -> int64_t {
-        if (k == chunks) return n_rows;
-        return std::lower_bound(indptr, indptr + n_rows, nnz * k / chunks) - indptr;
-      };
-      const int64_t first = start(c), last = start(c + 1);
-      for (int64_t b = 0; b < batch; ++b) {  // the rows stay in cache for every b
-        Rows(first, last, indptr, indices, data, x + b * n_cols, y + b * n_rows);
-      }
-      shared->done.fetch_add(1, std::memory_order_release);
+  if (batch == 1) {
+    InTurn(pool, helpers, chunks, [=](int64_t c) {
+      Rows(start(c), start(c + 1), indptr, indices, data, x, y);
+    }, 0, [](int64_t) {});
+    return;
+  }
+  // Slabs as wide as a cache line, then halves for what remains.
+  constexpr int64_t kLine = std::max<int64_t>(1, std::min<int64_t>(16, 64 / sizeof(T)));
+  std::vector<Slab> slabs;
+  for (int64_t column = 0, width = kLine; column < batch; column += width) {
+    while (width > batch - column) width /= 2;
+    slabs.push_back({column, width});
+  }
+  // The transposed batch and result in this thread's scratch, kept for its next call and
+  // aligned so that a slab's line is a cache line.
+  thread_local std::vector<T> scratch;
+  const int64_t line = std::max<int64_t>(1, 64 / sizeof(T));
+  const size_t need = static_cast<size_t>((n_cols + n_rows) * batch + 2 * line);
+  if (scratch.size() < need) scratch.resize(need);
+  auto aligned = [](T* p) {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+  };
+  T* xt = aligned(scratch.data());
+  T* yt = aligned(xt + n_cols * batch);
+  const int64_t pieces = helpers + 1;
+  auto transpose_in = [=, &slabs](int64_t c) {
+    const int64_t from = n_cols * c / pieces, to = n_cols * (c + 1) / pieces;
+    for (const Slab& slab : slabs) {
+      ForWidth(slab.width, [&](auto w) {
+        ToSlab<w()>(from, to, n_cols, x + slab.column * n_cols, xt + slab.column * n_cols);
+      });
     }
   };
-  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([drain] { drain(); });
-  drain();
-  while (shared->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
+  auto rows = [=, &slabs](int64_t c) {
+    const int64_t first = start(c), last = start(c + 1);
+    for (const Slab& slab : slabs) {
+      T* out = yt + slab.column * n_rows;
+      ForWidth(slab.width, [&](auto w) {
+        SlabRows<w()>(first, last, indptr, indices, data, xt + slab.column * n_cols, out);
+        FromSlab<w()>(first, last, n_rows, out, y + slab.column * n_rows);
+      });
+    }
+  };
+  InTurn(pool, helpers, pieces, transpose_in, chunks, rows);
 }
 
 ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
