@@ -109,6 +109,17 @@ def test_nonfinite_right_hand_side():
     assert int(result.iterations) == 0
 
 
+def test_a_nan_or_inf_that_appears_mid_run_stops_it():
+    # A tridiagonal operator that overflows once p_k reaches its last unknown (after a few
+    # steps from b = e_0).
+    matrix = jnp.asarray(np.diag(np.full(12, 4.0)) + np.diag(np.full(11, -1.0), 1)
+                         + np.diag(np.full(11, -1.0), -1))
+    A = lambda v: matrix @ v + jnp.where(v[11] != 0, jnp.inf, 0.0)  # noqa: E731
+    result = cg(A, jnp.eye(12)[0])
+    assert int(result.status) == Status.NONFINITE
+    assert 1 <= int(result.iterations) <= 12
+
+
 def test_max_iters_with_a_small_budget():
     matrix, b = random_spd(30, 4, condition=1e4)
     result = cg(jnp.asarray(matrix), b, max_iters=5)

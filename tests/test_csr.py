@@ -65,6 +65,22 @@ def test_a_vmapped_batch_of_right_hand_sides_and_of_matrices():
     np.testing.assert_allclose(products, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("batch", [2, 3, 8, 13, 20, 37])
+def test_every_batch_width_equals_the_dense_products(batch, dtype):
+    # The native kernel cuts a batch into slabs of 16, 8, 4, 2 and 1 right-hand sides
+    # (by dtype); the large matrix takes the multi-threaded path.
+    for matrix in (_awkward(dtype=dtype),
+                   linalg.stencil3d(12, permute=4).astype(dtype)):
+        A = linalg.sparse_matrix(matrix, "csr")
+        rng = np.random.default_rng(batch)
+        V = rng.standard_normal((batch, matrix.shape[1])).astype(dtype)
+        expected = V.astype(np.complex128) @ matrix.toarray().T.astype(np.complex128)
+        tolerance = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-12
+        np.testing.assert_allclose(jax.jit(jax.vmap(lambda v: A @ v))(V), expected,
+                                   rtol=tolerance, atol=tolerance * np.abs(expected).max())
+
+
 def test_auto_picks_diagonals_for_a_stencil_and_rows_for_its_permutation():
     stencil = linalg.sparse_matrix(linalg.stencil3d(20))  # small grids hold more padding
     permuted = linalg.sparse_matrix(linalg.stencil3d(6, permute=0))

@@ -138,13 +138,13 @@ def cg(
     if rtol is not None:
         threshold = jnp.maximum(threshold, rtol * jnp.linalg.norm(b))
 
-    def classify(residual_norm, iteration, x) -> jax.Array:
+    def classify(residual_norm, iteration, finite) -> jax.Array:
         """The status once x_k is known: non-finite wins, then convergence, then the budget."""
         status = jnp.where(iteration >= max_iters, Status.MAX_ITERS, Status.RUNNING)
         # A zero residual has solved the system, whatever the threshold (tol = 0, b = 0).
         solved = (residual_norm < threshold) | (residual_norm == 0)
         status = jnp.where(solved, Status.CONVERGED, status)
-        finite = jnp.isfinite(residual_norm) & jnp.all(jnp.isfinite(x))
+        finite = finite & jnp.isfinite(residual_norm)
         return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
 
     def body(carry: _Carry) -> _Carry:
@@ -152,9 +152,11 @@ def cg(
         curvature = jnp.real(jnp.vdot(carry.p, q))
         # Under vmap the body also runs for members that have stopped; only members still
         # running on positive curvature take the step, so a converged member (p ~ 0) or a
-        # broken-down one never divides by a zero or negative p^T A p.
+        # broken-down one never divides by a zero or negative p^T A p. A member that does
+        # not advance takes a zero step: x and r stay as they are. (Its p is never used
+        # again: it stops here, or has stopped.)
         advance = (carry.status == Status.RUNNING) & (curvature > 0)
-        alpha = carry.rz / jnp.where(advance, curvature, 1)
+        alpha = jnp.where(advance, carry.rz / jnp.where(advance, curvature, 1), 0)
         x = carry.x + alpha * carry.p
         r = carry.r - alpha * q
         z = precond(r)
@@ -163,7 +165,9 @@ def cg(
         p = z + beta * carry.p
         residual_norm = jnp.linalg.norm(r)
         iteration = carry.iteration + 1
-        status = classify(residual_norm, iteration, x)
+        # x_{k+1} = x_k + alpha p_k is finite when alpha and p_k^T A p_k are (and x_k was):
+        # scalars to test, not every entry of x in every iteration.
+        status = classify(residual_norm, iteration, jnp.isfinite(alpha) & jnp.isfinite(curvature))
 
         keep = lambda new, old: jnp.where(advance, new, old)  # noqa: E731
         failed = jnp.where(jnp.isnan(curvature), Status.NONFINITE, Status.BREAKDOWN)
@@ -173,9 +177,9 @@ def cg(
             slot = jnp.where(advance, iteration, history)
             residual_norms = residual_norms.at[slot].set(residual_norm, mode="drop")
         return _Carry(
-            x=keep(x, carry.x),
-            r=keep(r, carry.r),
-            p=keep(p, carry.p),
+            x=x,
+            r=r,
+            p=p,
             rz=keep(rz, carry.rz),
             residual_norm=keep(residual_norm, carry.residual_norm),
             iteration=keep(iteration, carry.iteration),
@@ -199,7 +203,7 @@ def cg(
         rz=jnp.real(jnp.vdot(r0, z0)),
         residual_norm=residual_norm0,
         iteration=iteration0,
-        status=classify(residual_norm0, iteration0, x0),
+        status=classify(residual_norm0, iteration0, jnp.all(jnp.isfinite(x0))),
         residual_norms=residual_norms,
     )
     carry = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, carry)

@@ -128,37 +128,24 @@ void ForWidth(int64_t width, F f) {
 
 // Runs `chunks` pieces of work, each given its index, on the calling thread and `helpers`
 // threads of the pool: whoever is free takes the next, so a helper that wakes late costs
-// nothing but the pieces it missed. Returns when every piece is done. A second phase, if
-// any, starts only once the first is done everywhere.
-template <typename First, typename Second>
-void InTurn(ffi::ThreadPool& pool, int64_t helpers, int64_t chunks, First first,
-            int64_t second_chunks, Second second) {
+// nothing but the pieces it missed. Returns when every piece is done.
+template <typename Piece>
+void InTurn(ffi::ThreadPool& pool, int64_t helpers, int64_t chunks, Piece piece) {
   struct Shared {
-    std::atomic<int64_t> next{0}, done{0}, next2{0}, done2{0};
+    std::atomic<int64_t> next{0}, done{0};
   };
   // Helpers hold the counters past this call (one may wake after the last piece is done);
   // what they are given to work on is touched only for a piece they took in time.
   auto shared = std::make_shared<Shared>();
   auto drain = [=] {
     for (int64_t c; (c = shared->next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
-      first(c);
+      piece(c);
       shared->done.fetch_add(1, std::memory_order_release);
-    }
-    if (second_chunks == 0) return;
-    // Every piece of the first phase is taken; wait for those still running.
-    while (shared->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
-    for (int64_t c; (c = shared->next2.fetch_add(1, std::memory_order_relaxed)) <
-                    second_chunks;) {
-      second(c);
-      shared->done2.fetch_add(1, std::memory_order_release);
     }
   };
   for (int64_t h = 0; h < helpers; ++h) pool.Schedule([drain] { drain(); });
   drain();
-  while (shared->done.load(std::memory_order_acquire) < chunks ||
-         shared->done2.load(std::memory_order_acquire) < second_chunks) {
-    std::this_thread::yield();
-  }
+  while (shared->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
 }
 
 template <typename T>
@@ -176,7 +163,7 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
   if (batch == 1) {
     InTurn(pool, helpers, chunks, [=](int64_t c) {
       Rows(start(c), start(c + 1), indptr, indices, data, x, y);
-    }, 0, [](int64_t) {});
+    });
     return;
   }
   // Slabs as wide as a cache line, then halves for what remains.
@@ -197,16 +184,12 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
   };
   T* xt = aligned(scratch.data());
   T* yt = aligned(xt + n_cols * batch);
-  const int64_t pieces = helpers + 1;
-  auto transpose_in = [=, &slabs](int64_t c) {
-    const int64_t from = n_cols * c / pieces, to = n_cols * (c + 1) / pieces;
-    for (const Slab& slab : slabs) {
-      ForWidth(slab.width, [&](auto w) {
-        ToSlab<w()>(from, to, n_cols, x + slab.column * n_cols, xt + slab.column * n_cols);
-      });
-    }
-  };
-  auto rows = [=, &slabs](int64_t c) {
+  for (const Slab& slab : slabs) {  // on this thread: a wait between phases costs more
+    ForWidth(slab.width, [&](auto w) {
+      ToSlab<w()>(0, n_cols, n_cols, x + slab.column * n_cols, xt + slab.column * n_cols);
+    });
+  }
+  InTurn(pool, helpers, chunks, [=, &slabs](int64_t c) {
     const int64_t first = start(c), last = start(c + 1);
     for (const Slab& slab : slabs) {
       T* out = yt + slab.column * n_rows;
@@ -215,8 +198,7 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
         FromSlab<w()>(first, last, n_rows, out, y + slab.column * n_rows);
       });
     }
-  };
-  InTurn(pool, helpers, pieces, transpose_in, chunks, rows);
+  });
 }
 
 ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
