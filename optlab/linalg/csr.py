@@ -18,8 +18,8 @@ convention) and multiplies:
 
 Both run under ``jit``, inside ``lax.while_loop`` (CG), and under ``vmap`` over
 right-hand sides: the native kernel then takes the whole batch in one call, reading the
-matrix once per slab of right-hand sides (8 in float64, a cache line). A batch of matrices (``vmap`` over ``data``) takes the
-portable product. Values may be real or complex (float32, float64, complex64,
+matrix once per slab of right-hand sides (8 in float64, a cache line). A batch of
+matrices (``vmap`` over ``data``) takes the portable product. Values may be real or complex (float32, float64, complex64,
 complex128 natively); ``jax.grad`` goes through the product (its transpose), ``jax.jvp``
 does not.
 """
