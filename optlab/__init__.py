@@ -5,7 +5,18 @@ one ``lax.while_loop`` and returns a :class:`Result` whose :class:`Status` says 
 stopped.
 """
 
-from optlab import first_order, line_search, linalg, problems, search, stats, stopping, sweep, train
+from optlab import (
+    first_order,
+    line_search,
+    linalg,
+    problems,
+    search,
+    stats,
+    stopping,
+    sweep,
+    train,
+    trust_region,
+)
 from optlab.first_order import (
     adagrad,
     adam,
@@ -23,11 +34,13 @@ from optlab.second_order import (
     gradient_descent,
     lbfgs,
     newton,
+    newton_cg,
     quasi_newton,
     sr1,
     steepest_descent,
 )
 from optlab.status import Status
+from optlab.trust_region import trust_ncg, trust_sr1
 
 __all__ = [
     "History",
@@ -50,6 +63,7 @@ __all__ = [
     "linalg",
     "minimize",
     "newton",
+    "newton_cg",
     "problems",
     "quasi_newton",
     "search",
@@ -59,4 +73,7 @@ __all__ = [
     "stopping",
     "sweep",
     "train",
+    "trust_ncg",
+    "trust_region",
+    "trust_sr1",
 ]

@@ -46,6 +46,12 @@ class History(NamedTuple):
     grad_norms: jax.Array  # (history,) Euclidean norms of the gradient
     distances: jax.Array | None  # (history,) ||x_k - x*|| when the stop rule names x*
     params: PyTree | None  # leaves (history, *leaf.shape) when record_params=True
+    # (history,) int32: evaluations of the objective and its gradient up to x_k, the one
+    # at x0 included (line-search trials count; Hessian-vector products do not)
+    evaluations: jax.Array | None = None
+    # what the rule reports of each iteration (its state's `info` field: inner CG
+    # iterations, trust radius, ...), leaves (history, *leaf.shape); None if it has none
+    info: PyTree | None = None
 
 
 class Result(NamedTuple):
@@ -55,6 +61,7 @@ class Result(NamedTuple):
     value: jax.Array  # fun(params)
     grad_norm: jax.Array  # ||grad fun(params)||_2
     iterations: jax.Array  # int32, updates applied (0 when x0 already satisfies `stop`)
+    evaluations: jax.Array  # int32, of the objective and its gradient, x0's included
     status: jax.Array  # int32 Status code, never Status.RUNNING
     history: History | None  # present when history > 0
 
@@ -65,6 +72,7 @@ class _Carry(NamedTuple):
     value: jax.Array
     grad: PyTree
     iteration: jax.Array
+    evaluations: jax.Array  # int32, of the objective and gradient so far
     status: jax.Array
     previous: jax.Array  # flat x_{k-1}, for the cycle test
     before_previous: jax.Array  # flat x_{k-2}
@@ -119,19 +127,19 @@ def minimize(
     flat = lambda tree: jax.flatten_util.ravel_pytree(tree)[0]  # noqa: E731
     target = stop.target
 
-    def record(buffers: History, k, params, value, grad) -> History:
+    def record(buffers: History, k, params, value, grad, evaluations, opt_state) -> History:
         if buffers is None:
             return None
         write = lambda buf, x: buf.at[k].set(x, mode="drop")  # noqa: E731
+        maybe = lambda buf, x: None if buf is None else jax.tree.map(write, buf, x)  # noqa: E731
         return History(
             values=write(buffers.values, value),
             grad_norms=write(buffers.grad_norms, optax.tree.norm(grad)),
-            distances=None
-            if buffers.distances is None
+            distances=None if buffers.distances is None
             else write(buffers.distances, _distance(params, target)),
-            params=None
-            if buffers.params is None
-            else jax.tree.map(write, buffers.params, params),
+            params=maybe(buffers.params, params),
+            evaluations=write(buffers.evaluations, evaluations),
+            info=maybe(buffers.info, _info(opt_state)),
         )
 
     def classify(carry: _Carry, cycling, opt_status, saddle=None) -> jax.Array:
@@ -166,6 +174,7 @@ def minimize(
         params = optax.apply_updates(carry.params, updates)
         cached = _cached_evaluation(opt_state)
         value, grad = cached if cached is not None else value_and_grad(params)
+        evaluations = carry.evaluations + _step_evaluations(opt_state, cached is None)
         iteration = carry.iteration + 1
         params_flat = flat(params)
         cycling = (iteration >= 2) & _returns_to(params_flat, carry.previous, carry.before_previous)
@@ -175,36 +184,44 @@ def minimize(
             value=value,
             grad=grad,
             iteration=iteration,
+            evaluations=evaluations,
             previous=params_flat,
             before_previous=carry.previous,
-            history=record(carry.history, iteration, params, value, grad),
+            history=record(carry.history, iteration, params, value, grad, evaluations,
+                           opt_state),
         )
         return carry._replace(status=classify(carry, cycling, _reported_status(opt_state),
                                               _negative_curvature(opt_state)))
 
     value, grad = value_and_grad(x0)
     x0_flat = flat(x0)
+    opt_state = opt.init(x0)
+    one = jnp.ones((), jnp.int32)
     buffers = None
     if history:
         dtype = jnp.result_type(value)
+        rows = lambda tree: jax.tree.map(  # noqa: E731
+            lambda x: jnp.zeros((history, *jnp.shape(x)), jnp.result_type(x)), tree)
+        info = _info(opt_state)
         buffers = History(
             values=jnp.zeros(history, dtype),
             grad_norms=jnp.zeros(history, dtype),
             distances=None if target is None else jnp.zeros(history, dtype),
-            params=jax.tree.map(lambda x: jnp.zeros((history, *jnp.shape(x)), x.dtype), x0)
-            if record_params
-            else None,
+            params=rows(x0) if record_params else None,
+            evaluations=jnp.zeros(history, jnp.int32),
+            info=None if info is None else rows(info),
         )
     carry = _Carry(
         params=x0,
-        opt_state=opt.init(x0),
+        opt_state=opt_state,
         value=value,
         grad=grad,
         iteration=jnp.zeros((), jnp.int32),
+        evaluations=one,
         status=jnp.asarray(Status.RUNNING, jnp.int32),
         previous=x0_flat,
         before_previous=x0_flat,
-        history=record(buffers, 0, x0, value, grad),
+        history=record(buffers, 0, x0, value, grad, one, opt_state),
     )
     carry = carry._replace(status=classify(carry, None, None))
     carry = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, carry)
@@ -214,6 +231,7 @@ def minimize(
         value=carry.value,
         grad_norm=optax.tree.norm(carry.grad),
         iterations=carry.iteration,
+        evaluations=carry.evaluations,
         status=carry.status,
         history=None if carry.history is None else _fill_forward(carry.history, carry.iteration),
     )
@@ -269,18 +287,29 @@ def _cached_evaluation(opt_state) -> tuple[jax.Array, PyTree] | None:
     return value, grad
 
 
+def _step_evaluations(opt_state, by_driver: bool) -> jax.Array:
+    """Evaluations of the objective and gradient in one step: what the rule's state counts
+    (``evaluations``, or optax's zoom line search's ``num_linesearch_steps``), else the
+    driver's own one."""
+    for name in ("evaluations", "num_linesearch_steps"):
+        found = optax.tree.get_all_with_path(opt_state, name)
+        if found:
+            counted = sum(jnp.asarray(count, jnp.int32) for _, count in found)
+            return counted + (1 if by_driver else 0)
+    return jnp.ones((), jnp.int32)
+
+
+def _info(opt_state) -> PyTree | None:
+    """The rule's report of its last step (the first ``info`` field of its state)."""
+    found = optax.tree.get_all_with_path(opt_state, "info")
+    return found[0][1] if found else None
+
+
 def _fill_forward(history: History, iterations: jax.Array) -> History:
     def fill(buffer):
-        if buffer is None:
-            return None
         k = jnp.arange(buffer.shape[0])
         last = buffer[jnp.minimum(iterations, buffer.shape[0] - 1)]
         mask = (k > iterations).reshape((-1,) + (1,) * (buffer.ndim - 1))
         return jnp.where(mask, last, buffer)
 
-    return History(
-        values=fill(history.values),
-        grad_norms=fill(history.grad_norms),
-        distances=fill(history.distances),
-        params=None if history.params is None else jax.tree.map(fill, history.params),
-    )
+    return jax.tree.map(fill, history)

@@ -81,6 +81,7 @@ class SteepestDescentState(NamedTuple):
     slope: jax.Array  # () last directional derivative g.d
     value: jax.Array  # () objective at the current iterate
     grad: PyTree  # gradient at the current iterate
+    evaluations: jax.Array  # () int32, of the objective and gradient in the last step
     status: jax.Array  # () int32 Status
 
 
@@ -98,9 +99,8 @@ def steepest_descent(
     def init(params):
         flat, _ = ravel_pytree(params)
         zero = jnp.zeros((), flat.dtype)
-        return SteepestDescentState(
-            zero, zero, jnp.full((), jnp.inf, flat.dtype), params, jnp.asarray(-1, jnp.int32)
-        )
+        return SteepestDescentState(zero, zero, jnp.full((), jnp.inf, flat.dtype), params,
+                                    jnp.zeros((), jnp.int32), jnp.asarray(-1, jnp.int32))
 
     def update(updates, state, params, *, value, grad, value_fn, **extra):
         del extra
@@ -112,7 +112,8 @@ def steepest_descent(
         step0 = jnp.where(state.step_size > 0, extrapolated, _first_step(u))
         result = search(value_and_grad, x, value, g, direction, step0)
         _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
-        return updates, SteepestDescentState(result.step, slope, new_value, new_grad, status)
+        return updates, SteepestDescentState(result.step, slope, new_value, new_grad,
+                                             result.evaluations, status)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -120,6 +121,7 @@ def steepest_descent(
 class NewtonState(NamedTuple):
     value: jax.Array  # () objective at the current iterate
     grad: PyTree  # gradient at the current iterate
+    evaluations: jax.Array  # () int32, of the objective and gradient in the last step
     status: jax.Array  # () int32 Status: SINGULAR when the Hessian is singular
     # () bool: the last Hessian formed had an eigenvalue below -rcond * max|eigenvalue|;
     # optlab.minimize then reports a converged run as SADDLE
@@ -158,8 +160,8 @@ def newton(
 
     def init(params):
         flat, _ = ravel_pytree(params)
-        return NewtonState(jnp.full((), jnp.inf, flat.dtype), params, jnp.asarray(-1, jnp.int32),
-                           jnp.zeros((), bool))
+        return NewtonState(jnp.full((), jnp.inf, flat.dtype), params, jnp.zeros((), jnp.int32),
+                           jnp.asarray(-1, jnp.int32), jnp.zeros((), bool))
 
     def update(updates, state, params, *, value, grad, value_fn, **extra):
         del state, extra
@@ -191,7 +193,89 @@ def newton(
             result = search(value_and_grad, x, value, g, direction, jnp.ones((), x.dtype))
         _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
         status = jnp.where(singular, Status.SINGULAR, status).astype(jnp.int32)
-        return updates, NewtonState(new_value, new_grad, status, negative_curvature)
+        return updates, NewtonState(new_value, new_grad, result.evaluations, status,
+                                    negative_curvature)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+class NewtonCGInfo(NamedTuple):
+    """What a Newton-CG step reports (recorded per iteration by ``minimize``)."""
+
+    cg_iterations: jax.Array  # () int32, CG iterations: Hessian-vector products
+    negative_curvature: jax.Array  # () bool: CG met a direction with p.Hp <= 0
+
+
+class NewtonCGState(NamedTuple):
+    value: jax.Array  # () objective at the current iterate
+    grad: PyTree  # gradient at the current iterate
+    evaluations: jax.Array  # () int32, of the objective and gradient in the last step
+    status: jax.Array  # () int32 Status
+    info: NewtonCGInfo
+
+
+def newton_cg(
+    line_search: str | line_searches.LineSearch = "wolfe",
+    *,
+    preconditioner: Callable[[PyTree], Callable[[PyTree], PyTree]] | None = None,
+    max_cg_iters: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Truncated Newton: the Newton system solved inexactly by CG, then a line search
+    (N&W Algorithm 7.1, line-search Newton-CG).
+
+    The direction ``p`` approximately solves ``H p = -g`` by
+    :func:`optlab.linalg.cg` from ``p = 0`` on Hessian-vector products (forward over
+    reverse mode: ``jax.linearize`` of the gradient, so the Hessian is never formed and
+    memory stays O(n)), stopped when the residual falls below
+    ``min(0.5, sqrt(||g||)) ||g||`` (the forcing sequence that makes the convergence
+    superlinear) or after ``max_cg_iters`` products (default ``20 n``, as scipy's
+    ``"Newton-CG"``). When CG meets a direction of non-positive curvature it stops and
+    the iterate it had is the direction; at the first iteration that is ``-g``. The
+    line search (strong Wolfe by default) starts from the step 1.
+
+    ``preconditioner(params)`` may return a map ``r -> M^{-1} r`` on pytrees like the
+    parameters (``M`` symmetric positive definite, e.g. a diagonal approximation of the
+    Hessian at ``params``); CG then runs preconditioned. The CG iterations and whether
+    negative curvature was met are in the state's ``info`` (:class:`NewtonCGInfo`).
+
+    >>> import jax.numpy as jnp, optlab
+    >>> fun = optlab.problems.rosenbrock
+    >>> result = optlab.minimize(fun, jnp.array([-1.2, 1.0]), optlab.newton_cg(),
+    ...                          stop=optlab.stopping.grad_norm(1e-8), max_iters=100)
+    >>> optlab.Status(int(result.status)).name, bool(jnp.allclose(result.params, 1.0))
+    ('CONVERGED', True)
+    """
+    from optlab.linalg import cg  # noqa: PLC0415 (linalg imports nothing of this module)
+
+    search = line_searches.get(line_search)
+    if max_cg_iters is not None and (not isinstance(max_cg_iters, int) or max_cg_iters < 1):
+        raise ValueError(f"max_cg_iters must be a positive int, got {max_cg_iters!r}")
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        info = NewtonCGInfo(jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+        return NewtonCGState(jnp.full((), jnp.inf, flat.dtype), params, jnp.zeros((), jnp.int32),
+                             jnp.asarray(Status.RUNNING, jnp.int32), info)
+
+    def update(updates, state, params, *, value, grad, value_fn, **extra):
+        del state, extra
+        x, unravel, value_and_grad = _flat(value_fn, params)
+        u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
+        _, hessian_product = jax.linearize(lambda v: value_and_grad(v)[1], x)
+        precond = None
+        if preconditioner is not None:
+            apply = preconditioner(params)
+            precond = lambda r: ravel_pytree(apply(unravel(r)))[0]  # noqa: E731
+        norm = jnp.linalg.norm(u)
+        solve = cg(hessian_product, -u, precond=precond,
+                   tol=jnp.minimum(0.5, jnp.sqrt(norm)) * norm,
+                   max_iters=20 * x.size if max_cg_iters is None else max_cg_iters)
+        negative = solve.status == Status.BREAKDOWN
+        direction = jnp.where(negative & (solve.iterations == 0), -u, solve.x)
+        result = search(value_and_grad, x, value, g, direction, jnp.ones((), x.dtype))
+        _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
+        info = NewtonCGInfo(solve.iterations, negative)
+        return updates, NewtonCGState(new_value, new_grad, result.evaluations, status, info)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -204,6 +288,7 @@ class QuasiNewtonState(NamedTuple):
     inverse_hessian_gradient: jax.Array  # (n,) H u_{k-1}
     value: jax.Array  # () objective at the current iterate
     grad: PyTree  # gradient at the current iterate
+    evaluations: jax.Array  # () int32, of the objective and gradient in the last step
     status: jax.Array  # () int32 Status
 
 
@@ -250,6 +335,7 @@ def quasi_newton(
             inverse_hessian_gradient=zeros,
             value=jnp.full((), jnp.inf, dtype),
             grad=params,
+            evaluations=jnp.zeros((), jnp.int32),
             status=jnp.asarray(Status.RUNNING, jnp.int32),
         )
 
@@ -296,6 +382,7 @@ def quasi_newton(
             inverse_hessian_gradient=hu,
             value=new_value,
             grad=new_grad,
+            evaluations=result.evaluations,
             status=status,
         )
         return updates, new_state
@@ -444,6 +531,7 @@ class LBFGSState(NamedTuple):
     gradient: jax.Array  # (n,) last gradient u
     value: jax.Array  # () objective at the current iterate
     grad: PyTree  # gradient at the current iterate
+    evaluations: jax.Array  # () int32, of the objective and gradient in the last step
     status: jax.Array  # () int32 Status
 
 
@@ -470,6 +558,7 @@ def lbfgs(
             gradient=jnp.zeros(n, dtype),
             value=jnp.full((), jnp.inf, dtype),
             grad=params,
+            evaluations=jnp.zeros((), jnp.int32),
             status=jnp.asarray(Status.RUNNING, jnp.int32),
         )
 
@@ -497,6 +586,7 @@ def lbfgs(
             gradient=u,
             value=new_value,
             grad=new_grad,
+            evaluations=result.evaluations,
             status=status,
         )
 

@@ -74,11 +74,14 @@ CONTRACT_IDS = [f"{method}-{jnp.dtype(dtype).name}" for method, dtype in CONTRAC
 @pytest.mark.parametrize("method, dtype", CONTRACT_CASES, ids=CONTRACT_IDS)
 def test_result_fields_and_dtypes(method, dtype):
     result = _member(_contract_run(method, dtype), "ordinary")
-    assert result._fields == ("params", "value", "grad_norm", "iterations", "status", "history")
+    assert result._fields == ("params", "value", "grad_norm", "iterations", "evaluations",
+                              "status", "history")
     assert result.params.shape == (2,) and result.params.dtype == dtype
     assert result.value.shape == () and result.value.dtype == dtype
     assert result.grad_norm.shape == () and result.grad_norm.dtype == dtype
     assert result.iterations.shape == () and result.iterations.dtype == jnp.int32
+    assert result.evaluations.dtype == jnp.int32
+    assert int(result.evaluations) >= int(result.iterations) + 1
     assert result.status.shape == () and result.status.dtype == jnp.int32
     assert result.history is None
     assert _status(result) == Status.CONVERGED and int(result.iterations) > 0

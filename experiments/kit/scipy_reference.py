@@ -72,6 +72,42 @@ def minimize_to_distance(
     return ScipyRun(int(result.nit), float(np.linalg.norm(result.x - x_star)), seconds)
 
 
+class ScipyTrace(NamedTuple):
+    values: np.ndarray  # f at x0 and after every iteration
+    evaluations: int  # nfev
+    result: scipy.optimize.OptimizeResult
+
+
+# Tolerances that leave the stopping to the iteration budget or to scipy's own failure
+# tests, so that the trace shows how far each method gets.
+_TIGHT = {"BFGS": {"gtol": 1e-10}, "CG": {"gtol": 1e-10}, "L-BFGS-B": {"gtol": 0.0, "ftol": 0.0},
+          "Newton-CG": {"xtol": 1e-14}, "trust-ncg": {"gtol": 1e-10},
+          "trust-krylov": {"gtol": 1e-10}}
+
+
+def minimize_trace(fun: Callable, x0: np.ndarray, *, method: str, max_iters: int,
+                   hessp: bool = False) -> ScipyTrace:
+    """``scipy.optimize.minimize(method=...)`` on a JAX function of a flat vector, given
+    its jitted gradient (and Hessian-vector product with ``hessp=True``), with tight
+    tolerances; the objective after every iteration, from the callback."""
+    value = jax.jit(fun)
+    grad = jax.jit(jax.grad(fun))
+    kwargs = {}
+    if hessp:
+        product = jax.jit(lambda x, v: jax.jvp(jax.grad(fun), (x,), (v,))[1])
+        kwargs["hessp"] = lambda x, v: np.asarray(product(x, v))
+    values = [float(value(x0))]
+
+    def callback(intermediate_result):
+        values.append(float(intermediate_result.fun))
+
+    result = scipy.optimize.minimize(
+        lambda x: float(value(x)), np.asarray(x0, np.float64), jac=lambda x: np.asarray(grad(x)),
+        method=method, callback=callback, options={"maxiter": max_iters, **_TIGHT[method]},
+        **kwargs)
+    return ScipyTrace(np.asarray(values), int(result.nfev), result)
+
+
 def timed(fn: Callable, repeats: int):
     """``fn()``'s last value and the median wall time of ``repeats`` calls, each waited for
     (``jax.block_until_ready``): set-ups, products and solves of either library."""

@@ -111,7 +111,8 @@ def cg(
         b = b.astype(jnp.result_type(float))
     if b.ndim != 1:
         raise ValueError(f"b must be a vector, got shape {b.shape} (vmap over right-hand sides)")
-    x0 = jnp.zeros_like(b) if x0 is None else jnp.asarray(x0, b.dtype)
+    zero_start = x0 is None
+    x0 = jnp.zeros_like(b) if zero_start else jnp.asarray(x0, b.dtype)
     if x0.shape != b.shape:
         raise ValueError(f"x0 has shape {x0.shape}, b has shape {b.shape}")
     if max_iters is None:
@@ -189,7 +190,7 @@ def cg(
             residual_norms=residual_norms,
         )
 
-    r0 = b - matvec(x0)
+    r0 = b if zero_start else b - matvec(x0)  # no product for the zero start
     z0 = precond(r0)
     residual_norm0 = jnp.linalg.norm(r0)
     residual_norms = None

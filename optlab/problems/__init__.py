@@ -1,4 +1,5 @@
-"""Test problems: quadratics, Rosenbrock, Newton's cycle, the 2-D test functions, regression.
+"""Test problems: quadratics, Rosenbrock, Newton's cycle, the 2-D test functions, the
+Moré–Garbow–Hillstrom problems (:func:`mgh`), regression.
 
 Synthetic least squares lives in its own namespace, ``optlab.problems.regression``.
 """
@@ -21,6 +22,14 @@ from optlab.problems.functions import (
     rosenbrock_minimizer,
     rosenbrock_starts,
 )
+from optlab.problems.mgh_set import (
+    MGH_PROBLEMS,
+    Problem,
+    iterations_to_solve,
+    mgh,
+    mgh_problems,
+    solved,
+)
 from optlab.problems.quadratic import (
     Quadratic,
     conditioned_quadratic,
@@ -31,16 +40,21 @@ from optlab.problems.quadratic import (
 
 __all__ = [
     "regression",
+    "MGH_PROBLEMS",
     "MULT_MINIMUM_RADIUS",
     "ROSENBROCK_START",
     "TEST_FUNCTIONS",
+    "Problem",
     "Quadratic",
     "TestFunction",
     "bowl",
     "conditioned_quadratic",
     "easom",
+    "iterations_to_solve",
     "make_spd_matrix",
     "matyas",
+    "mgh",
+    "mgh_problems",
     "monkey_saddle",
     "mult",
     "newton_cycle",
@@ -50,4 +64,5 @@ __all__ = [
     "rosenbrock_starts",
     "seed_quadratic",
     "seed_quadratics",
+    "solved",
 ]
