@@ -35,6 +35,7 @@ from optlab.second_order import _flat
 from optlab.status import Status
 
 PyTree = Any
+_VALUE_NOISE = 1e-10  # relative changes of f below this are rounding (strong_wolfe's default)
 
 
 class SteihaugResult(NamedTuple):
@@ -161,12 +162,18 @@ def _initial_state(params, radius):
                 status=jnp.asarray(Status.RUNNING, jnp.int32), info=info)
 
 
-def _trial(value_and_grad, x, value, u, model: SteihaugResult):
+def _trial(value_and_grad, x, value, g, u, model: SteihaugResult):
     """The trial point's evaluation and the ratio of actual to predicted reduction."""
     p = model.step
     predicted = -(jnp.vdot(u, p) + 0.5 * jnp.vdot(p, model.model_product))
     new_value, new_grad = value_and_grad(x + p)
-    ratio = (value - new_value) / jnp.where(predicted > 0, predicted, 1.0)
+    actual = value - new_value
+    # Near a minimizer the change of f drowns in its rounding (as in strong_wolfe's
+    # approximate Wolfe test); the gradients stay accurate there, and the trapezoid rule
+    # on them, exact for a quadratic, measures the reduction instead.
+    noisy = jnp.abs(actual) <= _VALUE_NOISE * jnp.abs(value)
+    actual = jnp.where(noisy, -0.5 * jnp.vdot(g + new_grad, p), actual)
+    ratio = actual / jnp.where(predicted > 0, predicted, 1.0)
     ratio = jnp.where((predicted > 0) & jnp.isfinite(ratio), ratio, -jnp.inf)
     return new_value, new_grad, ratio
 
@@ -217,7 +224,7 @@ def trust_ncg(
         limit = 20 * x.size if max_cg_iters is None else max_cg_iters
         model = steihaug(hessian_product, u, state.radius,
                          jnp.minimum(0.5, jnp.sqrt(norm)) * norm, limit)
-        new_value, new_grad, ratio = _trial(value_and_grad, x, value, u, model)
+        new_value, new_grad, ratio = _trial(value_and_grad, x, value, g, u, model)
         radius = jnp.where(ratio < 0.25, 0.25 * state.radius,
                            jnp.where((ratio > 0.75) & model.boundary,
                                      jnp.minimum(2 * state.radius, max_radius), state.radius))
@@ -285,7 +292,7 @@ def trust_sr1(
         norm = jnp.linalg.norm(u)
         model = steihaug(lambda v: b @ v, u, state.radius,
                          jnp.minimum(0.5, jnp.sqrt(norm)) * norm, x.size)
-        new_value, new_grad, ratio = _trial(value_and_grad, x, value, u, model)
+        new_value, new_grad, ratio = _trial(value_and_grad, x, value, g, u, model)
         s = model.step
         long_step = jnp.linalg.norm(s) > 0.8 * state.radius
         radius = jnp.where((ratio > 0.75) & long_step, jnp.minimum(2 * state.radius, max_radius),
