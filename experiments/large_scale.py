@@ -32,6 +32,7 @@ Newton-CG with iterations within 25%.
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import subprocess
@@ -53,13 +54,9 @@ DENSE = ("newton", "optimistix BFGS")
 PROBLEMS = ("rosenbrock", "logistic")
 
 
-def objective(problem: str, n: int):
-    """The objective and its start."""
-    if problem == "rosenbrock":
-        mgh = optlab.problems.mgh("rosenbrock", n)
-        return mgh.fun, jnp.asarray(mgh.x0)
-    if problem != "logistic":
-        raise ValueError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
+def logistic_data(n: int):
+    """The logistic problem's data: ``X`` as (rows, columns, values), 10 per row, and the
+    labels ``y`` in {-1, 1}."""
     rng = np.random.default_rng(0)
     per_row = 10
     rows = jnp.asarray(np.repeat(np.arange(n), per_row))
@@ -68,23 +65,35 @@ def objective(problem: str, n: int):
     truth = jnp.asarray(rng.standard_normal(n))
     margins = jax.ops.segment_sum(values * truth[columns], rows, n)
     labels = jnp.where(margins > 0, 1.0, -1.0) * jnp.where(rng.random(n) < 0.1, -1.0, 1.0)
+    return rows, columns, values, labels
 
-    def fun(w):
+
+def objective(problem: str, n: int):
+    """``(fun, x0, data)``: the objective ``fun(x, data)``, its start and its data, an
+    argument of the compiled programs rather than a constant inside them."""
+    if problem == "rosenbrock":
+        mgh = optlab.problems.mgh("rosenbrock", n)
+        return lambda x, data: mgh.fun(x), jnp.asarray(mgh.x0), None
+    if problem != "logistic":
+        raise ValueError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
+
+    def fun(w, data):
+        rows, columns, values, labels = data
         z = labels * jax.ops.segment_sum(values * w[columns], rows, n)
         return jnp.mean(jnp.logaddexp(0.0, -z)) + 0.5e-3 * jnp.vdot(w, w)
 
-    return fun, jnp.zeros(n)
+    return fun, jnp.zeros(n), logistic_data(n)
 
 
-def _optlab_run(method: str, fun, x0, gtol: float, max_iters: int) -> dict:
+def _optlab_run(method: str, fun, x0, data, gtol: float, max_iters: int) -> dict:
     opt = {"newton_cg": optlab.newton_cg, "trust_ncg": optlab.trust_ncg, "lbfgs": optlab.lbfgs,
            "newton": lambda: optlab.newton("wolfe", min_curvature=1e-8)}[method]()
 
-    def run(x0):
-        return optlab.minimize(fun, x0, opt, stop=stopping.grad_norm(gtol), max_iters=max_iters,
-                               history=max_iters + 1)
+    def run(x0, data):
+        return optlab.minimize(lambda x: fun(x, data), x0, opt, stop=stopping.grad_norm(gtol),
+                               max_iters=max_iters, history=max_iters + 1)
 
-    result, timing = sweep.time_compiled(run, x0, repeats=1)
+    result, timing = sweep.time_compiled(run, x0, data, repeats=1)
     info = result.history.info
     products = None
     if info is not None and hasattr(info, "cg_iterations"):
@@ -95,12 +104,13 @@ def _optlab_run(method: str, fun, x0, gtol: float, max_iters: int) -> dict:
             "status": optlab.Status(int(result.status)).name.lower()}
 
 
-def _scipy_run(method: str, fun, x0, gtol: float, max_iters: int) -> dict:
+def _scipy_run(method: str, fun, x0, data, gtol: float, max_iters: int) -> dict:
     import scipy.optimize
 
-    value = jax.jit(fun)
-    grad = jax.jit(jax.grad(fun))
-    product = jax.jit(lambda x, v: jax.jvp(jax.grad(fun), (x,), (v,))[1])
+    value = functools.partial(jax.jit(fun), data=data)
+    grad = functools.partial(jax.jit(jax.grad(fun)), data=data)
+    product = functools.partial(jax.jit(
+        lambda x, v, data: jax.jvp(lambda y: jax.grad(fun)(y, data), (x,), (v,))[1]), data=data)
     x0 = np.asarray(x0)
     remembered = {}
     counts = {"products": 0}
@@ -137,17 +147,17 @@ def _scipy_run(method: str, fun, x0, gtol: float, max_iters: int) -> dict:
             f"stopped: {result.message}"}
 
 
-def _optimistix_run(fun, x0, gtol: float, max_iters: int) -> dict:
+def _optimistix_run(fun, x0, data, gtol: float, max_iters: int) -> dict:
     import optimistix
 
     solver = optimistix.BFGS(rtol=0.0, atol=gtol)
 
-    def run(x0):
-        return optimistix.minimise(lambda y, _: fun(y), solver, x0, max_steps=max_iters,
+    def run(x0, data):
+        return optimistix.minimise(fun, solver, x0, args=data, max_steps=max_iters,
                                    throw=False)
 
-    solution, timing = sweep.time_compiled(run, x0, repeats=1)
-    grad_norm = float(jnp.linalg.norm(jax.grad(fun)(solution.value)))
+    solution, timing = sweep.time_compiled(run, x0, data, repeats=1)
+    grad_norm = float(jnp.linalg.norm(jax.grad(fun)(solution.value, data)))
     steps = int(solution.stats["num_steps"])
     return {"seconds": timing.run_seconds, "compile_seconds": timing.compile_seconds,
             "iterations": steps, "evaluations": steps, "products": None,
@@ -158,13 +168,13 @@ def _optimistix_run(fun, x0, gtol: float, max_iters: int) -> dict:
 def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> dict:
     """One run, in this process: its figures and the process's peak memory."""
     jax.config.update("jax_enable_x64", True)
-    fun, x0 = objective(problem, n)
+    fun, x0, data = objective(problem, n)
     if method.startswith("scipy "):
-        row = _scipy_run(method.split()[1], fun, x0, gtol, max_iters)
+        row = _scipy_run(method.split()[1], fun, x0, data, gtol, max_iters)
     elif method == "optimistix BFGS":
-        row = _optimistix_run(fun, x0, gtol, max_iters)
+        row = _optimistix_run(fun, x0, data, gtol, max_iters)
     else:
-        row = _optlab_run(method, fun, x0, gtol, max_iters)
+        row = _optlab_run(method, fun, x0, data, gtol, max_iters)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"problem": problem, "n": n, "method": method, **row, "peak_bytes": peak}
 

@@ -146,11 +146,15 @@ def test_a_preconditioner_cuts_the_inner_iterations():
     # A badly scaled diagonal quadratic plus a weak coupling: the diagonal of the Hessian
     # as the preconditioner leaves CG little to do.
     scales = jnp.logspace(0, 4, 40)
-    fun = lambda x: 0.5 * jnp.sum(scales * x**2) + 0.01 * jnp.sum(x[1:] * x[:-1]) - x.sum()  # noqa: E731
+    def fun(x):
+        return 0.5 * jnp.sum(scales * x**2) + 0.01 * jnp.sum(x[1:] * x[:-1]) - x.sum()
+
     runs = {}
-    for name, preconditioner in (("plain", None), ("diagonal", lambda params: lambda r: r / scales)):
-        result = optlab.minimize(fun, jnp.zeros(40), optlab.newton_cg(preconditioner=preconditioner),
-                                 stop=stopping.grad_norm(1e-9), max_iters=50, history=51)
+    diagonal = lambda params: lambda r: r / scales  # noqa: E731
+    for name, preconditioner in (("plain", None), ("diagonal", diagonal)):
+        opt = optlab.newton_cg(preconditioner=preconditioner)
+        result = optlab.minimize(fun, jnp.zeros(40), opt, stop=stopping.grad_norm(1e-9),
+                                 max_iters=50, history=51)
         assert int(result.status) == Status.CONVERGED
         runs[name] = int(result.history.info.cg_iterations[: int(result.iterations) + 1].sum())
     assert runs["diagonal"] < runs["plain"] / 3
@@ -192,13 +196,19 @@ def test_runs_record_evaluations_and_each_rules_info():
         history = result.history
         evaluations = np.asarray(history.evaluations)
         assert evaluations[0] == 1 and evaluations[k] == int(result.evaluations)
-        assert np.all(np.diff(evaluations[: k + 1]) >= 1) and np.all(evaluations[k:] == evaluations[k])
+        assert np.all(np.diff(evaluations[: k + 1]) >= 1)
+        assert np.all(evaluations[k:] == evaluations[k])
         if info_type is None:
             assert history.info is None
         else:
             assert isinstance(history.info, info_type)
             assert jax.tree.leaves(history.info)[0].shape[0] == 201
-    # A trust-region run evaluates once per step, accepted or not; adam once per step too.
+    # optax's L-BFGS: its zoom search's steps are the evaluations, its info the record.
+    lbfgs = optlab.minimize(fun, x0, optax.lbfgs(), stop=stop, max_iters=100, history=101)
+    assert type(lbfgs.history.info).__name__ == "ZoomLinesearchInfo"
+    steps = np.asarray(lbfgs.history.info.num_linesearch_steps[1: int(lbfgs.iterations) + 1])
+    assert int(lbfgs.evaluations) == 1 + steps.sum()
+    # A trust-region run evaluates once per step, accepted or not.
     trust = optlab.minimize(fun, x0, optlab.trust_ncg(), stop=stop, max_iters=200, history=201)
     assert int(trust.evaluations) == int(trust.iterations) + 1
     radii = np.asarray(trust.history.info.radius[: int(trust.iterations) + 1])

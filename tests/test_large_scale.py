@@ -1,0 +1,49 @@
+"""experiments.large_scale at a tiny size: each kind of run, the table and the goals.
+
+No speed is asserted: timings belong to the benchmark's own output.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import large_scale
+
+
+@pytest.mark.parametrize("method", ["newton_cg", "trust_ncg", "scipy Newton-CG",
+                                    "scipy trust-ncg", "optimistix BFGS"])
+def test_each_kind_of_run_reaches_the_gradient_test(method):
+    if method.startswith("optimistix"):
+        pytest.importorskip("optimistix")
+    row = large_scale.run_case("logistic", 40, method, gtol=1e-6, max_iters=200)
+    assert row["status"] == "converged" and row["grad_norm"] <= 1e-6
+    assert row["iterations"] >= 1 and row["evaluations"] >= row["iterations"]
+    assert row["seconds"] > 0 and row["peak_bytes"] > 0
+    table = large_scale.format_table([row])
+    assert f"| logistic | 40 | {method} |" in table
+
+
+def test_the_logistic_objective_is_the_dense_formula():
+    fun, w0, data = large_scale.objective("logistic", 30)
+    assert w0.shape == (30,)
+    rows, columns, values, labels = map(np.asarray, data)
+    dense = np.zeros((30, 30))
+    np.add.at(dense, (rows, columns), values)
+    assert set(np.unique(labels)) == {-1.0, 1.0}
+    w = np.random.default_rng(0).standard_normal(30)
+    expected = np.mean(np.log1p(np.exp(-labels * (dense @ w)))) + 0.5e-3 * w @ w
+    np.testing.assert_allclose(fun(jnp.asarray(w), data), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="unknown problem 'quadratic'"):
+        large_scale.objective("quadratic", 10)
+
+
+def test_goals_read_the_rows():
+    rows = [{"problem": "rosenbrock", "n": 10**6, "method": "newton_cg", "status": "converged",
+             "iterations": 70, "seconds": 5.0},
+            {"problem": "rosenbrock", "n": 10**5, "method": "newton_cg", "status": "converged",
+             "iterations": 70, "seconds": 1.0},
+            {"problem": "rosenbrock", "n": 10**5, "method": "scipy Newton-CG",
+             "status": "converged", "iterations": 80, "seconds": 3.0}]
+    first, second = large_scale.goals(rows)
+    assert "n = 10^6" in first and ": yes" in first
+    assert "time 0.33 (goal <= 0.5: yes)" in second and "within 25%: yes" in second
