@@ -12,14 +12,18 @@ batches it, each member keeping its own iteration count and status (finished mem
 are frozen while the others go on).
 
 ``opt`` is any ``optax.GradientTransformation``; plain ones (``optax.adam``) receive the
-extra arguments through ``optax.with_extra_args_support``. The result counts the
-evaluations of the objective and its gradient (a rule's state may say how many a step
-made, in a field ``evaluations``; optax's zoom line search's ``num_linesearch_steps`` is
-read too; otherwise the driver's one per step), and the history records them per
-iteration with what the rule reports of each step (its state's ``info`` field). Rules that evaluate the
-objective at the new iterate (every line-search method here, and ``optax.lbfgs``)
-keep that value and gradient in their state as fields ``value`` and ``grad``; the
-driver takes them from there instead of evaluating ``fun`` again. As with optax's
+extra arguments through ``optax.with_extra_args_support``.
+
+The result counts the evaluations of the objective and its gradient: a rule's state may
+say how many a step made, in a field ``evaluations`` (optax's zoom line search's
+``num_linesearch_steps`` is read too); otherwise the driver's one per step counts. The
+history records them per iteration, with what the rule reports of each step (its
+state's ``info`` field, e.g. inner CG iterations or the trust radius).
+
+Rules that evaluate the objective at the new iterate (every line-search and
+trust-region method here, and ``optax.lbfgs``) keep that value and gradient in their
+state as fields ``value`` and ``grad``; the driver takes them from there instead of
+evaluating ``fun`` again. As with optax's
 ``value_and_grad_from_state``, such a rule must then be the last transformation of a
 chain, so that the point it evaluated is the point the driver moves to.
 """

@@ -43,7 +43,7 @@ _MESSAGES = {
     Status.NONFINITE: "the iterate, the objective or its gradient is NaN or infinite",
     Status.LINE_SEARCH_FAILED: (
         "no acceptable step along the search direction (not a descent direction, "
-        "or the step bracket collapsed)"
+        "or the step bracket collapsed), or a trust radius shrank below rounding"
     ),
     Status.SINGULAR: "the (approximate) Hessian is singular to working precision",
     Status.CYCLING: "the iterates repeat with period two without converging",

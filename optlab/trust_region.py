@@ -198,8 +198,12 @@ def trust_ncg(
     With ``rho`` the ratio of actual to predicted reduction, the radius shrinks to a
     quarter when ``rho < 1/4``, doubles (up to ``max_radius``) when ``rho > 3/4`` and the
     step reached the boundary, and the step is accepted when ``rho > eta``: the rules and
-    defaults of scipy's ``"trust-ncg"``. A radius that shrinks below rounding ends the
-    run as ``LINE_SEARCH_FAILED``. The radius and ``rho`` are in the state's ``info``.
+    defaults of scipy's ``"trust-ncg"``. Where the change of ``f`` is lost in its
+    rounding (below ``1e-10 |f|``), the actual reduction is measured by the trapezoid
+    rule on the gradients instead (exact for a quadratic), so that the radius does not
+    shrink for nothing near a minimizer. A radius that shrinks below rounding all the
+    same ends the run as ``LINE_SEARCH_FAILED``. The radius and ``rho`` are in the
+    state's ``info`` (:class:`TrustRegionInfo`).
 
     >>> import jax.numpy as jnp, optlab
     >>> fun = optlab.problems.rosenbrock
