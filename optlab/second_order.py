@@ -37,6 +37,7 @@ from jax.flatten_util import ravel_pytree
 
 from optlab import first_order
 from optlab import line_search as line_searches
+from optlab.linalg import cg
 from optlab.status import Status
 
 PyTree = Any
@@ -245,8 +246,6 @@ def newton_cg(
     >>> optlab.Status(int(result.status)).name, bool(jnp.allclose(result.params, 1.0))
     ('CONVERGED', True)
     """
-    from optlab.linalg import cg  # noqa: PLC0415 (linalg imports nothing of this module)
-
     search = line_searches.get(line_search)
     if max_cg_iters is not None and (not isinstance(max_cg_iters, int) or max_cg_iters < 1):
         raise ValueError(f"max_cg_iters must be a positive int, got {max_cg_iters!r}")
