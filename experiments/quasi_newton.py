@@ -31,7 +31,9 @@ from optlab import plots, problems, report, stats, sweep
 METHODS: dict[str, Callable[[], Any]] = {
     "newton": optlab.newton, "sr1": optlab.sr1, "sr1_exact": lambda: optlab.sr1(init="exact"),
     "bfgs": optlab.bfgs, "bfgs_scaled": lambda: optlab.bfgs(init="scaled"), "lbfgs": optlab.lbfgs,
-    "steepest_descent": optlab.steepest_descent,
+    "steepest_descent": optlab.steepest_descent, "newton_cg": optlab.newton_cg,
+    "trust_ncg": optlab.trust_ncg, "trust_sr1": optlab.trust_sr1,
+    "nonlinear_cg": optlab.nonlinear_cg,
 }
 PROBLEMS = ("quadratic", "rosenbrock")
 

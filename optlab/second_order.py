@@ -279,6 +279,126 @@ def newton_cg(
     return optax.GradientTransformationExtraArgs(init, update)
 
 
+class NonlinearCGInfo(NamedTuple):
+    """What a nonlinear-CG step reports (recorded per iteration by ``minimize``)."""
+
+    beta: jax.Array  # () the beta of the direction taken (0 on a restart)
+    restarted: jax.Array  # () bool: the direction was -g (first step, every n, or no descent)
+
+
+class NonlinearCGState(NamedTuple):
+    count: jax.Array  # () int32, steps taken
+    direction: jax.Array  # (n,) d_{k-1}
+    gradient: jax.Array  # (n,) u_{k-1}
+    slope: jax.Array  # () u_{k-1}.d_{k-1}
+    previous_value: jax.Array  # () f(x_{k-1}), for the first trial step
+    value: jax.Array  # () objective at the current iterate
+    grad: PyTree  # gradient at the current iterate
+    evaluations: jax.Array  # () int32, of the objective and gradient in the last step
+    status: jax.Array  # () int32 Status
+    info: NonlinearCGInfo
+
+
+_BETAS = ("fr", "pr+", "hs", "dy", "hz")
+_SUFFICIENT_DESCENT = 0.01  # scipy's sigma_3
+
+
+def _beta(rule: str, u, u_prev, d_prev):
+    """beta_k of the direction d_k = -u_k + beta_k d_{k-1} (N&W section 5.2; Hager and
+    Zhang, SIAM J. Optim. 16(1), 2005, for "hz")."""
+    y = u - u_prev
+    tiny = jnp.finfo(u.dtype).tiny
+    safe = lambda a: jnp.where(jnp.abs(a) > tiny, a, tiny)  # noqa: E731
+    if rule == "fr":
+        return jnp.vdot(u, u) / safe(jnp.vdot(u_prev, u_prev))
+    if rule == "pr+":
+        return jnp.maximum(0.0, jnp.vdot(u, y) / safe(jnp.vdot(u_prev, u_prev)))
+    dy = jnp.vdot(d_prev, y)
+    if rule == "hs":
+        return jnp.vdot(u, y) / safe(dy)
+    if rule == "dy":
+        return jnp.vdot(u, u) / safe(dy)
+    # Hager-Zhang, with their lower bound eta_k = -1 / (||d|| min(0.01, ||u_prev||)).
+    beta = jnp.vdot(y - 2.0 * d_prev * jnp.vdot(y, y) / safe(dy), u) / safe(dy)
+    bound = -1.0 / safe(jnp.linalg.norm(d_prev) * jnp.minimum(0.01, jnp.linalg.norm(u_prev)))
+    return jnp.maximum(beta, bound)
+
+
+def nonlinear_cg(
+    beta: str = "pr+",
+    line_search: str | line_searches.LineSearch | None = None,
+    *,
+    restart: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Nonlinear conjugate gradients: ``d_k = -g_k + beta_k d_{k-1}`` with a line search
+    (N&W Algorithm 5.4 and section 5.2).
+
+    ``beta`` names the formula, with ``y = g_k - g_{k-1}``: ``"fr"`` Fletcher–Reeves
+    ``g_k.g_k / g_{k-1}.g_{k-1}``; ``"pr+"`` Polak–Ribière+ ``max(0, g_k.y / g_{k-1}.g_{k-1})``
+    (scipy's ``"CG"``); ``"hs"`` Hestenes–Stiefel ``g_k.y / d_{k-1}.y``; ``"dy"``
+    Dai–Yuan ``g_k.g_k / d_{k-1}.y``; ``"hz"`` Hager–Zhang ``(y - 2 d_{k-1} |y|^2 /
+    d_{k-1}.y).g_k / d_{k-1}.y``, bounded below as in their paper. The search restarts
+    along ``-g`` on the first step, every ``restart`` steps when that is given (default:
+    never, as scipy), and whenever ``d_k`` descends too little,
+    ``g_k.d_k > -0.01 g_k.g_k`` (Powell's safeguard, scipy's too). The ``beta`` taken and
+    the restarts are in the state's ``info`` (:class:`NonlinearCGInfo`).
+
+    The line search defaults to strong Wolfe with ``c2 = 0.4`` (scipy's; ``c2 < 1/2``
+    makes every Fletcher–Reeves direction descend). Its first trial step is
+    ``min(1, 1.01 * 2 (f_k - f_{k-1}) / g_k.d_k)`` (``min(1, 1.01 / ||g||)`` on a
+    restart from nothing), as in scipy. With ``line_search="exact"`` on a quadratic every
+    formula is linear CG and ends in at most ``n`` steps.
+    """
+    if beta not in _BETAS:
+        raise ValueError(f"beta must be one of {', '.join(_BETAS)}, got {beta!r}")
+    if restart is not None and (not isinstance(restart, int) or restart < 1):
+        raise ValueError(f"restart must be a positive int, got {restart!r}")
+    search = (line_searches.strong_wolfe(c2=0.4) if line_search is None
+              else line_searches.get(line_search))
+
+    def init(params):
+        flat, _ = ravel_pytree(params)
+        zeros, zero = jnp.zeros_like(flat), jnp.zeros((), flat.dtype)
+        return NonlinearCGState(
+            count=jnp.zeros((), jnp.int32), direction=zeros, gradient=zeros, slope=zero,
+            previous_value=jnp.full((), jnp.inf, flat.dtype),
+            value=jnp.full((), jnp.inf, flat.dtype), grad=params,
+            evaluations=jnp.zeros((), jnp.int32),
+            status=jnp.asarray(Status.RUNNING, jnp.int32),
+            info=NonlinearCGInfo(zero, jnp.ones((), bool)))
+
+    def update(updates, state, params, *, value, grad, value_fn, **extra):
+        del extra
+        x, unravel, value_and_grad = _flat(value_fn, params)
+        u, g = ravel_pytree(updates)[0], ravel_pytree(grad)[0]
+        fresh = state.count == 0
+        if restart is not None:
+            fresh |= state.count % restart == 0
+        b = jnp.where(fresh, 0.0, _beta(beta, u, state.gradient, state.direction))
+        direction = -u + b * state.direction
+        slope = jnp.vdot(u, direction)
+        # Powell's safeguard, as scipy: a direction that descends too little restarts.
+        descends = jnp.isfinite(slope) & (slope <= -_SUFFICIENT_DESCENT * jnp.vdot(u, u))
+        restarted = fresh | ~descends
+        direction = jnp.where(descends, direction, -u)
+        slope = jnp.where(descends, slope, -jnp.vdot(u, u))
+        b = jnp.where(descends, b, 0.0)
+        # scipy's first trial: the step that repeats the last decrease along a quadratic.
+        guess = 1.01 * 2.0 * (value - state.previous_value) / slope
+        step0 = jnp.where(state.count == 0, _first_step(u),
+                          jnp.where(jnp.isfinite(guess) & (guess > 0),
+                                    jnp.minimum(1.0, guess), 1.0)).astype(x.dtype)
+        result = search(value_and_grad, x, value, g, direction, step0)
+        _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
+        return updates, NonlinearCGState(
+            count=state.count + 1, direction=direction, gradient=u, slope=slope,
+            previous_value=value, value=new_value, grad=new_grad,
+            evaluations=result.evaluations, status=status,
+            info=NonlinearCGInfo(b, restarted))
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
 class QuasiNewtonState(NamedTuple):
     count: jax.Array  # () int32, steps taken
     inverse_hessian: jax.Array  # (n, n) H used for the last direction
