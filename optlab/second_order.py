@@ -283,14 +283,13 @@ class NonlinearCGInfo(NamedTuple):
     """What a nonlinear-CG step reports (recorded per iteration by ``minimize``)."""
 
     beta: jax.Array  # () the beta of the direction taken (0 on a restart)
-    restarted: jax.Array  # () bool: the direction was -g (first step, every n, or no descent)
+    restarted: jax.Array  # () bool: the direction was -g (first, periodic or no descent)
 
 
 class NonlinearCGState(NamedTuple):
     count: jax.Array  # () int32, steps taken
     direction: jax.Array  # (n,) d_{k-1}
     gradient: jax.Array  # (n,) u_{k-1}
-    slope: jax.Array  # () u_{k-1}.d_{k-1}
     previous_value: jax.Array  # () f(x_{k-1}), for the first trial step
     value: jax.Array  # () objective at the current iterate
     grad: PyTree  # gradient at the current iterate
@@ -345,8 +344,8 @@ def nonlinear_cg(
 
     The line search defaults to strong Wolfe with ``c2 = 0.4`` (scipy's; ``c2 < 1/2``
     makes every Fletcher–Reeves direction descend). Its first trial step is
-    ``min(1, 1.01 * 2 (f_k - f_{k-1}) / g_k.d_k)`` (``min(1, 1.01 / ||g||)`` on a
-    restart from nothing), as in scipy. With ``line_search="exact"`` on a quadratic every
+    ``min(1, 1.01 * 2 (f_k - f_{k-1}) / g_k.d_k)``, as in scipy (``min(1, 1 / ||g||)``
+    on the first step). With ``line_search="exact"`` on a quadratic every
     formula is linear CG and ends in at most ``n`` steps.
     """
     if beta not in _BETAS:
@@ -360,7 +359,7 @@ def nonlinear_cg(
         flat, _ = ravel_pytree(params)
         zeros, zero = jnp.zeros_like(flat), jnp.zeros((), flat.dtype)
         return NonlinearCGState(
-            count=jnp.zeros((), jnp.int32), direction=zeros, gradient=zeros, slope=zero,
+            count=jnp.zeros((), jnp.int32), direction=zeros, gradient=zeros,
             previous_value=jnp.full((), jnp.inf, flat.dtype),
             value=jnp.full((), jnp.inf, flat.dtype), grad=params,
             evaluations=jnp.zeros((), jnp.int32),
@@ -391,7 +390,7 @@ def nonlinear_cg(
         result = search(value_and_grad, x, value, g, direction, step0)
         _, updates, new_value, new_grad, status = _outcome(result, direction, unravel)
         return updates, NonlinearCGState(
-            count=state.count + 1, direction=direction, gradient=u, slope=slope,
+            count=state.count + 1, direction=direction, gradient=u,
             previous_value=value, value=new_value, grad=new_grad,
             evaluations=result.evaluations, status=status,
             info=NonlinearCGInfo(b, restarted))
