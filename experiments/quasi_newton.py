@@ -33,7 +33,7 @@ METHODS: dict[str, Callable[[], Any]] = {
     "bfgs": optlab.bfgs, "bfgs_scaled": lambda: optlab.bfgs(init="scaled"), "lbfgs": optlab.lbfgs,
     "steepest_descent": optlab.steepest_descent, "newton_cg": optlab.newton_cg,
     "trust_ncg": optlab.trust_ncg, "trust_sr1": optlab.trust_sr1,
-    "nonlinear_cg": optlab.nonlinear_cg,
+    "nonlinear_cg": optlab.nonlinear_cg, "lbfgsb": optlab.lbfgsb,
 }
 PROBLEMS = ("quadratic", "rosenbrock")
 

@@ -6,6 +6,7 @@ stopped.
 """
 
 from optlab import (
+    bounded,
     first_order,
     line_search,
     linalg,
@@ -17,6 +18,7 @@ from optlab import (
     train,
     trust_region,
 )
+from optlab.bounded import lbfgsb
 from optlab.first_order import (
     adagrad,
     adam,
@@ -58,8 +60,10 @@ __all__ = [
     "Result",
     "Status",
     "bfgs",
+    "bounded",
     "gradient_descent",
     "lbfgs",
+    "lbfgsb",
     "line_search",
     "linalg",
     "minimize",

@@ -2,9 +2,11 @@
 
 A line search is called as ``search(value_and_grad, x, value, grad, direction, step)``
 with ``value_and_grad`` a function of a flat vector, the current point ``x`` with its
-value and gradient, a search ``direction`` and the first trial ``step``. It returns a
-:class:`LineSearchResult` holding the accepted step together with the objective and
-gradient there, so the caller never evaluates the accepted point twice.
+value and gradient, a search ``direction`` and the first trial ``step``; an optional
+``max_step`` (a traced scalar) caps every trial, for a direction that leaves a feasible
+box beyond it (:func:`optlab.lbfgsb`). It returns a :class:`LineSearchResult` holding
+the accepted step together with the objective and gradient there, so the caller never
+evaluates the accepted point twice.
 
 Each search is one ``lax.while_loop`` doing one evaluation per pass, so that under
 ``jax.vmap`` members needing few trials wait for the others without extra work per
@@ -45,6 +47,7 @@ class LineSearch(Protocol):
         grad: jax.Array,
         direction: jax.Array,
         step: jax.Array,
+        max_step: jax.Array | None = None,
     ) -> LineSearchResult: ...
 
 
@@ -61,8 +64,10 @@ def backtracking(c1: float = 1e-4, shrink: float = 0.5, max_evaluations: int = 4
     if not 0 < c1 < 1 or not 0 < shrink < 1:
         raise ValueError(f"need 0 < c1 < 1 and 0 < shrink < 1, got c1={c1}, shrink={shrink}")
 
-    def search(value_and_grad, x, value, grad, direction, step):
+    def search(value_and_grad, x, value, grad, direction, step, max_step=None):
         slope = jnp.vdot(grad, direction)
+        if max_step is not None:
+            step = jnp.minimum(step, max_step)
 
         def body(state):
             t, _, _, k, _ = state
@@ -129,15 +134,20 @@ def strong_wolfe(
     ``g(x + t d).d <= (2 c1 - 1) g.d`` (SIAM J. Optim. 16(1), 2005), which is exact for
     quadratics and measured from gradients, which stay accurate there. When the
     evaluation budget runs out, the best step with sufficient decrease found so far is
-    accepted if there is one; otherwise the search fails.
+    accepted if there is one; otherwise the search fails. No trial exceeds ``max_step``
+    (or the call's smaller ``max_step``), and a trial there with sufficient decrease that
+    still descends is accepted: the search may go no further.
     """
     if not 0 < c1 < c2 < 1:
         raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1}, c2={c2}")
+    longest = max_step
 
-    def search(value_and_grad, x, value, grad, direction, step):
+    def search(value_and_grad, x, value, grad, direction, step, max_step=None):
         slope0 = jnp.vdot(grad, direction)
         dtype = value.dtype
         zero = jnp.zeros((), dtype)
+        cap = jnp.asarray(longest if max_step is None else
+                          jnp.minimum(max_step, longest), dtype)
 
         def body(s: _WolfeState) -> _WolfeState:
             t = s.trial
@@ -152,7 +162,9 @@ def strong_wolfe(
             armijo = f <= value + c1 * t * slope0
             approximate = (f <= value + noise) & (slope <= (2.0 * c1 - 1.0) * slope0)
             too_far = ~(armijo | approximate) | (f > s.lo_value + noise)
-            accept = ~too_far & (jnp.abs(slope) <= -c2 * slope0)
+            # At the cap a descending trial is as far as the search may go.
+            capped = (t >= cap) & (slope <= 0)
+            accept = ~too_far & ((jnp.abs(slope) <= -c2 * slope0) | capped)
             moves_lo = ~too_far & ~accept
             # t becomes lo; the old lo becomes hi when the slope points back past it.
             flip = moves_lo & jnp.where(s.zooming, slope * (s.hi - s.lo) >= 0, slope >= 0)
@@ -179,7 +191,7 @@ def strong_wolfe(
             return _WolfeState(
                 zooming=zooming,
                 done=accept,
-                trial=jnp.where(zooming, interpolated, jnp.minimum(2.0 * t, max_step)),
+                trial=jnp.where(zooming, interpolated, jnp.minimum(2.0 * t, cap)),
                 lo=lo,
                 lo_value=lo_value,
                 lo_slope=lo_slope,
@@ -197,7 +209,7 @@ def strong_wolfe(
         init = _WolfeState(
             zooming=jnp.zeros((), bool),
             done=slope0 >= 0,  # not a descent direction: nothing to search
-            trial=jnp.asarray(step, dtype),
+            trial=jnp.minimum(jnp.asarray(step, dtype), cap),
             lo=zero,
             lo_value=value,
             lo_slope=slope0,
@@ -230,7 +242,7 @@ def exact_quadratic() -> LineSearch:
     positive.
     """
 
-    def search(value_and_grad, x, value, grad, direction, step):
+    def search(value_and_grad, x, value, grad, direction, step, max_step=None):
         del step
         grad_fn = lambda y: value_and_grad(y)[1]  # noqa: E731
         _, hessian_direction = jax.jvp(grad_fn, (x,), (direction,))
@@ -238,6 +250,8 @@ def exact_quadratic() -> LineSearch:
         slope = jnp.vdot(grad, direction)
         ok = (curvature > 0) & (slope < 0)
         t = jnp.where(ok, -slope / jnp.where(ok, curvature, 1.0), 0.0)
+        if max_step is not None:
+            t = jnp.minimum(t, max_step)
         new_value, new_grad = value_and_grad(x + t * direction)
         return LineSearchResult(
             step=t,

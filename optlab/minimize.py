@@ -25,7 +25,10 @@ trust-region method here, and ``optax.lbfgs``) keep that value and gradient in t
 state as fields ``value`` and ``grad``; the driver takes them from there instead of
 evaluating ``fun`` again. As with optax's
 ``value_and_grad_from_state``, such a rule must then be the last transformation of a
-chain, so that the point it evaluated is the point the driver moves to.
+chain, so that the point it evaluated is the point the driver moves to. A rule whose
+iterates must be exact (:func:`optlab.lbfgsb`, whose iterates stay in a box that
+``params + updates`` may leave by an ulp) keeps the new point in a state field
+``iterate``, and the driver moves there.
 """
 
 from __future__ import annotations
@@ -180,6 +183,9 @@ def minimize(
             grad, carry.opt_state, carry.params, value=carry.value, grad=grad, value_fn=fun
         )
         params = optax.apply_updates(carry.params, updates)
+        landed = optax.tree.get(opt_state, "iterate")
+        if landed is not None:  # the rule's own point, exactly (lbfgsb: in the box)
+            params = landed
         cached = _cached_evaluation(opt_state)
         value, grad = cached if cached is not None else value_and_grad(params)
         evaluations = carry.evaluations + _step_evaluations(opt_state, cached is None)

@@ -18,6 +18,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
+
+from optlab.bounded import flat_bounds
 
 PyTree = Any
 
@@ -100,6 +103,26 @@ class GradNorm(StopRule):
 
 
 @dataclasses.dataclass(frozen=True)
+class ProjectedGradNorm(StopRule):
+    """Stop when ``||P(x - grad) - x||_2 < tol``, ``P`` the projection onto the box
+    ``lower <= x <= upper``: the first-order optimality measure of a bound-constrained
+    problem (zero exactly at its KKT points), :func:`optlab.lbfgsb`'s rule."""
+
+    lower: Any
+    upper: Any
+    tol: Any
+
+    def __post_init__(self):
+        _check_positive("tol", self.tol)
+
+    def __call__(self, params, value, grad):
+        del value
+        x, g = ravel_pytree(params)[0], ravel_pytree(grad)[0]
+        lower, upper = flat_bounds(self.lower, self.upper, params)
+        return jnp.linalg.norm(jnp.clip(x - g, lower, upper) - x) < self.tol
+
+
+@dataclasses.dataclass(frozen=True)
 class AnyOf(StopRule):
     """Stop when any member rule holds (built by ``rule_a | rule_b``)."""
 
@@ -138,6 +161,20 @@ def distance_to(x_star: PyTree, eps: float) -> DistanceTo:
     True
     """
     return DistanceTo(x_star, eps)
+
+
+def projected_grad_norm(lower, upper, tol: float) -> ProjectedGradNorm:
+    """``||P(x_k - grad f(x_k)) - x_k||_2 < tol`` with ``P`` the projection onto the box
+    ``lower <= x <= upper`` (bounds as :func:`optlab.lbfgsb` takes them: pytrees like the
+    parameters, scalars, or ``None`` for no bound). Inside the box it is the gradient's
+    norm; at a bound only the part pointing into the box counts.
+
+    >>> import jax.numpy as jnp
+    >>> rule = projected_grad_norm(0.0, 1.0, 1e-6)  # at x = 1, a gradient pushing outward
+    >>> bool(rule(jnp.array([1.0, 0.5]), None, jnp.array([-3.0, 0.0])))
+    True
+    """
+    return ProjectedGradNorm(lower, upper, tol)
 
 
 def grad_norm(tol: float) -> GradNorm:

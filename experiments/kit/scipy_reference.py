@@ -86,16 +86,22 @@ _TIGHT = {"BFGS": {"gtol": 1e-10}, "CG": {"gtol": 1e-10}, "L-BFGS-B": {"gtol": 0
 
 
 def minimize_trace(fun: Callable, x0: np.ndarray, *, method: str, max_iters: int,
-                   hessp: bool = False) -> ScipyTrace:
+                   hessp: bool = False, bounds=None) -> ScipyTrace:
     """``scipy.optimize.minimize(method=...)`` on a JAX function of a flat vector, given
     its jitted gradient (and Hessian-vector product with ``hessp=True``), with tight
-    tolerances; the objective after every iteration, from the callback."""
+    tolerances; the objective after every iteration, from the callback. ``bounds`` is
+    ``(lower, upper)``, flat arrays with infinite entries where a side is free, for
+    ``"L-BFGS-B"``; its trace starts at the projection of ``x0``, where scipy starts."""
     value = jax.jit(fun)
     grad = jax.jit(jax.grad(fun))
     kwargs = {}
     if hessp:
         product = jax.jit(lambda x, v: jax.jvp(jax.grad(fun), (x,), (v,))[1])
         kwargs["hessp"] = lambda x, v: np.asarray(product(x, v))
+    if bounds is not None:
+        lower, upper = (np.broadcast_to(np.asarray(b, np.float64), np.shape(x0)) for b in bounds)
+        kwargs["bounds"] = scipy.optimize.Bounds(lower, upper)
+        x0 = np.clip(x0, lower, upper)
     values = [float(value(x0))]
 
     def callback(intermediate_result):
