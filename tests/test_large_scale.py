@@ -24,8 +24,8 @@ def test_each_kind_of_run_reaches_the_gradient_test(method):
 
 
 def test_the_logistic_objective_is_the_dense_formula():
-    fun, w0, data = large_scale.objective("logistic", 30)
-    assert w0.shape == (30,)
+    fun, w0, data, box = large_scale.objective("logistic", 30)
+    assert w0.shape == (30,) and box is None
     rows, columns, values, labels = map(np.asarray, data)
     dense = np.zeros((30, 30))
     np.add.at(dense, (rows, columns), values)
@@ -47,3 +47,30 @@ def test_goals_read_the_rows():
     first, second = large_scale.goals(rows)
     assert "n = 10^6" in first and ": yes" in first
     assert "time 0.33 (goal <= 0.5: yes)" in second and "within 25%: yes" in second
+
+
+@pytest.mark.parametrize("problem", ["bounded_logistic", "bounded_logistic_x20"])
+def test_bounded_runs_agree_with_scipy_and_hold_weights_at_the_box(problem):
+    ours = large_scale.run_case(problem, 40, "lbfgsb", gtol=1e-9, max_iters=200)
+    theirs = large_scale.run_case(problem, 40, "scipy L-BFGS-B", gtol=1e-9, max_iters=200)
+    for row in (ours, theirs):
+        assert row["status"] == "converged" and row["grad_norm"] <= 1e-9
+    assert abs(ours["iterations"] - theirs["iterations"]) <= 0.25 * theirs["iterations"]
+    if problem == "bounded_logistic":
+        assert ours["active"] == theirs["active"] > 0
+    with pytest.raises(ValueError, match="run by lbfgsb"):
+        large_scale.run_case(problem, 40, "newton_cg", gtol=1e-9, max_iters=10)
+
+
+def test_bounded_goals_read_the_rows():
+    rows = [{"problem": "bounded_logistic", "n": 10**4, "method": "lbfgsb", "seconds": 1.0,
+             "iterations": 10},
+            {"problem": "bounded_logistic", "n": 10**4, "method": "scipy L-BFGS-B",
+             "seconds": 4.0, "iterations": 11},
+            {"problem": "bounded_logistic_x20", "n": 1000, "method": "lbfgsb", "seconds": 1.0,
+             "iterations": 10.5},
+            {"problem": "bounded_logistic_x20", "n": 1000, "method": "scipy L-BFGS-B",
+             "seconds": 8.0, "iterations": 10.5}]
+    first, second = large_scale.goals(rows)
+    assert "time 0.25 (goal <= 0.5: yes)" in first and "within 25%: yes" in first
+    assert "8.0x faster" in second and "goal >= 10: no" in second
