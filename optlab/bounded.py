@@ -123,48 +123,171 @@ def _middle_matrix(sy, ss, theta, filled):
     K = jnp.block([[-jnp.diag(jnp.diagonal(sy)), lower.T], [lower, theta * ss]])
     empty = ~jnp.concatenate([filled, filled])
     K = jnp.where(empty[:, None] | empty[None, :], 0.0, K) + jnp.diag(empty.astype(K.dtype))
-    return jnp.linalg.inv(K)
+    # Inverted at unit diagonal: the pairs of a badly scaled problem span many orders of
+    # magnitude, and an unequilibrated inverse loses the digits that the Cauchy search's
+    # slopes (differences of nearly equal terms) need.
+    scale = jnp.sqrt(jnp.abs(jnp.diagonal(K)))
+    scale = jnp.where(scale > 0, scale, 1.0)
+    outer = scale[:, None] * scale[None, :]
+    return jnp.linalg.inv(K / outer) / outer
 
 
-def cauchy_point(x, g, lower, upper, Wt, M, theta):
+def _first_stop(M, theta, c, p, gg, start, end, valid=None):
+    """The first of consecutive path segments on which the model stops decreasing.
+
+    Segment ``j`` runs from ``start[j]`` to ``end[j]`` with the fixed and free sums
+    ``c[j]``, ``p[j]`` and ``gg[j]`` (``sum_free g_i^2``), so the model's slope there is
+    ``f1_j + t f2_j``. Returns ``(found, j, t)``: whether some segment's slope is
+    non-negative at its start or its minimizer ``-f1_j / f2_j`` comes before its end,
+    the first such ``j`` and the minimizer clipped to that segment; only segments where
+    ``valid`` holds count. As in L-BFGS-B,
+    ``f2`` is kept above ``eps`` times its first value, against the cancellation of the
+    sums it is updated from.
+    """
+    Mp = p @ M
+    f1 = -gg - jnp.sum(c * Mp, axis=1)
+    f2 = theta * gg - jnp.sum(p * Mp, axis=1)
+    f2 = jnp.maximum(f2, jnp.finfo(f2.dtype).eps * f2[0])
+    minimizer = jnp.where(f2 > 0, -f1 / jnp.where(f2 > 0, f2, 1.0), jnp.inf)
+    stops = (f1 + start * f2 >= 0) | (minimizer < end)
+    if valid is not None:
+        stops &= valid
+    j = jnp.argmax(stops)
+    return jnp.any(stops), j, jnp.clip(minimizer[j], start[j], end[j])
+
+
+def _breakpoints(x, g, lower, upper):
+    """``(t, hit, z)``: where each coordinate reaches its bound along ``x - t g`` (inf if
+    never), the bound it reaches, and its move ``hit - x`` (0 if never)."""
+    hit = jnp.where(g < 0, upper, lower)
+    t = jnp.where(g != 0, (x - hit) / jnp.where(g != 0, g, 1.0), jnp.inf)
+    t = jnp.where(jnp.isnan(t), jnp.inf, jnp.maximum(t, 0.0))  # inf - inf: no bound
+    return t, hit, jnp.where(jnp.isfinite(t), hit - x, 0.0)
+
+
+def _sorted_cauchy_step(t, g, z, Wt, M, theta):
+    """The Cauchy point's ``t`` from all breakpoints sorted: prefix sums over the fixed
+    coordinates, suffix sums over the free ones (no cancellation), every segment at once."""
+    order = jnp.argsort(t)
+    ts, gs, zs = t[order], g[order], z[order]
+    ws = Wt[:, order].T  # (n, 2m)
+    zero_row = jnp.zeros((1, Wt.shape[0]), g.dtype)
+    c = jnp.concatenate([zero_row, jnp.cumsum(ws * zs[:, None], axis=0)])
+    p = -jnp.concatenate([jnp.cumsum((ws * gs[:, None])[::-1], axis=0)[::-1], zero_row])
+    gg = jnp.concatenate([jnp.cumsum((gs * gs)[::-1])[::-1], jnp.zeros(1, g.dtype)])
+    start = jnp.concatenate([jnp.zeros(1, g.dtype), ts])
+    end = jnp.concatenate([ts, jnp.full(1, jnp.inf, g.dtype)])
+    # The last segment (nothing free) always stops: f1 = f2 = 0.
+    return _first_stop(M, theta, c, p, gg, start, end)[2]
+
+
+class _Search(NamedTuple):
+    rounds: jax.Array  # () int32
+    done: jax.Array  # () bool: t_c is known
+    overflow: jax.Array  # () bool: a round met more breakpoints than it takes
+    t_c: jax.Array  # () the Cauchy point's t, once done
+    segment_start: jax.Array  # () where the current segment starts
+    scanned: jax.Array  # () every breakpoint <= scanned is fixed
+
+
+def cauchy_point(x, g, lower, upper, Wt, M, theta, *, chunk: int = 128, rounds: int = 16,
+                 cuts: int = 16):
     """The generalized Cauchy point of the model ``g.z + z.B z / 2``, ``B = theta I - W M
     W^T`` (``Wt = W^T``, shape ``(2m, n)``), along ``P(x - t g)``: BLNZ Algorithm CP.
 
-    The path bends where a coordinate reaches its bound, at ``t_i``. On the segment
-    after the first ``j`` breakpoints (in sorted order) the fixed coordinates have moved
-    by ``z_i = bound_i - x_i`` and the free ones by ``-t g_i``, so the model's slope is
-    ``f1_j + t f2_j`` with
+    The path bends where a coordinate reaches its bound, at ``t_i``. On a segment where
+    the coordinates with ``t_i`` below it are fixed (moved by ``z_i = bound_i - x_i``)
+    and the others free (moved by ``-t g_i``), the model's slope is ``f1 + t f2`` with
 
-        f1_j = -sum_free g_i^2 - c_j.M p_j,   f2_j = theta sum_free g_i^2 - p_j.M p_j,
-        c_j = sum_fixed w_i z_i,              p_j = -sum_free w_i g_i,
+        f1 = -sum_free g_i^2 - c.M p,   f2 = theta sum_free g_i^2 - p.M p,
+        c = sum_fixed w_i z_i,          p = -sum_free w_i g_i
 
-    (``w_i`` the rows of ``W``): prefix and suffix sums over the sorted breakpoints. The
-    Cauchy point lies on the first segment whose slope is non-negative at its start or
-    whose minimizer ``-f1_j / f2_j`` comes before its end.
+    (``w_i`` the rows of ``W``). The Cauchy point lies on the first segment whose slope is
+    non-negative at its start or whose minimizer ``-f1 / f2`` comes before its end.
+
+    Sorting all ``n`` breakpoints is the expensive part on XLA's CPU and is rarely
+    needed: the point usually lies before all but a few of them. So the search goes in
+    rounds. Each round takes the current segment's minimizer ``t*``, gathers the
+    breakpoints between the last round's and ``t*`` (found by a mask, not a sort), sorts
+    just those and checks their segments with prefix sums; a round's sums over the fixed
+    and free sets are computed afresh, ``O(n m)``. When more than ``chunk`` breakpoints
+    come before ``t*``, the round takes those up to the largest of ``cuts`` geometric
+    thresholds that holds at most ``chunk`` and leaves the rest to the next. Most
+    Cauchy points take one round. When ``rounds`` rounds do not end the search, or more
+    than ``chunk`` breakpoints share one value, every breakpoint is sorted instead (a
+    loop of zero or one pass, so that under ``jax.vmap`` only a batch that needs it
+    pays).
 
     Returns ``(x_c, t_c, free)``: the point, its ``t`` and the coordinates not at a bound
     there (``t_i > t_c``).
     """
-    hit = jnp.where(g < 0, upper, lower)  # the bound each coordinate moves toward
-    t = jnp.where(g != 0, (x - hit) / jnp.where(g != 0, g, 1.0), jnp.inf)
-    t = jnp.where(jnp.isnan(t), jnp.inf, jnp.maximum(t, 0.0))  # inf - inf: no bound
-    order = jnp.argsort(t)
-    ts, gs = t[order], g[order]
-    ws = Wt[:, order].T  # (n, 2m)
-    zs = jnp.where(jnp.isfinite(ts), (hit - x)[order], 0.0)
-    zero_row = jnp.zeros((1, Wt.shape[0]), x.dtype)
-    c = jnp.concatenate([zero_row, jnp.cumsum(ws * zs[:, None], axis=0)])
-    p = -jnp.concatenate([jnp.cumsum((ws * gs[:, None])[::-1], axis=0)[::-1], zero_row])
-    free_gg = jnp.concatenate([jnp.cumsum((gs * gs)[::-1])[::-1], jnp.zeros(1, x.dtype)])
-    Mp = p @ M
-    f1 = -free_gg - jnp.sum(c * Mp, axis=1)
-    f2 = theta * free_gg - jnp.sum(p * Mp, axis=1)
-    start = jnp.concatenate([jnp.zeros(1, x.dtype), ts])
-    end = jnp.concatenate([ts, jnp.full(1, jnp.inf, x.dtype)])
-    minimizer = jnp.where(f2 > 0, -f1 / jnp.where(f2 > 0, f2, 1.0), jnp.inf)
-    stops = (f1 + start * f2 >= 0) | (minimizer < end)
-    j = jnp.argmax(stops)  # the last segment (nothing free) always stops: f1 = f2 = 0
-    t_c = jnp.clip(minimizer[j], start[j], end[j])
+    t, hit, z = _breakpoints(x, g, lower, upper)
+    dtype = g.dtype
+    proper = (t > 0) & jnp.isfinite(t)
+    k = min(chunk, t.size)
+    steps = jnp.arange(k + 1)
+
+    def round_(s: _Search) -> _Search:
+        free = t > s.scanned
+        c = Wt @ jnp.where(free, 0.0, z)
+        p = -(Wt @ jnp.where(free, g, 0.0))
+        gg = jnp.sum(jnp.where(free, g * g, 0.0))
+        Mp = M @ p
+        f1, f2 = -gg - c @ Mp, theta * gg - p @ Mp
+        descends = f1 + s.segment_start * f2 < 0
+        minimizer = jnp.where(f2 > 0, -f1 / jnp.where(f2 > 0, f2, 1.0), jnp.inf)
+        window = proper & (t > s.scanned) & (t <= minimizer)
+        count = jnp.sum(window)
+        ends_here = ~descends | (count == 0)
+        here = jnp.where(descends, minimizer, s.segment_start)
+        # More than k breakpoints before the minimizer: take those up to the largest of
+        # `cuts` thresholds (geometric between the window's first and last) that holds
+        # at most k, and go on from there in the next round.
+        first = jnp.min(jnp.where(window, t, jnp.inf))
+        ratio = jnp.max(jnp.where(window, t, 0.0)) / jnp.where(count > 0, first, 1.0)
+        thresholds = first * ratio ** jnp.linspace(0.0, 1.0, cuts, dtype=dtype)
+        held = jnp.sum(window[None, :] & (t[None, :] <= thresholds[:, None]), axis=1)
+        fitting = jnp.sum(held <= k)  # held grows with the threshold
+        crowded = count > k
+        cut = jnp.where(crowded, thresholds[jnp.maximum(fitting - 1, 0)], minimizer)
+        window &= t <= cut
+        count = jnp.sum(window)
+
+        # The window's breakpoints in order; segment j has the first j of them fixed, and
+        # the last one runs to the minimizer (no breakpoint lies between).
+        index = jnp.nonzero(window, size=k, fill_value=0)[0]
+        taken = jnp.arange(k) < count
+        tk = jnp.where(taken, t[index], jnp.inf)
+        order = jnp.argsort(tk)
+        index, taken, tk = index[order], taken[order], tk[order]
+        gk, zk = jnp.where(taken, g[index], 0.0), jnp.where(taken, z[index], 0.0)
+        wk = jnp.where(taken[:, None], Wt[:, index].T, 0.0)  # (k, 2m)
+        zero_row = jnp.zeros((1, Wt.shape[0]), dtype)
+        cj = c[None, :] + jnp.concatenate([zero_row, jnp.cumsum(wk * zk[:, None], axis=0)])
+        pj = p[None, :] + jnp.concatenate([zero_row, jnp.cumsum(wk * gk[:, None], axis=0)])
+        ggj = gg - jnp.concatenate([jnp.zeros(1, dtype), jnp.cumsum(gk * gk)])
+        start = jnp.concatenate([s.segment_start[None], tk])
+        end = jnp.where(steps < count, jnp.concatenate([tk, jnp.full(1, jnp.inf, dtype)]),
+                        cut)
+        found, j, t_j = _first_stop(M, theta, cj, pj, ggj, start, end, steps <= count)
+        overflow = ~ends_here & crowded & (fitting == 0)  # a cluster of > k equal t_i
+        done = ends_here | (~overflow & found)
+        last = tk[jnp.clip(count - 1, 0, k - 1)]
+        return _Search(
+            rounds=s.rounds + 1, done=done, overflow=overflow,
+            t_c=jnp.where(ends_here, here, t_j),
+            segment_start=jnp.where(count > 0, last, s.segment_start),
+            scanned=jnp.where(count > 0, cut, s.scanned))
+
+    zero = jnp.zeros((), dtype)
+    searched = jax.lax.while_loop(
+        lambda s: ~s.done & ~s.overflow & (s.rounds < rounds), round_,
+        _Search(jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.zeros((), bool), zero,
+                zero, zero))
+    t_c, _ = jax.lax.while_loop(
+        lambda c: c[1], lambda c: (_sorted_cauchy_step(t, g, z, Wt, M, theta),
+                                   jnp.zeros((), bool)),
+        (searched.t_c, ~searched.done))
     free = t > t_c
     x_c = jnp.clip(jnp.where(free, x - t_c * g, hit), lower, upper)
     return x_c, t_c, free

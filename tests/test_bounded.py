@@ -205,8 +205,10 @@ def _kkt(x, g, lower, upper, tol):
 def test_mgh_problems_with_their_minimizers_cut_off_match_scipy():
     """Every MGH problem in a box that excludes its unconstrained minimizer x_u: ``x_u -
     2 (1 + |x_u|) <= x``, and ``x <= x_u - (1 + |x_u|) / 4`` on every other coordinate
-    (the rest unbounded above). One compiled program for the 18 runs."""
+    (the rest unbounded above). One compiled program (``problems.stack``); the padding
+    coordinates are fixed at 0 by their bounds."""
     mgh = problems.mgh_problems()
+    batch = problems.stack(mgh)
     boxes = []
     for problem in mgh:
         x_u = minimize_trace(problem.fun, problem.x0, method="L-BFGS-B", max_iters=1000,
@@ -216,21 +218,23 @@ def test_mgh_problems_with_their_minimizers_cut_off_match_scipy():
                       np.where(odd, np.inf, x_u - 0.25 * (1 + np.abs(x_u)))))
 
     @jax.jit
-    def runs(starts):
-        return [_ours(problem.fun, x0, lower, upper, max_iters=1000)
-                for problem, x0, (lower, upper) in zip(mgh, starts, boxes)]
+    @jax.vmap
+    def runs(k, x0, lower, upper):
+        return _ours(functools.partial(batch.fun, k), x0, lower, upper, max_iters=1000)
 
-    results = runs([jnp.asarray(problem.x0) for problem in mgh])
+    results = runs(jnp.arange(len(mgh)), batch.x0, batch.pad([lower for lower, _ in boxes]),
+                   batch.pad([upper for _, upper in boxes]))
     ours, theirs, counts = 0, 0, []
-    for problem, result, (lower, upper) in zip(mgh, results, boxes):
-        x, grad = np.asarray(result.params), np.asarray(jax.grad(problem.fun)(result.params))
+    for k, (problem, (lower, upper)) in enumerate(zip(mgh, boxes)):
+        x = np.asarray(results.params[k, : problem.n])
+        grad = np.asarray(jax.grad(problem.fun)(jnp.asarray(x)))
         assert np.all((lower <= x) & (x <= upper)), problem.name
         with np.errstate(all="ignore"):
             trace = minimize_trace(problem.fun, problem.x0, method="L-BFGS-B",
                                    max_iters=1000, bounds=(lower, upper))
-        f_star = min(float(result.value), float(trace.result.fun))
-        mine, scipys = _iterations(result.history.values, f_star), _iterations(trace.values,
-                                                                               f_star)
+        f_star = min(float(results.value[k]), float(trace.result.fun))
+        mine = _iterations(results.history.values[k], f_star)
+        scipys = _iterations(trace.values, f_star)
         ours += mine is not None
         theirs += scipys is not None
         if mine is not None:  # a solved run ends at a KKT point
@@ -336,3 +340,24 @@ def test_bad_bounds_get_clear_errors(lower, upper, match):
 def test_memory_must_be_positive():
     with pytest.raises(ValueError, match="memory"):
         optlab.lbfgsb(memory=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 128])
+def test_the_cauchy_search_in_rounds_equals_sorting_every_breakpoint(chunk):
+    """Rounds of a few breakpoints (or the fallback to the full sort, when a round meets
+    more than ``chunk``) find the same point as sorting them all, where the path crosses
+    many breakpoints before it."""
+    rng = np.random.default_rng(chunk)
+    n = 200
+    S, Y = _pairs(n, 4, seed=chunk)
+    Wt, M, theta = _model(5, S, Y)
+    lower, upper = -0.01 * rng.random(n), 0.01 * rng.random(n)  # tight: many breakpoints
+    for _ in range(3):
+        x = jnp.asarray(rng.uniform(lower, upper))
+        g = jnp.asarray(rng.standard_normal(n))
+        bounds = jnp.asarray(lower), jnp.asarray(upper)
+        x_c, t_c, free = bounded.cauchy_point(x, g, *bounds, Wt, M, theta, chunk=chunk)
+        t, _, z = bounded._breakpoints(x, g, *bounds)
+        expected = bounded._sorted_cauchy_step(t, g, z, Wt, M, theta)
+        assert int(jnp.sum(t < expected)) > 3  # the search crossed breakpoints
+        np.testing.assert_allclose(float(t_c), float(expected), rtol=1e-10)

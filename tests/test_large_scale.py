@@ -51,10 +51,10 @@ def test_goals_read_the_rows():
 
 @pytest.mark.parametrize("problem", ["bounded_logistic", "bounded_logistic_x20"])
 def test_bounded_runs_agree_with_scipy_and_hold_weights_at_the_box(problem):
-    ours = large_scale.run_case(problem, 40, "lbfgsb", gtol=1e-9, max_iters=200)
-    theirs = large_scale.run_case(problem, 40, "scipy L-BFGS-B", gtol=1e-9, max_iters=200)
+    ours = large_scale.run_case(problem, 40, "lbfgsb", gtol=1e-8, max_iters=200)
+    theirs = large_scale.run_case(problem, 40, "scipy L-BFGS-B", gtol=1e-8, max_iters=200)
     for row in (ours, theirs):
-        assert row["status"] == "converged" and row["grad_norm"] <= 1e-9
+        assert row["status"] == "converged" and row["grad_norm"] <= 1e-8
     assert abs(ours["iterations"] - theirs["iterations"]) <= 0.25 * theirs["iterations"]
     if problem == "bounded_logistic":
         assert ours["active"] == theirs["active"] > 0

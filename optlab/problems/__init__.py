@@ -25,10 +25,12 @@ from optlab.problems.functions import (
 from optlab.problems.mgh_set import (
     MGH_PROBLEMS,
     Problem,
+    ProblemStack,
     iterations_to_solve,
     mgh,
     mgh_problems,
     solved,
+    stack,
 )
 from optlab.problems.quadratic import (
     Quadratic,
@@ -45,6 +47,7 @@ __all__ = [
     "ROSENBROCK_START",
     "TEST_FUNCTIONS",
     "Problem",
+    "ProblemStack",
     "Quadratic",
     "TestFunction",
     "bowl",
@@ -65,4 +68,5 @@ __all__ = [
     "seed_quadratic",
     "seed_quadratics",
     "solved",
+    "stack",
 ]

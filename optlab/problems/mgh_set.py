@@ -22,7 +22,7 @@ starts.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -244,3 +244,46 @@ def mgh(name: str, n: int | None = None) -> Problem:
 def mgh_problems() -> list[Problem]:
     """All 18 at their standard sizes, in the paper's order."""
     return [mgh(name) for name in MGH_PROBLEMS]
+
+
+class ProblemStack(NamedTuple):
+    """Problems of different sizes as one objective: what :func:`stack` returns."""
+
+    fun: Callable[[jax.Array, jax.Array], jax.Array]  # fun(k, x): problem k at x[:n_k]
+    x0: np.ndarray  # (problems, width) the standard starts, zero-padded to the widest
+    sizes: tuple[int, ...]  # n of each problem
+    names: tuple[str, ...]
+
+    def pad(self, vectors, fill: float = 0.0) -> np.ndarray:
+        """Per-problem vectors (bounds, minimizers) as one ``(problems, width)`` array."""
+        width = self.x0.shape[1]
+        return np.stack([np.pad(np.asarray(v, np.float64), (0, width - len(v)),
+                                constant_values=fill) for v in vectors])
+
+
+def stack(problems: Sequence[Problem]) -> ProblemStack:
+    """Problems of different sizes as one objective ``fun(k, x)`` of the problem's index
+    ``k`` and a vector padded with zeros to the largest ``n``, so that ``jax.vmap`` over
+    ``k`` runs them all in one compiled program, whose compile time is a fraction of
+    one program per problem. ``fun`` is a ``lax.switch`` over the problems, which under
+    ``vmap`` evaluates every problem and selects, and every member runs until the slowest
+    stops: a gain when the runs are short (L-BFGS-B on the 18 in boxes: 30 s against
+    44 s, compile included), a loss when some run to a budget of a thousand iterations
+    with Hessian-vector products. The padding does not enter the objective, so its
+    gradient and Hessian there are zero and the second-order methods leave it at 0.
+
+    >>> batch = stack(mgh_problems())
+    >>> batch.x0.shape, batch.sizes[:3]
+    ((18, 10), (3, 6, 3))
+    >>> round(float(batch.fun(0, batch.x0[0])), 1)  # helical valley at its start
+    2500.0
+    """
+    problems = list(problems)
+    if not problems:
+        raise ValueError("stack needs at least one problem")
+    width = max(problem.n for problem in problems)
+    branches = [lambda x, fun=problem.fun, n=problem.n: fun(x[:n]) for problem in problems]
+    batch = ProblemStack(lambda k, x: jax.lax.switch(k, branches, x),
+                         np.zeros((0, width)), tuple(problem.n for problem in problems),
+                         tuple(problem.name for problem in problems))
+    return batch._replace(x0=batch.pad([problem.x0 for problem in problems]))
