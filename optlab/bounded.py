@@ -18,9 +18,10 @@ iteration
 
 ``B = theta I - W M W^T`` is the limited-memory BFGS matrix of the last ``memory``
 pairs in compact form (BLNZ eq. 3.2): ``W = [Y, theta S]`` and ``M`` the inverse of
-``[[-D, L^T], [L, theta S^T S]]``. The breakpoints of the Cauchy search are visited in
-one vectorized pass: sorted once, with the model's slope on every segment from prefix
-sums, so the search costs a sort and ``O(n m^2)`` work without a loop over breakpoints.
+``[[-D, L^T], [L, theta S^T S]]``. The Cauchy search visits the breakpoints in rounds
+of a few, found by masks and sorted among themselves, with the model's slope on their
+segments from prefix sums: no loop over breakpoints, and a sort of all ``n`` of them only
+when a step crosses many (:func:`cauchy_point`).
 
 Bounds are pytrees with the parameters' structure (each leaf broadcast to its
 parameter's shape), or scalars for every coordinate; ``None`` or infinite entries leave
@@ -141,9 +142,8 @@ def _first_stop(M, theta, c, p, gg, start, end, valid=None):
     ``f1_j + t f2_j``. Returns ``(found, j, t)``: whether some segment's slope is
     non-negative at its start or its minimizer ``-f1_j / f2_j`` comes before its end,
     the first such ``j`` and the minimizer clipped to that segment; only segments where
-    ``valid`` holds count. As in L-BFGS-B,
-    ``f2`` is kept above ``eps`` times its first value, against the cancellation of the
-    sums it is updated from.
+    ``valid`` holds count. As in L-BFGS-B, ``f2`` is kept above ``eps`` times its first
+    value, against the cancellation of the sums it is updated from.
     """
     Mp = p @ M
     f1 = -gg - jnp.sum(c * Mp, axis=1)
@@ -270,7 +270,7 @@ def cauchy_point(x, g, lower, upper, Wt, M, theta, *, chunk: int = 64, rounds: i
         count = jnp.sum(window)
 
         # The window's breakpoints in order; segment j has the first j of them fixed, and
-        # the last one runs to the minimizer (no breakpoint lies between).
+        # the last one runs to the cut (no breakpoint lies between).
         index = jnp.nonzero(window, size=k, fill_value=0)[0]
         taken = jnp.arange(k) < count
         tk = jnp.where(taken, t[index], jnp.inf)
@@ -380,14 +380,19 @@ def lbfgsb(
     objective at the given ``x0``, so it must be finite there. A pair with ``s.y <= eps
     |t g.d|`` (too little curvature) is not stored, as in scipy. The first step, with no
     pairs, goes to the Cauchy point of ``B = I``, with the first trial step ``min(1,
-    1/||d||)`` when some coordinate is not bounded on both sides (scipy's rule).
+    1/||d||)`` when some coordinate is not bounded on both sides (scipy's rule). A search
+    that fails with pairs in memory drops them and tries again from the same point with
+    ``B = I``, within the same step, as scipy does; a failure then is the run's
+    ``LINE_SEARCH_FAILED``. A run's history entry 0 is the given ``x0``, outside the box
+    or not.
 
     The state's ``iterate`` is the new point exactly, clipped into the box; ``updates``
     is its difference from ``params``, which in floating point may add back to a point an
     ulp outside the box: :func:`optlab.minimize` moves to ``iterate`` instead. The
     gradient the model uses is ``grad``, the objective's; ``updates`` passed in are
     ignored (a preceding transformation would break the bounds' meaning). The state's
-    ``info`` (:class:`LBFGSBInfo`) holds the active-set size of each step.
+    ``info`` (:class:`LBFGSBInfo`) holds the active-set size of each step and whether
+    its subspace point was backtracked.
 
     Example:
       >>> import jax.numpy as jnp, optlab

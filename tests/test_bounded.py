@@ -76,7 +76,7 @@ def _reference_cauchy(x, g, lower, upper, B):
     return start
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_cauchy_point_is_the_first_local_minimizer_along_the_projected_path(seed):
     rng = np.random.default_rng(seed)
     n, memory = 12, 4
@@ -222,12 +222,14 @@ def test_mgh_problems_with_their_minimizers_cut_off_match_scipy():
     def runs(k, x0, lower, upper):
         return _ours(functools.partial(batch.fun, k), x0, lower, upper, max_iters=1000)
 
-    results = runs(jnp.arange(len(mgh)), batch.x0, batch.pad([lower for lower, _ in boxes]),
+    ks = jnp.arange(len(mgh))
+    results = runs(ks, batch.x0, batch.pad([lower for lower, _ in boxes]),
                    batch.pad([upper for _, upper in boxes]))
+    grads = jax.jit(jax.vmap(jax.grad(batch.fun, argnums=1)))(ks, results.params)
     ours, theirs, counts = 0, 0, []
     for k, (problem, (lower, upper)) in enumerate(zip(mgh, boxes)):
         x = np.asarray(results.params[k, : problem.n])
-        grad = np.asarray(jax.grad(problem.fun)(jnp.asarray(x)))
+        grad = np.asarray(grads[k, : problem.n])
         assert np.all((lower <= x) & (x <= upper)), problem.name
         with np.errstate(all="ignore"):
             trace = minimize_trace(problem.fun, problem.x0, method="L-BFGS-B",
@@ -342,7 +344,7 @@ def test_memory_must_be_positive():
         optlab.lbfgsb(memory=0)
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 128])
+@pytest.mark.parametrize("chunk", [3, 64])
 def test_the_cauchy_search_in_rounds_equals_sorting_every_breakpoint(chunk):
     """Rounds of a few breakpoints (or the fallback to the full sort, when a round meets
     more than ``chunk``) find the same point as sorting them all, where the path crosses
