@@ -379,7 +379,7 @@ def define_flags() -> None:
     flags.DEFINE_float("gtol", 1e-6, "Every run stops at ||grad|| <= gtol.")
     flags.DEFINE_float("bounded_gtol", 1e-9, "The bounded problems' runs stop at "
                        "||P(w - grad) - w|| <= bounded_gtol (their mean loss has a gradient "
-                       "of order 1/sqrt(n): 1e-6 ends them in 3 iterations at n = 10^5).")
+                       "of order 1/sqrt(n), so --gtol would end them after a few steps).")
     flags.DEFINE_integer("max_iters", 1000, "Iteration budget of every run.")
     flags.DEFINE_integer("dense_max", 1000, "Largest n of the dense methods.")
     flags.DEFINE_string("case", None, "problem:n:method: one run, printed as JSON (internal).")

@@ -162,8 +162,8 @@ def _only_if(flag, fn, operands, default):
     pass, so that under ``jax.vmap`` (where ``lax.cond`` computes both branches) nothing
     is computed unless some member needs it. The operands pass an optimization barrier
     together with the loop's flag: a body of loop-invariant operands would otherwise be
-    hoisted out of the loop by XLA and computed every time (measured: the fallback sort
-    of :func:`cauchy_point` cost 8 ms per vmapped call of 20 that never took it)."""
+    hoisted out of the loop by XLA and computed every time (BENCHMARKS.md, "Bound
+    constraints", has what that cost)."""
     def body(carry):
         _, go, ops = carry
         ops, _ = jax.lax.optimization_barrier((ops, go))

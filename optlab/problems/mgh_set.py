@@ -267,9 +267,9 @@ def stack(problems: Sequence[Problem]) -> ProblemStack:
     ``k`` runs them all in one compiled program, whose compile time is a fraction of
     one program per problem. ``fun`` is a ``lax.switch`` over the problems, which under
     ``vmap`` evaluates every problem and selects, and every member runs until the slowest
-    stops: a gain when the runs are short (L-BFGS-B on the 18 in boxes: 30 s against
-    44 s, compile included), a loss when some run to a budget of a thousand iterations
-    with Hessian-vector products. The padding does not enter the objective, so its
+    stops: a gain when the runs are short (L-BFGS-B on the 18 in boxes, compile
+    included), a loss when some run to a budget of a thousand iterations with
+    Hessian-vector products. The padding does not enter the objective, so its
     gradient and Hessian there are zero and the second-order methods leave it at 0.
 
     >>> batch = stack(mgh_problems())
