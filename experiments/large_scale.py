@@ -23,27 +23,20 @@ projected gradient's ``||P(w - g) - w|| <= --gtol``), at most ``--max_iters``:
 
 Methods on the unconstrained problems: optlab's ``newton_cg``, ``trust_ncg`` and
 ``lbfgs``, and dense ``newton`` (with the modified Hessian ``max(|l|, 1e-8)``, a Wolfe
-search) up to ``--dense_max`` unknowns,
-each run by ``optlab.minimize`` compiled apart (the compile time is reported in its own
-column); scipy's ``Newton-CG`` and ``trust-ncg`` given the same jitted value, gradient and
-Hessian-vector product (scipy's ``Newton-CG`` has no gradient test: a callback stops it
-at the same ``||g|| <= gtol``, from a gradient that is remembered, so that scipy's next
-request for it costs nothing); optimistix's ``BFGS`` (dense, ``rtol=0``,
-``atol=gtol``, which is its gradient test) up to ``--dense_max`` unknowns.
+search) up to ``--dense_max`` unknowns, each run by ``optlab.minimize`` compiled apart
+(the compile time is reported in its own column); scipy's ``Newton-CG`` and
+``trust-ncg``, and optimistix's dense ``BFGS`` up to ``--dense_max`` unknowns, run as
+:mod:`experiments.kit.peers` says.
 
 Each run is a process of its own (``--case=problem:n:method``), so that its peak memory,
 ``resource.getrusage``'s maximum resident set, is its own (JAX's own footprint
 included). Evaluations count the objective-and-gradient evaluations (scipy's ``nfev``);
-Hessian-vector products are apart. Goals (issue 19, this 2-core CPU): ``newton_cg``
-solves extended Rosenbrock at n = 10^6; at 10^5 it is at least 2x faster than scipy's
-Newton-CG with iterations within 25%. Issue 20: ``lbfgsb`` takes at most half of scipy's
-time at n >= 10^4 (iterations within 25%), and the 20 problems vmapped are at least 10x
-faster than scipy's loop.
+Hessian-vector products are apart. The goals of issues 19 and 20 are printed, met or
+not, after the table (:func:`goals`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import resource
 import subprocess
@@ -56,7 +49,7 @@ import numpy as np
 from absl import flags
 
 import optlab
-from experiments.kit import cli
+from experiments.kit import cli, peers
 from optlab import report, stopping, sweep
 
 UNCONSTRAINED = ("newton_cg", "trust_ncg", "lbfgs", "newton", "scipy Newton-CG",
@@ -110,18 +103,13 @@ def objective(problem: str, n: int):
         return fun, jnp.zeros(n), logistic_data(n), None
     if problem == "bounded_logistic":
         return fun, jnp.zeros(n), logistic_data(n), jnp.asarray(BOX)
-    # One sparsity pattern (seed 0's) for the batch, its values and labels from each seed:
-    # vmap then gathers and scatters with shared indices, which XLA's CPU does 30 times
-    # faster than with per-member ones.
+    # One sparsity pattern (seed 0's), values and labels from each seed: vmap then gathers
+    # and scatters with shared indices, far cheaper on XLA's CPU than per-member ones.
     rows, columns, _, _ = logistic_data(n)
     values, labels = (jnp.stack(leaves) for leaves in zip(
         *(logistic_data(n, seed, shared_pattern=True)[2:] for seed in range(BATCH))))
     return (fun, jnp.zeros((BATCH, n)), (rows, columns, values, labels),
             jnp.geomspace(0.025, 0.5, BATCH))
-
-
-def _projected_grad_norm(x, g, box) -> float:
-    return float(np.linalg.norm(np.clip(x - g, -box, box) - x))
 
 
 def _optlab_run(method: str, fun, x0, data, box, gtol: float, max_iters: int) -> dict:
@@ -152,7 +140,7 @@ def _optlab_run(method: str, fun, x0, data, box, gtol: float, max_iters: int) ->
         g = np.asarray(jax.vmap(jax.grad(fun), in_axes=(0, DATA_AXES))(jnp.asarray(x), data)
                        if batched
                        else jax.grad(fun)(result.params, data)).reshape(x.shape)
-        grad_norm = max(_projected_grad_norm(xk, gk, bk) for xk, gk, bk in
+        grad_norm = max(peers.projected_grad_norm(xk, gk, bk) for xk, gk, bk in
                         zip(x, g, np.broadcast_to(np.asarray(box), x.shape[:1])))
     statuses = {optlab.Status(int(s)).name.lower() for s in np.ravel(result.status)}
     return {"seconds": timing.run_seconds, "compile_seconds": timing.compile_seconds,
@@ -163,117 +151,12 @@ def _optlab_run(method: str, fun, x0, data, box, gtol: float, max_iters: int) ->
                if box is not None and not batched else {})}
 
 
-def _scipy_bounded(fun, x0, data, box, gtol: float, max_iters: int) -> dict:
-    """scipy's L-BFGS-B stopped by the same Euclidean projected-gradient test (a
-    callback; its own tests off); a batch is a loop of runs whose times add up."""
-    import scipy.optimize
-
-    value_and_grad = jax.jit(jax.value_and_grad(fun))
-    boxes = np.atleast_1d(np.asarray(box))
-    starts = np.asarray(x0).reshape(len(boxes), -1)
-    datas = ([tuple(leaf if axis is None else leaf[k] for leaf, axis in zip(data, DATA_AXES))
-              for k in range(len(boxes))] if np.ndim(box) else [data])
-    jax.block_until_ready(value_and_grad(jnp.asarray(starts[0]), datas[0]))  # compiled apart
-    seconds, iterations, evaluations, norms = 0.0, [], 0, []
-    def stopper(data_k, box_k):
-        """scipy's objective, and a callback that stops at the projected-gradient test
-        from the gradient scipy asked for last (at the new iterate)."""
-        last = {}
-
-        def fg(x):
-            f, g = value_and_grad(x, data_k)
-            last["x"], last["g"] = x, np.asarray(g)
-            return float(f), last["g"]
-
-        def callback(intermediate_result):
-            x = intermediate_result.x
-            g = (last["g"] if np.array_equal(x, last["x"])
-                 else np.asarray(value_and_grad(x, data_k)[1]))
-            if _projected_grad_norm(x, g, box_k) <= gtol:
-                raise StopIteration
-
-        return fg, callback
-
-    for start, data_k, box_k in zip(starts, datas, boxes):
-        fg, callback = stopper(data_k, box_k)
-        begin = time.perf_counter()
-        result = scipy.optimize.minimize(
-            fg, start, jac=True, method="L-BFGS-B", callback=callback,
-            bounds=scipy.optimize.Bounds(-box_k, box_k),
-            options={"maxiter": max_iters, "gtol": 0.0, "ftol": 0.0, "maxfun": 100 * max_iters})
-        seconds += time.perf_counter() - begin
-        iterations.append(int(result.nit))
-        evaluations += int(result.nfev)
-        norms.append(_projected_grad_norm(result.x, np.asarray(value_and_grad(result.x,
-                                                                              data_k)[1]),
-                                          box_k))
-    converged = max(norms) <= gtol
-    return {"seconds": seconds, "compile_seconds": None,
-            "iterations": float(np.mean(iterations)) if np.ndim(box) else iterations[0],
-            "evaluations": evaluations, "products": None, "grad_norm": max(norms),
-            "status": "converged" if converged else "stopped",
-            **({} if np.ndim(box) else {"active": int(np.sum(np.abs(result.x) == box_k))})}
-
-
-def _scipy_run(method: str, fun, x0, data, gtol: float, max_iters: int) -> dict:
-    import scipy.optimize
-
-    value = functools.partial(jax.jit(fun), data=data)
-    grad = functools.partial(jax.jit(jax.grad(fun)), data=data)
-    product = functools.partial(jax.jit(
-        lambda x, v, data: jax.jvp(lambda y: jax.grad(fun)(y, data), (x,), (v,))[1]), data=data)
-    x0 = np.asarray(x0)
-    remembered = {}
-    counts = {"products": 0}
-
-    def jac(x):
-        key = x.tobytes()
-        if key not in remembered:
-            remembered.clear()
-            remembered[key] = np.asarray(grad(x))
-        return remembered[key]
-
-    def hessp(x, v):
-        counts["products"] += 1
-        return np.asarray(product(x, v))
-
-    def callback(intermediate_result):  # Newton-CG's gradient test
-        if np.linalg.norm(jac(intermediate_result.x)) <= gtol:
-            raise StopIteration
-
-    for compile_ in (value, grad):  # compiled before the clock starts
-        jax.block_until_ready(compile_(x0))
-    jax.block_until_ready(product(x0, x0))
-    options = ({"xtol": 0.0, "maxiter": max_iters} if method == "Newton-CG"
-               else {"gtol": gtol, "maxiter": max_iters})
-    start = time.perf_counter()
-    result = scipy.optimize.minimize(lambda x: float(value(x)), x0, jac=jac, hessp=hessp,
-                                     method=method, options=options,
-                                     callback=callback if method == "Newton-CG" else None)
-    seconds = time.perf_counter() - start
-    grad_norm = float(np.linalg.norm(jac(result.x)))
-    return {"seconds": seconds, "compile_seconds": None, "iterations": int(result.nit),
-            "evaluations": int(result.nfev), "products": counts["products"],
-            "grad_norm": grad_norm, "status": "converged" if grad_norm <= gtol else
-            f"stopped: {result.message}"}
-
-
-def _optimistix_run(fun, x0, data, gtol: float, max_iters: int) -> dict:
-    import optimistix
-
-    solver = optimistix.BFGS(rtol=0.0, atol=gtol)
-
-    def run(x0, data):
-        return optimistix.minimise(fun, solver, x0, args=data, max_steps=max_iters,
-                                   throw=False)
-
-    solution, timing = sweep.time_compiled(run, x0, data, repeats=1)
-    grad_norm = float(jnp.linalg.norm(jax.grad(fun)(solution.value, data)))
-    steps = int(solution.stats["num_steps"])
-    return {"seconds": timing.run_seconds, "compile_seconds": timing.compile_seconds,
-            "iterations": steps, "evaluations": steps, "products": None,
-            "grad_norm": grad_norm,
-            "status": "converged" if grad_norm <= gtol else "max_iters"}
+def _members(x0, data, box) -> list[tuple]:
+    """``(start, data, box)`` of each bounded problem: one, or the x20 batch's 20."""
+    member = lambda k: tuple(leaf if axis is None else leaf[k]  # noqa: E731
+                             for leaf, axis in zip(data, DATA_AXES))
+    return [(x0[k], member(k), box[k]) for k in range(len(box))] if np.ndim(box) else [
+        (x0, data, box)]
 
 
 def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> dict:
@@ -283,11 +166,12 @@ def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> 
     if method not in METHODS[problem]:
         raise ValueError(f"{problem} is run by {', '.join(METHODS[problem])}, not {method!r}")
     if method == "scipy L-BFGS-B":
-        row = _scipy_bounded(fun, x0, data, box, gtol, max_iters)
+        row = peers.scipy_lbfgsb_row(fun, _members(x0, data, box), gtol, max_iters,
+                                     batch=bool(np.ndim(box)))
     elif method.startswith("scipy "):
-        row = _scipy_run(method.split()[1], fun, x0, data, gtol, max_iters)
+        row = peers.scipy_newton_row(method.split()[1], fun, x0, data, gtol, max_iters)
     elif method == "optimistix BFGS":
-        row = _optimistix_run(fun, x0, data, gtol, max_iters)
+        row = peers.optimistix_bfgs_row(fun, x0, data, gtol, max_iters)
     else:
         row = _optlab_run(method, fun, x0, data, box, gtol, max_iters)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
@@ -334,42 +218,42 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _half_the_time(label: str, ours: dict, theirs: dict) -> str:
+    """The sentence of a goal "at most half of the peer's time, iterations within 25%"."""
+    ratio = ours["seconds"] / theirs["seconds"]
+    spread = abs(ours["iterations"] - theirs["iterations"]) / theirs["iterations"]
+    return (f"{label} time {ratio:.2f} (goal <= 0.5: {'yes' if ratio <= 0.5 else 'no'}), "
+            f"iterations {ours['iterations']} against {theirs['iterations']} (within 25%: "
+            f"{'yes' if spread <= 0.25 else 'no'}).")
+
+
 def goals(rows: list[dict]) -> list[str]:
-    """The issue's goals, as sentences with their figures."""
+    """The issues' goals, as sentences with their figures: ``newton_cg`` solves extended
+    Rosenbrock at n = 10^6 and takes at most half of scipy's time at 10^5, ``lbfgsb`` at
+    n >= 10^4 (iterations within 25%); 20 bounded problems vmapped 10x faster than scipy."""
     found = {(r["problem"], r["n"], r["method"]): r for r in rows}
     sentences = []
     big = found.get(("rosenbrock", 10**6, "newton_cg"))
     if big is not None:
-        met = big["status"] == "converged"
+        met = "yes" if big["status"] == "converged" else "no"
         sentences.append(f"newton_cg solves extended Rosenbrock at n = 10^6 to ||g|| <= gtol: "
-                         f"{'yes' if met else 'no'} ({big['status']}, {big['iterations']} "
+                         f"{met} ({big['status']}, {big['iterations']} "
                          f"iterations, {report.format_seconds(big['seconds'])}).")
     ours, theirs = (found.get(("rosenbrock", 10**5, m)) for m in ("newton_cg", "scipy Newton-CG"))
     if ours is not None and theirs is not None:
-        ratio = ours["seconds"] / theirs["seconds"]
-        spread = abs(ours["iterations"] - theirs["iterations"]) / theirs["iterations"]
-        sentences.append(
-            f"At n = 10^5, newton_cg / scipy Newton-CG time {ratio:.2f} (goal <= 0.5: "
-            f"{'yes' if ratio <= 0.5 else 'no'}), iterations {ours['iterations']} against "
-            f"{theirs['iterations']} (within 25%: {'yes' if spread <= 0.25 else 'no'}).")
+        sentences.append(_half_the_time("At n = 10^5, newton_cg / scipy Newton-CG", ours, theirs))
     for n in sorted({r["n"] for r in rows if r["problem"] == "bounded_logistic"}):
         ours, theirs = (found.get(("bounded_logistic", n, m)) for m in BOUNDED)
-        if ours is None or theirs is None or n < 10**4:
-            continue
-        ratio = ours["seconds"] / theirs["seconds"]
-        spread = abs(ours["iterations"] - theirs["iterations"]) / theirs["iterations"]
-        sentences.append(
-            f"Bounded logistic at n = {n}: lbfgsb / scipy L-BFGS-B time {ratio:.2f} (goal <= "
-            f"0.5: {'yes' if ratio <= 0.5 else 'no'}), iterations {ours['iterations']} "
-            f"against {theirs['iterations']} (within 25%: {'yes' if spread <= 0.25 else 'no'}).")
+        if ours is not None and theirs is not None and n >= 10**4:
+            sentences.append(_half_the_time(
+                f"Bounded logistic at n = {n}: lbfgsb / scipy L-BFGS-B", ours, theirs))
     for n in sorted({r["n"] for r in rows if r["problem"] == "bounded_logistic_x20"}):
         ours, theirs = (found.get(("bounded_logistic_x20", n, m)) for m in BOUNDED)
-        if ours is None or theirs is None:
-            continue
-        speedup = theirs["seconds"] / ours["seconds"]
-        sentences.append(
-            f"{BATCH} bounded logistic problems at n = {n}, vmapped: {speedup:.1f}x faster than "
-            f"a loop of scipy runs (goal >= 10: {'yes' if speedup >= 10 else 'no'}).")
+        if ours is not None and theirs is not None:
+            speedup = theirs["seconds"] / ours["seconds"]
+            sentences.append(f"{BATCH} bounded logistic problems at n = {n}, vmapped: "
+                             f"{speedup:.1f}x faster than a loop of scipy runs (goal >= 10: "
+                             f"{'yes' if speedup >= 10 else 'no'}).")
     return sentences
 
 
