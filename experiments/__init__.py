@@ -6,6 +6,6 @@
 
 STUDIES = (
     "example", "linear_regression", "mnist_autoencoders", "mnist_cnn", "mnist_mlp",
-    "nab_anomaly", "newton_cycle", "pcg", "quasi_newton", "spectrogram_anomaly",
+    "nab_anomaly", "newton_cycle", "pcg", "profiles", "quasi_newton", "spectrogram_anomaly",
     "test_functions", "wine_mlp",
 )

@@ -6,11 +6,13 @@ stopped.
 """
 
 from optlab import (
+    benchmark,
     bounded,
     first_order,
     line_search,
     linalg,
     problems,
+    profiles,
     search,
     stats,
     stopping,
@@ -59,6 +61,7 @@ __all__ = [
     "sgd",
     "Result",
     "Status",
+    "benchmark",
     "bfgs",
     "bounded",
     "gradient_descent",
@@ -71,6 +74,7 @@ __all__ = [
     "newton_cg",
     "nonlinear_cg",
     "problems",
+    "profiles",
     "quasi_newton",
     "search",
     "sr1",

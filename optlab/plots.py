@@ -15,7 +15,7 @@ the picture instead of shrinking the landscape: a path is drawn until it crosses
 boundary of the domain (3-D axes do not clip), and non-finite points are not drawn.
 """
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -607,3 +607,50 @@ def _boundary_crossing(inside: np.ndarray, outside: np.ndarray, domain: Domain) 
         to_high, to_low = (high - inside) / step, (low - inside) / step
     fractions = np.where(outside > high, to_high, np.where(outside < low, to_low, 1.0))
     return inside + np.min(fractions) * step
+
+
+def profiles_figure(
+    panels: Mapping[str, Any],
+    names: Sequence[str],
+    *,
+    xlabel: str | Mapping[str, str],
+    ylabel: str = "fraction of problems",
+    ncols: int | None = None,
+    size_per_panel: tuple[float, float] = (4.5, 3.6),
+) -> Figure:
+    """Performance or data profiles (:class:`optlab.profiles.Profile`), one panel per
+    title, one step line per solver (``names``, in the order of a profile's rows), on a
+    logarithmic x axis, with one legend for every panel outside the curves, to the right.
+
+    A line starts where its x axis starts (at 0 below its first step) and is carried to
+    the end of the axis at its last level, so that a solver that solves more problems
+    late still shows it."""
+    if not panels:
+        raise ValueError("panels must hold at least one profile")
+    names = list(names)
+    fig, axes = panel_figure(len(panels), ncols=ncols, size_per_panel=size_per_panel)
+    fig.set_layout_engine("constrained")
+    styles = ["-", "--", "-.", ":"]
+    for ax, (title, profile) in zip(axes, panels.items()):
+        x = np.asarray(profile.x, np.float64)
+        fractions = np.asarray(profile.fractions, np.float64)
+        if fractions.shape != (len(names), x.size):
+            raise ValueError(f"{title}: a profile of {fractions.shape[0]} solvers at "
+                             f"{x.size} points, for {len(names)} names")
+        low = x[0] if x.size else 1.0
+        high = max(x[-1] * 2 if x.size else 2.0, low * 2)
+        for row, (name, fraction) in enumerate(zip(names, fractions)):
+            ax.step(np.concatenate([[low], x, [high]]),
+                    np.concatenate([[0.0], fraction, fraction[-1:] if x.size else [0.0]]),
+                    where="post", label=name, linestyle=styles[row // 10 % len(styles)],
+                    linewidth=1.5)
+        ax.set_xscale("log")
+        ax.set_xlim(low, high)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel if isinstance(xlabel, str) else xlabel[title])
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.4)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper")
+    return fig

@@ -1,5 +1,6 @@
 """Test problems: quadratics, Rosenbrock, Newton's cycle, the 2-D test functions, the
-Moré–Garbow–Hillstrom problems (:func:`mgh`), regression.
+Moré–Garbow–Hillstrom problems (:func:`mgh`), the CUTEst collection (:func:`cutest`,
+with sif2jax), regression; any of them, or a user function, as a :class:`Problem`.
 
 Synthetic least squares lives in its own namespace, ``optlab.problems.regression``.
 """
@@ -22,16 +23,9 @@ from optlab.problems.functions import (
     rosenbrock_minimizer,
     rosenbrock_starts,
 )
-from optlab.problems.mgh_set import (
-    MGH_PROBLEMS,
-    Problem,
-    ProblemStack,
-    iterations_to_solve,
-    mgh,
-    mgh_problems,
-    solved,
-    stack,
-)
+from optlab.problems.cutest_set import cutest, cutest_problems
+from optlab.problems.mgh_set import MGH_PROBLEMS, iterations_to_solve, mgh, mgh_problems, solved
+from optlab.problems.suite import Problem, ProblemStack, stack
 from optlab.problems.quadratic import (
     Quadratic,
     conditioned_quadratic,
@@ -52,6 +46,8 @@ __all__ = [
     "TestFunction",
     "bowl",
     "conditioned_quadratic",
+    "cutest",
+    "cutest_problems",
     "easom",
     "iterations_to_solve",
     "make_spd_matrix",

@@ -22,25 +22,13 @@ starts.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-class Problem(NamedTuple):
-    """An MGH problem: its objective, standard start and known minimum value."""
-
-    name: str  # e.g. "helical_valley"
-    number: int  # its number in MGH's list
-    fun: Callable[[jax.Array], jax.Array]  # f(x) = sum of squared residuals
-    x0: np.ndarray  # (n,) the standard start, float64
-    f_star: float  # the minimum value MGH reports (nan where it gives none for this n)
-
-    @property
-    def n(self) -> int:
-        return int(self.x0.shape[0])
+from optlab.problems.suite import Problem
 
 
 def solved(value, f_star: float, tol: float = 1e-6):
@@ -237,53 +225,10 @@ def mgh(name: str, n: int | None = None) -> Problem:
                 "4k": "a multiple of 4", "2..31": "2 <= n <= 31", "2..": "n >= 2"}[allowed]
         raise ValueError(f"{name} takes {rule}, got n={n}")
     f_star = 0.0 if name in _ZERO_AT_ANY_SIZE else minima.get(n, math.nan)
-    return Problem(name, number, _sum_of_squares(residuals),
-                   np.asarray(start(n), dtype=np.float64), f_star)
+    return Problem(name, _sum_of_squares(residuals), np.asarray(start(n), dtype=np.float64),
+                   f_star, number=number)
 
 
 def mgh_problems() -> list[Problem]:
     """All 18 at their standard sizes, in the paper's order."""
     return [mgh(name) for name in MGH_PROBLEMS]
-
-
-class ProblemStack(NamedTuple):
-    """Problems of different sizes as one objective: what :func:`stack` returns."""
-
-    fun: Callable[[jax.Array, jax.Array], jax.Array]  # fun(k, x): problem k at x[:n_k]
-    x0: np.ndarray  # (problems, width) the standard starts, zero-padded to the widest
-    sizes: tuple[int, ...]  # n of each problem
-    names: tuple[str, ...]
-
-    def pad(self, vectors, fill: float = 0.0) -> np.ndarray:
-        """Per-problem vectors (bounds, minimizers) as one ``(problems, width)`` array."""
-        width = self.x0.shape[1]
-        return np.stack([np.pad(np.asarray(v, np.float64), (0, width - len(v)),
-                                constant_values=fill) for v in vectors])
-
-
-def stack(problems: Sequence[Problem]) -> ProblemStack:
-    """Problems of different sizes as one objective ``fun(k, x)`` of the problem's index
-    ``k`` and a vector padded with zeros to the largest ``n``, so that ``jax.vmap`` over
-    ``k`` runs them all in one compiled program, whose compile time is a fraction of
-    one program per problem. ``fun`` is a ``lax.switch`` over the problems, which under
-    ``vmap`` evaluates every problem and selects, and every member runs until the slowest
-    stops: a gain when the runs are short (L-BFGS-B on the 18 in boxes, compile
-    included), a loss when some run to a budget of a thousand iterations with
-    Hessian-vector products. The padding does not enter the objective, so its
-    gradient and Hessian there are zero and the second-order methods leave it at 0.
-
-    >>> batch = stack(mgh_problems())
-    >>> batch.x0.shape, batch.sizes[:3]
-    ((18, 10), (3, 6, 3))
-    >>> round(float(batch.fun(0, batch.x0[0])), 1)  # helical valley at its start
-    2500.0
-    """
-    problems = list(problems)
-    if not problems:
-        raise ValueError("stack needs at least one problem")
-    width = max(problem.n for problem in problems)
-    branches = [lambda x, fun=problem.fun, n=problem.n: fun(x[:n]) for problem in problems]
-    batch = ProblemStack(lambda k, x: jax.lax.switch(k, branches, x),
-                         np.zeros((0, width)), tuple(problem.n for problem in problems),
-                         tuple(problem.name for problem in problems))
-    return batch._replace(x0=batch.pad([problem.x0 for problem in problems]))
