@@ -17,6 +17,9 @@ class Config:
         "(its bound-constrained ones), mgh (the 18 Moré–Garbow–Hillstrom problems), or "
         "CUTEst names, e.g. ROSENBR,BEALE.")
     max_n: int = option(100, "Largest problem size taken from a set.", check=at_least(1))
+    known_minimum: bool = option(
+        True, "From CUTEst, only the problems whose minimum value the collection gives (the "
+        "others are the slowest to run here: large data fits that end at the budget).")
     solvers: tuple[str, ...] = option(
         DEFAULT_SOLVERS, "Solvers: optlab methods by name (bfgs, lbfgsb, ...), optax_lbfgs, "
         "optimistix_{bfgs,lbfgs,nonlinear_cg}, scipy_{bfgs,lbfgsb,cg,newton_cg,trust_ncg}.")

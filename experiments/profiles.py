@@ -51,7 +51,8 @@ def problem_set(config) -> list[problems.Problem]:
         chosen = problems.mgh_problems()
     elif config.problems in ("cutest", "cutest_bounded"):
         kind = "bounded" if config.problems == "cutest_bounded" else "unconstrained"
-        chosen = problems.cutest_problems(kind, max_n=config.max_n)
+        chosen = problems.cutest_problems(kind, max_n=config.max_n,
+                                          known_minimum=config.known_minimum)
     else:
         chosen = [problems.cutest(name) for name in config.problems.split(",")]
     return [problem for problem in chosen if problem.n <= config.max_n]
@@ -101,7 +102,6 @@ def run_study(config, log: cli.Log = print) -> dict:
               for problem in chosen]
     runs = {name: run_solver(config, name, chosen, starts, log) for name in config.solvers}
     return {"config": dataclasses.asdict(config), "devices": str(jax.devices()),
-            "problems": [{"name": p.name, "n": p.n, "f_star": p.f_star} for p in chosen],
             **analyse(config, chosen, runs)}
 
 
@@ -110,10 +110,9 @@ def analyse(config, chosen, runs: dict[str, benchmark.Runs]) -> dict:
     names = list(runs)
     values = np.stack([runs[name].values for name in names])  # (solvers, P, S, entries)
     f0 = values[0, ..., 0]
-    with np.errstate(invalid="ignore"):
-        best = np.nanmin(np.where(np.isfinite(values), values, np.nan), axis=(0, 3))
+    best = np.min(np.where(np.isfinite(values), values, np.inf), axis=(0, 3))
     f_star = np.array([problem.f_star for problem in chosen])[:, None]
-    f_low = profiles.lowest_values(np.where(np.isnan(best), np.inf, best), f_star)
+    f_low = profiles.lowest_values(best, f_star)
     # An instance counts where its start is finite and not already at f_L.
     kept = np.isfinite(f0) & (f0 > f_low)
     sizes = np.broadcast_to(np.array([p.n for p in chosen])[:, None], kept.shape)[kept]
@@ -139,7 +138,8 @@ def analyse(config, chosen, runs: dict[str, benchmark.Runs]) -> dict:
     per_instance = np.where(kept[None], np.stack([runs[n].status for n in names]), -1)
     summary = [summary_row(name, j, at_tolerance, performance, runs[name],
                            per_instance[j][kept]) for j, name in enumerate(names)]
-    return {"solvers": names, "instances": int(kept.sum()), "dropped": int((~kept).sum()),
+    return {"problems": [{"name": p.name, "n": p.n, "f_star": p.f_star} for p in chosen],
+            "solvers": names, "instances": int(kept.sum()), "dropped": int((~kept).sum()),
             "summary": summary, "per_problem": per_problem_rows(chosen, names, runs, kept,
                                                                 at_tolerance),
             "performance_profiles": {metric: profile._asdict()

@@ -23,6 +23,7 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 _BAND_ALPHA = 0.25
 
@@ -645,6 +646,11 @@ def profiles_figure(
                     where="post", label=name, linestyle=styles[row // 10 % len(styles)],
                     linewidth=1.5)
         ax.set_xscale("log")
+        crowded = np.log10(high / low) > 2.5  # ticks at 1, 2, 5 per decade, or at 1 only
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if crowded
+                                              else (1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(low, high)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(title)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from optlab import plots
+from optlab import plots, profiles
 from optlab.plots import convergence_figure, draw_convergence, panel_figure
 
 
@@ -196,3 +196,24 @@ def test_histogram_figure_shares_bins_and_draws_the_threshold():
     labels = ax.get_legend_handles_labels()[1]
     assert sorted(labels) == ["anomalous (2)", "normal (3)", "threshold 5"]
     assert len(ax.patches) == 2 * 5  # 6 edges: 5 bars per sample
+
+
+def test_profiles_figure_draws_a_step_line_per_solver_and_one_legend_outside():
+    performance = profiles.performance_profile(np.array([[1.0, 2.0], [3.0, np.inf]]))
+    data = profiles.data_profile(np.array([[2.0, 8.0], [8.0, np.inf]]), sizes=[1, 3])
+    fig = plots.profiles_figure({"evaluations": performance, "tolerance 1e-3": data},
+                                ["ours", "theirs"], xlabel={"evaluations": "tau",
+                                                            "tolerance 1e-3": "alpha"})
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines()] == ["ours", "theirs"]
+    assert left.get_xscale() == "log" and left.get_xlabel() == "tau"
+    assert right.get_xlabel() == "alpha" and left.get_xlim()[0] == 1.0
+    # Each line starts at 0, steps up at its points and is carried to the axis' end.
+    x, y = left.get_lines()[1].get_data()
+    np.testing.assert_allclose(y, [0.0, 0.0, 0.5, 0.5])
+    assert x[-1] == left.get_xlim()[1] > 2.0
+    assert len(fig.legends) == 1 and not left.get_legend()
+    _render(fig)  # the constrained layout places the legend beside the panels
+    assert fig.legends[0].get_window_extent().x0 >= right.get_window_extent().x1
+    with pytest.raises(ValueError, match="a profile of 2 solvers at 2 points, for 3 names"):
+        plots.profiles_figure({"p": performance}, ["a", "b", "c"], xlabel="tau")
