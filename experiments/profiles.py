@@ -23,6 +23,7 @@ data_profiles.png (one panel per tolerance).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 
 import jax
@@ -59,7 +60,13 @@ def problem_set(config) -> list[problems.Problem]:
 
 
 def validate(config) -> None:
-    """Tolerances in (0, 1); a bounded set only with solvers that take bounds."""
+    """Tolerances in (0, 1); a bounded set only with solvers that take bounds; the optional
+    peers and problems installed."""
+    needs = {"optimistix": any(name in OPTIMISTIX for name in config.solvers),
+             "sif2jax": config.problems != "mgh"}
+    for package, needed in needs.items():
+        if needed and importlib.util.find_spec(package) is None:
+            raise ValueError(f"{package} is not installed: pip install 'optlab[bench]'")
     for tol in (config.tolerance, *config.data_tolerances):
         if not 0 < tol < 1:
             raise ValueError(f"tolerances must lie in (0, 1), got {tol:g}")

@@ -17,17 +17,18 @@ from optlab import benchmark, problems
 STEPS = 25
 
 
-def test_optimistix_history_follows_optimistix_minimise():
+@pytest.mark.parametrize("name", ["BFGS", "LBFGS"])  # LBFGS's state holds a jaxpr
+def test_optimistix_history_follows_optimistix_minimise(name):
     optimistix = pytest.importorskip("optimistix")
     rosenbrock = problems.mgh("rosenbrock")
     x0 = jnp.asarray(rosenbrock.x0)
-    solve = peers.optimistix_solver("BFGS", gtol=1e-300, max_steps=STEPS)
+    solve = peers.optimistix_solver(name, gtol=1e-300, max_steps=STEPS)
     trace = jax.jit(lambda x: solve(rosenbrock.fun, x, None, None))(x0)
     assert int(trace.iterations) == STEPS and int(trace.status) == 1  # MAX_ITERS
     np.testing.assert_array_equal(trace.evaluations, np.maximum(np.arange(STEPS + 1), 1))
     for steps in (3, 11, STEPS):
         solution = optimistix.minimise(lambda y, args: rosenbrock.fun(y),
-                                       optimistix.BFGS(rtol=0.0, atol=0.0), x0,
+                                       getattr(optimistix, name)(rtol=0.0, atol=0.0), x0,
                                        max_steps=steps, throw=False)
         assert float(trace.values[steps]) == pytest.approx(
             float(rosenbrock.fun(solution.value)), rel=1e-12)

@@ -155,6 +155,7 @@ def optimistix_solver(name: str, *, gtol: float, max_steps: int) -> benchmark.So
     One optimistix step evaluates ``f`` once (with its gradient where the point is
     accepted): the history's entry ``k`` holds the accepted point's value after ``k``
     steps, and ``k`` evaluations (entry 0: the start, one evaluation)."""
+    import equinox
     import optimistix
 
     if name not in OPTIMISTIX_SOLVERS:
@@ -167,14 +168,17 @@ def optimistix_solver(name: str, *, gtol: float, max_steps: int) -> benchmark.So
         del lower, upper  # unconstrained
         fn = lambda y, args: (fun(y), None)  # noqa: E731
         state = solver.init(fn, x0, None, {}, jax.ShapeDtypeStruct((), x0.dtype), None, tags)
+        # The loop carries the state's arrays; the rest (an operator's jaxpr) stays as the
+        # first state has it, as optimistix's own loop does.
+        dynamic, static = equinox.partition(state, equinox.is_array)
         f0 = fun(x0)
         values = jnp.full(max_steps + 1, f0)
         evaluations = jnp.ones(max_steps + 1, jnp.int32)
         status = jnp.where(jnp.isfinite(f0), Status.RUNNING, Status.NONFINITE)
 
         def body(carry):
-            y, state, step, status, values, evaluations = carry
-            y, state, _ = solver.step(fn, y, None, {}, state, tags)
+            y, dynamic, step, status, values, evaluations = carry
+            y, state, _ = solver.step(fn, y, None, {}, equinox.combine(dynamic, static), tags)
             terminate, result = solver.terminate(fn, y, None, {}, state, tags)
             step = step + 1
             f, grad = state.f_info.f, state.f_info.grad
@@ -183,10 +187,11 @@ def optimistix_solver(name: str, *, gtol: float, max_steps: int) -> benchmark.So
                  terminate | (result != optimistix.RESULTS.successful), step >= max_steps],
                 [Status.NONFINITE, Status.CONVERGED, Status.LINE_SEARCH_FAILED,
                  Status.MAX_ITERS], Status.RUNNING)
-            return (y, state, step, status.astype(jnp.int32), values.at[step].set(f),
+            return (y, equinox.filter(state, equinox.is_array), step,
+                    status.astype(jnp.int32), values.at[step].set(f),
                     evaluations.at[step].set(step))
 
-        carry = (x0, state, jnp.zeros((), jnp.int32), status.astype(jnp.int32), values,
+        carry = (x0, dynamic, jnp.zeros((), jnp.int32), status.astype(jnp.int32), values,
                  evaluations)
         _, _, steps, status, values, evaluations = jax.lax.while_loop(
             lambda carry: carry[3] == Status.RUNNING, body, carry)
