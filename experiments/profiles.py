@@ -32,7 +32,7 @@ import optax
 
 import optlab
 from configs import profiles as default_config
-from experiments.kit import cli, options, peers
+from experiments.kit import cli, options, peer_solvers
 from optlab import benchmark, plots, problems, profiles, report
 
 OPTLAB_METHODS = ("bfgs", "lbfgs", "sr1", "newton", "newton_cg", "trust_ncg", "trust_sr1",
@@ -80,10 +80,10 @@ def validate(config) -> None:
 def run_solver(config, name: str, chosen, starts, log: cli.Log) -> benchmark.Runs:
     """One solver on every problem and start, its history recorded."""
     if name in SCIPY:
-        return peers.scipy_runs(SCIPY[name], chosen, starts, gtol=config.gtol,
+        return peer_solvers.scipy_runs(SCIPY[name], chosen, starts, gtol=config.gtol,
                                 max_iters=config.max_iters, group=config.group, log=log)
     if name in OPTIMISTIX:
-        solve = peers.optimistix_solver(OPTIMISTIX[name], gtol=config.gtol,
+        solve = peer_solvers.optimistix_solver(OPTIMISTIX[name], gtol=config.gtol,
                                         max_steps=config.max_iters)
     elif name == "lbfgsb":
         solve = benchmark.minimize_solver(

@@ -11,7 +11,7 @@ import scipy.optimize
 
 from configs import profiles as default_config
 from experiments import profiles as study
-from experiments.kit import peers
+from experiments.kit import peer_solvers
 from optlab import benchmark, problems
 
 STEPS = 25
@@ -22,7 +22,7 @@ def test_optimistix_history_follows_optimistix_minimise(name):
     optimistix = pytest.importorskip("optimistix")
     rosenbrock = problems.mgh("rosenbrock")
     x0 = jnp.asarray(rosenbrock.x0)
-    solve = peers.optimistix_solver(name, gtol=1e-300, max_steps=STEPS)
+    solve = peer_solvers.optimistix_solver(name, gtol=1e-300, max_steps=STEPS)
     trace = jax.jit(lambda x: solve(rosenbrock.fun, x, None, None))(x0)
     assert int(trace.iterations) == STEPS and int(trace.status) == 1  # MAX_ITERS
     np.testing.assert_array_equal(trace.evaluations, np.maximum(np.arange(STEPS + 1), 1))
@@ -33,13 +33,13 @@ def test_optimistix_history_follows_optimistix_minimise(name):
         assert float(trace.values[steps]) == pytest.approx(
             float(rosenbrock.fun(solution.value)), rel=1e-12)
     with pytest.raises(ValueError, match="unknown optimistix solver"):
-        peers.optimistix_solver("Newton", gtol=1e-6, max_steps=1)
+        peer_solvers.optimistix_solver("Newton", gtol=1e-6, max_steps=1)
 
 
 def test_scipy_history_is_scipys_own():
     chosen = [problems.mgh("rosenbrock"), problems.mgh("helical_valley")]  # not done in 25
     starts = [problem.x0[None] for problem in chosen]
-    runs = peers.scipy_runs("BFGS", chosen, starts, gtol=1e-300, max_iters=STEPS)
+    runs = peer_solvers.scipy_runs("BFGS", chosen, starts, gtol=1e-300, max_iters=STEPS)
     assert runs.values.shape == (2, 1, STEPS + 1)
     for p, problem in enumerate(chosen):
         values = [float(problem.fun(jnp.asarray(problem.x0)))]
@@ -53,7 +53,7 @@ def test_scipy_history_is_scipys_own():
         assert runs.iterations[p, 0] == result.nit == kept - 1
         assert runs.evaluations[p, 0, kept - 1] == result.nfev
     beale = problems.mgh("beale")
-    converged = peers.scipy_runs("BFGS", [beale], [beale.x0[None]], gtol=1e-6, max_iters=STEPS)
+    converged = peer_solvers.scipy_runs("BFGS", [beale], [beale.x0[None]], gtol=1e-6, max_iters=STEPS)
     assert converged.status[0, 0] == 0 and converged.iterations[0, 0] < STEPS
 
 
