@@ -36,7 +36,7 @@ import numpy as np
 
 from optlab import stopping
 from optlab.minimize import minimize
-from optlab.problems.suite import Problem
+from optlab.problems.suite import Problem, stack
 
 Log = Callable[[str], None]
 
@@ -150,7 +150,7 @@ def run_problems(
         members = order[first:first + group]
         chosen = [problems[i] for i in members]
         width = max(problem.n for problem in chosen)
-        program = _group_program(solve, chosen, width)
+        program = _group_program(solve, chosen)
         padded = [_pad_inputs(problems[i], starts[i], width) for i in members]
         begin = time.perf_counter()
         compiled = jax.jit(program).lower(0, *padded[0]).compile()
@@ -172,11 +172,11 @@ def run_problems(
         compile_seconds=compile_seconds)
 
 
-def _group_program(solve: Solver, problems: list[Problem], width: int) -> Callable:
-    branches = [lambda x, fun=problem.fun, n=problem.n: fun(x[:n]) for problem in problems]
+def _group_program(solve: Solver, problems: list[Problem]) -> Callable:
+    objective = stack(problems).fun  # a lax.switch over the group
 
     def program(k, starts, lower, upper):
-        fun = lambda x: jax.lax.switch(k, branches, x)  # noqa: E731  k is not batched
+        fun = lambda x: objective(k, x)  # noqa: E731  k is not batched: one branch runs
         return jax.vmap(lambda x0: solve(fun, x0, lower, upper))(starts)
 
     return program

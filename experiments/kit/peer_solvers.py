@@ -16,7 +16,7 @@ import scipy.optimize
 
 from experiments.kit import scipy_reference
 from optlab import benchmark
-from optlab.problems import Problem
+from optlab.problems import Problem, stack
 from optlab.status import Status
 
 
@@ -120,8 +120,7 @@ def _group_functions(problems: list[Problem], hessp: bool):
     """The group's value-and-gradient (and Hessian-vector product) of ``(k, x)``, jitted
     and compiled; and the seconds that took."""
     width = max(problem.n for problem in problems)
-    branches = [lambda x, fun=problem.fun, n=problem.n: fun(x[:n]) for problem in problems]
-    fun = lambda k, x: jax.lax.switch(k, branches, x)  # noqa: E731
+    fun = stack(problems).fun
     begin = time.perf_counter()
     value_and_grad = jax.jit(jax.value_and_grad(fun, argnums=1))
     jax.block_until_ready(value_and_grad(0, jnp.zeros(width)))

@@ -64,7 +64,9 @@ def stack(problems: Sequence[Problem]) -> ProblemStack:
     ``k`` and a vector padded with zeros to the largest ``n``, so that ``jax.vmap`` over
     ``k`` runs them all in one compiled program, whose compile time is a fraction of
     one program per problem. ``fun`` is a ``lax.switch`` over the problems, which under
-    ``vmap`` evaluates every problem and selects, and every member runs until the slowest
+    ``vmap`` over ``k`` evaluates every problem and selects (with ``k`` an unbatched
+    argument, as :func:`optlab.benchmark.run_problems` passes it, only problem ``k``
+    runs), and every member runs until the slowest
     stops: a gain when the runs are short (L-BFGS-B on the 18 in boxes, compile
     included), a loss when some run to a budget of a thousand iterations with
     Hessian-vector products. The padding does not enter the objective, so its
