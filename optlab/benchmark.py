@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optlab import stopping
+from optlab import stopping, sweep
 from optlab.minimize import minimize
 from optlab.problems.suite import Problem, stack
 
@@ -57,7 +57,7 @@ class Runs(NamedTuple):
     evaluations: np.ndarray  # (problems, starts, entries) int
     iterations: np.ndarray  # (problems, starts) int
     status: np.ndarray  # (problems, starts) int optlab.Status codes
-    seconds: np.ndarray  # (problems, starts) a problem's call time, shared by its starts
+    seconds: np.ndarray  # (problems, starts) a problem's call time over its count of starts
     compile_seconds: float  # tracing and compiling every group's program
 
 
@@ -191,10 +191,9 @@ def _pad_inputs(problem: Problem, starts: np.ndarray, width: int) -> tuple:
 
 
 def _timed(compiled, k: int, inputs: tuple, repeats: int) -> tuple[Trace, float]:
-    times = []
-    for _ in range(1 + repeats):
-        begin = time.perf_counter()
-        trace = jax.block_until_ready(compiled(k, *inputs))
-        times.append(time.perf_counter() - begin)
-    return trace, float(np.median(times[1:] if repeats else times))
-
+    """The median of ``repeats`` calls after a first one, or the first alone."""
+    call = lambda: compiled(k, *inputs)  # noqa: E731
+    if not repeats:
+        return sweep.timed(call, 1)
+    jax.block_until_ready(call())
+    return sweep.timed(call, repeats)

@@ -57,6 +57,20 @@ def time_compiled(fn: Callable, *args, repeats: int = 5) -> tuple[Any, Timing]:
     return output, Timing(compile_seconds, statistics.median(times), tuple(times))
 
 
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
+    """``fn()``'s last value and the median wall time of ``repeats`` calls, each waited
+    for (``jax.block_until_ready``): set-ups, products and solves of either library, or
+    calls of a program compiled apart."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return value, statistics.median(times)
+
+
 def seed_count(batch: PyTree) -> int:
     """The common leading dimension of every leaf of ``batch``."""
     sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(batch)}

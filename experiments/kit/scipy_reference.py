@@ -18,7 +18,6 @@ scipy is timed.
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from typing import Callable, NamedTuple
 
@@ -31,6 +30,7 @@ import scipy.sparse.linalg
 import threadpoolctl
 
 from optlab.linalg import ic0_factor
+from optlab.sweep import timed  # noqa: F401  (the benchmarks import it from here)
 
 
 class ScipyRun(NamedTuple):
@@ -112,17 +112,6 @@ def minimize_trace(fun: Callable, x0: np.ndarray, *, method: str, max_iters: int
         method=method, callback=callback, options={"maxiter": max_iters, **_TIGHT[method]},
         **kwargs)
     return ScipyTrace(np.asarray(values), int(result.nfev), result)
-
-
-def timed(fn: Callable, repeats: int):
-    """``fn()``'s last value and the median wall time of ``repeats`` calls, each waited for
-    (``jax.block_until_ready``): set-ups, products and solves of either library."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return value, statistics.median(times)
 
 
 class ScipyCG(NamedTuple):
