@@ -6,6 +6,11 @@ seed axis is sharded over them (``jax.sharding``); a seed count that does not di
 evenly is padded with copies of the last seed, which are dropped from the output, so
 results never depend on the number of devices.
 
+Across processes (JAX's multi-controller runtime, after ``jax.distributed.initialize``),
+``jax.devices()`` lists the devices of every process: each process builds the same batch,
+places the slices its own devices hold, runs the same program on them, and
+:func:`gather` brings the outputs back whole to every process.
+
 Timing separates what a user waits for once from what they wait for per call: the
 compile time (``lower().compile()``), then a warm-up call, then the median of
 ``repeats`` calls, each ended by ``jax.block_until_ready``.
@@ -94,7 +99,28 @@ def shard_seeds(batch: PyTree, devices: Sequence[jax.Device] | None = None) -> t
             lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padding, axis=0)]), batch
         )
     sharding = NamedSharding(Mesh(np.array(devices), ("seeds",)), PartitionSpec("seeds"))
-    return jax.device_put(batch, sharding), padding
+    if sharding.is_fully_addressable:
+        return jax.device_put(batch, sharding), padding
+
+    def global_array(leaf):  # each process fills the slices of its own devices
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(global_array, batch), padding
+
+
+def gather(tree: PyTree) -> PyTree:
+    """Every leaf readable whole by this process: leaves spread over other processes'
+    devices are gathered (``multihost_utils.process_allgather``, a collective that every
+    process calls) into NumPy arrays; the others are returned as they are."""
+    from jax.experimental import multihost_utils
+
+    def whole(leaf):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return multihost_utils.process_allgather(leaf, tiled=True)
+        return leaf
+
+    return jax.tree.map(whole, tree)
 
 
 def run_seeds(
@@ -119,6 +145,7 @@ def run_seeds(
     seeds = seed_count(batch)
     placed, padding = shard_seeds(batch, devices)
     output, timing = time_compiled(jax.vmap(fn), placed, repeats=repeats)
+    output = gather(output)
     if padding:
         output = jax.tree.map(lambda x: x[:seeds], output)
     return output, timing
@@ -158,6 +185,7 @@ def run_settings(
         return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), jax.vmap(every_setting)(batch))
 
     output, timing = time_compiled(program, settings, placed, *shared, repeats=repeats)
+    output = gather(output)
     if padding:
         output = jax.tree.map(lambda leaf: leaf[:, :seeds], output)
     return output, timing

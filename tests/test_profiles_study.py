@@ -53,8 +53,11 @@ def test_scipy_history_is_scipys_own():
         assert runs.iterations[p, 0] == result.nit == kept - 1
         assert runs.evaluations[p, 0, kept - 1] == result.nfev
     beale = problems.mgh("beale")
-    converged = peer_solvers.scipy_runs("BFGS", [beale], [beale.x0[None]], gtol=1e-6, max_iters=STEPS)
-    assert converged.status[0, 0] == 0 and converged.iterations[0, 0] < STEPS
+    for method in ("BFGS", "Newton-CG", "trust-ncg"):  # the last two with Hessian products
+        converged = peer_solvers.scipy_runs(method, [beale], [beale.x0[None]], gtol=1e-6,
+                                            max_iters=STEPS)
+        assert converged.status[0, 0] == 0 and converged.iterations[0, 0] < STEPS, method
+        assert converged.values[0, 0, -1] < 1e-10
 
 
 def _runs(values, evaluations, status, seconds) -> benchmark.Runs:

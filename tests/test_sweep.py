@@ -1,6 +1,7 @@
 """optlab.sweep: one vmapped program over seeds, sharding that does not change results, timing."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -96,6 +97,59 @@ def test_sharding_over_four_host_devices_equals_one_device():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sharded ok" in done.stdout
+
+
+# One of two processes (JAX's multi-controller runtime, CPU collectives over gloo), two
+# devices each: the seeds are sharded over the four devices of both, and every process
+# gets the whole result, equal to its own run on one local device.
+DISTRIBUTED = textwrap.dedent(
+    """
+    import sys
+    import jax, jax.numpy as jnp, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    port, process = sys.argv[1], int(sys.argv[2])
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                               process_id=process, initialization_timeout=60)
+    import optlab
+    from optlab import problems, sweep
+    assert jax.process_count() == 2 and len(jax.devices()) == 4, jax.devices()
+
+    def solve(problem):
+        return optlab.minimize(problem.value, jnp.zeros_like(problem.minimizer), optlab.lbfgs(),
+                               stop=optlab.stopping.distance_to(problem.minimizer, 1e-8),
+                               max_iters=300, history=20)
+
+    batch = problems.seed_quadratics(8, 6)  # 6 seeds on 4 devices: padded to 8
+    spread, _ = sweep.run_seeds(solve, batch, repeats=1)
+    single, _ = sweep.run_seeds(solve, batch, repeats=1, devices=jax.local_devices()[:1])
+    assert spread.iterations.shape == (6,) and spread.history.values.shape == (6, 20)
+    np.testing.assert_array_equal(spread.iterations, single.iterations)
+    np.testing.assert_array_equal(spread.status, single.status)
+    np.testing.assert_allclose(spread.params, single.params, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spread.history.values, single.history.values, rtol=1e-12)
+    print("distributed ok", process, np.asarray(spread.iterations))
+    """
+)
+
+
+def test_seeds_sharded_over_two_processes_equal_one_device():
+    with socket.socket() as probe:  # a free port for the coordinator
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    workers = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, port, str(process)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for process in (0, 1)]
+    try:
+        outputs = [worker.communicate(timeout=240) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for process, (worker, (out, err)) in enumerate(zip(workers, outputs)):
+        assert worker.returncode == 0, err[-3000:]
+        assert f"distributed ok {process}" in out
 
 
 def test_timing_reads_as_the_run_then_the_compile():

@@ -7,7 +7,9 @@ it, the function that reports it) and ends with::
         cli.run(STUDY)
 
 :func:`main` then does, in this order: flags built from the config's fields (see
-:mod:`experiments.kit.options`), validation, JAX's persistent compilation cache, the run
+:mod:`experiments.kit.options`), validation, the processes of a run on several hosts
+(``jax.distributed``, :func:`start_processes`: only process 0 goes on to write and
+print, the others run their share in silence), JAX's persistent compilation cache, the run
 directory (created before any work, so an unwritable ``--out`` costs nothing), the study
 with its progress lines, and its :class:`Report` written into the run directory, which is
 named at the end with ``run.json`` (the command, the wall time, the devices and the load
@@ -91,11 +93,36 @@ def define_kit_flags(flag_values: flags.FlagValues, module_name: str | None = No
         flag_values=flag_values, **extra,
     )
     flags.DEFINE_string(
+        "coordinator_address", None,
+        "Run as one of several processes (jax.distributed): the address host:port of "
+        "process 0, which every process names.", flag_values=flag_values, **extra)
+    flags.DEFINE_integer("num_processes", None, "With --coordinator_address: how many "
+                         "processes run the study.", flag_values=flag_values, **extra)
+    flags.DEFINE_integer("process_id", None, "With --coordinator_address: this process's "
+                         "index, 0 to num_processes - 1.", flag_values=flag_values, **extra)
+    flags.DEFINE_bool(
+        "distributed", False, "Run as one of several processes, found by jax.distributed "
+        "from the environment (SLURM, a TPU pod, Open MPI; JAX_COORDINATOR_ADDRESS).",
+        flag_values=flag_values, **extra)
+    flags.DEFINE_string(
         "compilation_cache", default_cache_dir(),
         "Directory of JAX's persistent compilation cache, so that a rerun does not compile "
         "again; empty turns it off.",
         flag_values=flag_values, **extra,
     )
+
+
+def start_processes(flag_values: flags.FlagValues) -> None:
+    """``jax.distributed.initialize`` when the flags ask for several processes: with the
+    address, count and index given, or, with ``--distributed`` alone, as JAX finds them in
+    the environment. CPU processes exchange data over gloo."""
+    given = {name: flag_values[name].value
+             for name in ("coordinator_address", "num_processes", "process_id")}
+    if not flag_values.distributed and all(value is None for value in given.values()):
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**{name: value for name, value in given.items()
+                                  if value is not None})
 
 
 def enable_compilation_cache(directory: str) -> None:
@@ -154,6 +181,13 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
     except ValueError as error:
         return fail(study.name, str(error))
     jax.config.update("jax_enable_x64", study.float64)
+    start_processes(flag_values)
+    if jax.process_index() != 0:  # runs its share, writes nothing, prints errors only
+        sys.stdout.flush()
+        with open(os.devnull, "w") as devnull:  # gloo's own lines too
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        study.run(config, lambda line: None)
+        return 0
     if flag_values.compilation_cache:
         enable_compilation_cache(flag_values.compilation_cache)
     run_name = study.run_name(config) if study.run_name else study.name
@@ -177,7 +211,8 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
     seconds = time.perf_counter() - start
     run_dir.write_json("run.json", {
         "study": study.name, "argv": list(sys.argv), "seconds": seconds, "machine": machine,
-        "devices": [str(device) for device in jax.devices()], "jax": jax.__version__})
+        "devices": [str(device) for device in jax.devices()], "processes": jax.process_count(),
+        "jax": jax.__version__})
     print(f"Done in {seconds:.1f} s. Results in {run_dir.path}")
     return 0
 
