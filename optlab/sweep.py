@@ -99,14 +99,23 @@ def shard_seeds(batch: PyTree, devices: Sequence[jax.Device] | None = None) -> t
             lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padding, axis=0)]), batch
         )
     sharding = NamedSharding(Mesh(np.array(devices), ("seeds",)), PartitionSpec("seeds"))
-    if sharding.is_fully_addressable:
-        return jax.device_put(batch, sharding), padding
+    return place(batch, sharding), padding
 
-    def global_array(leaf):  # each process fills the slices of its own devices
+
+def place(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
+    """``jax.device_put(tree, sharding)``; where the sharding spans other processes'
+    devices, every process (holding the same ``tree``) fills the slices of its own."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def global_array(leaf):
+        if jax.dtypes.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):  # typed keys
+            return jax.random.wrap_key_data(global_array(jax.random.key_data(leaf)),
+                                            impl=jax.random.key_impl(leaf))
         host = np.asarray(leaf)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
-    return jax.tree.map(global_array, batch), padding
+    return jax.tree.map(global_array, tree)
 
 
 def gather(tree: PyTree) -> PyTree:
@@ -116,9 +125,12 @@ def gather(tree: PyTree) -> PyTree:
     from jax.experimental import multihost_utils
 
     def whole(leaf):
-        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-            return multihost_utils.process_allgather(leaf, tiled=True)
-        return leaf
+        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+            return leaf
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # typed keys
+            return jax.random.wrap_key_data(whole(jax.random.key_data(leaf)),
+                                            impl=jax.random.key_impl(leaf))
+        return multihost_utils.process_allgather(leaf, tiled=True)
 
     return jax.tree.map(whole, tree)
 

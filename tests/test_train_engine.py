@@ -4,6 +4,7 @@ hyperparameters, schedules, early stopping, checkpoint resume, sharding."""
 import functools
 import math
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -423,6 +424,52 @@ def test_results_do_not_depend_on_the_number_of_devices(tmp_path, batched):
         assert len(sharded.files) == len(expected)
         for index, leaf in enumerate(expected):
             np.testing.assert_allclose(sharded[f"arr_{index}"], leaf, rtol=1e-6, atol=1e-7)
+
+
+# The same fit as one of two processes (jax.distributed, gloo), two CPU devices each: the
+# three runs (and a padding run) spread over the four devices of both processes.
+DISTRIBUTED = textwrap.dedent(
+    """
+    import sys
+    import jax, numpy as np
+    sys.path.insert(0, {tests!r})
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    process = int(sys.argv[1])
+    jax.distributed.initialize(coordinator_address="127.0.0.1:{port}", num_processes=2,
+                               process_id=process, initialization_timeout=60)
+    import test_train_engine as t
+    assert jax.process_count() == 2 and len(jax.devices()) == 4, jax.devices()
+    result = t._fit(t._batched_runs(), runs_per_vmap=1, **t.BATCHED)
+    if process == 0:
+        np.savez({output!r}, *jax.tree.leaves((result.history, result.params)))
+    """
+)
+
+
+def test_results_do_not_depend_on_the_number_of_processes(tmp_path, batched):
+    output = str(tmp_path / "spread.npz")
+    with socket.socket() as probe:  # a free port for the coordinator
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = DISTRIBUTED.format(tests=os.path.dirname(__file__), output=output, port=port)
+    environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                       JAX_PLATFORMS="cpu")
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(process)],
+                                env=environment, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for process in (0, 1)]
+    try:
+        outputs = [worker.communicate(timeout=300) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, (_, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    with np.load(output) as spread:
+        expected = jax.tree.leaves((batched.history, batched.params))
+        assert len(spread.files) == len(expected)
+        for index, leaf in enumerate(expected):
+            np.testing.assert_allclose(spread[f"arr_{index}"], leaf, rtol=1e-6, atol=1e-7)
 
 
 def test_runs_of_one_model_and_optimizer_share_their_compiled_programs():

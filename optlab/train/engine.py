@@ -486,6 +486,9 @@ def fit(
         "max_epochs": max_epochs,
         "early_stopping": [patience, min_delta, restore_best, monitor],
     }
+    if checkpoint_dir is not None and jax.process_count() > 1:
+        raise ValueError("checkpoint_dir is not supported across several processes yet "
+                         f"({jax.process_count()} run this fit)")
     checkpointer = None if checkpoint_dir is None else Checkpointer(checkpoint_dir)
     try:
         return _train(
@@ -645,7 +648,7 @@ def _distribute(program: Callable, devices: Sequence[jax.Device] | None):
         return sweep.shard_seeds(tree, devices)[0]
 
     def replicate(tree):
-        return jax.device_put(tree, NamedSharding(mesh, shared))
+        return sweep.place(tree, NamedSharding(mesh, shared))
 
     return program, place, replicate
 
@@ -670,6 +673,9 @@ def _train(
     padded = carry.run.l1.shape[0] != count
 
     def unpadded(tree):
+        """The real runs, readable by this process (gathered from every process's devices
+        when the runs are spread over several processes)."""
+        tree = sweep.gather(tree)
         return jax.tree.map(lambda leaf: leaf[:count], tree) if padded else tree
 
     def all_stopped(carry) -> bool:
