@@ -15,9 +15,9 @@ the histories (``optlab.profiles``): no solver runs again to draw them.
 A run solves its problem at tolerance ``tau`` when ``f <= f_L + tau (f(x0) - f_L)``
 within ``--max_evaluations``, with ``f_L`` the collection's minimum value where it gives
 one, lowered to the best value any solver reached on that start. Writes table.md (the
-summary, then every problem), problems.csv, results.json, performance_profiles.png
-(iterations, evaluations, seconds; a run's time counts whole, where it solved) and
-data_profiles.png (one panel per tolerance).
+summary, then every problem), summary.csv, problems.csv, results.json,
+performance_profiles.png (iterations, evaluations, seconds; a run's time counts whole,
+where it solved) and data_profiles.png (one panel per tolerance).
 """
 
 from __future__ import annotations

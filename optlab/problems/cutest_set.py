@@ -106,8 +106,7 @@ def _as_problem(instance, *, known_minimum: bool) -> Problem:
 
 
 def _instances(kind: str) -> tuple:
-    lists = _problem_lists()
-    return lists[kind]
+    return _problem_lists()[kind]
 
 
 @functools.cache
