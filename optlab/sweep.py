@@ -3,13 +3,29 @@
 ``run_seeds(fn, batch)`` maps ``fn`` over the leading (seed) axis of every leaf of
 ``batch`` with ``jax.vmap`` inside one ``jax.jit``. When several devices are visible the
 seed axis is sharded over them (``jax.sharding``); a seed count that does not divide
-evenly is padded with copies of the last seed, which are dropped from the output, so
-results never depend on the number of devices.
+evenly is padded with copies of the last seed, which are dropped from the output. A
+seed's run is the same computation on any number of devices, up to rounding: XLA may
+order a batched reduction (a dot product, say) differently for another number of seeds
+per device, and runs that amplify rounding (L-BFGS on a quadratic of condition 1e6)
+can then take other iteration counts. The same seeds per device give the same bits.
 
 Across processes (JAX's multi-controller runtime, after ``jax.distributed.initialize``),
 ``jax.devices()`` lists the devices of every process: each process builds the same batch,
 places the slices its own devices hold, runs the same program on them, and
 :func:`gather` brings the outputs back whole to every process.
+
+With several devices the program is a ``jax.shard_map`` (:func:`per_device`): each device
+runs ``jax.vmap`` over its own seeds with no communication, so a device's loops stop when
+its own seeds are done. (Left to the SPMD partitioner, a vmapped ``while_loop`` would
+agree on every iteration's condition across all devices.)
+
+One exception, on the CPU: jaxlib from 0.10.0 splits a batched LAPACK call (``eigh``,
+``cholesky``, ``solve``, ...) into tasks on XLA's intra-op thread pool and blocks until
+they are done, so when several CPU devices of one process make such calls at once, every
+thread of the pool can block and the program hangs (jax compiled that path out of its
+open-source builds later: jax-ml/jax#36927). Where a program has such calls and a
+process holds several CPU devices, :func:`run_seeds` and :func:`run_settings` use one
+device per process and warn; the results are the same.
 
 Timing separates what a user waits for once from what they wait for per call: the
 compile time (``lower().compile()``), then a warm-up call, then the median of
@@ -18,8 +34,11 @@ compile time (``lower().compile()``), then a warm-up call, then the median of
 
 from __future__ import annotations
 
+import collections
+import re
 import statistics
 import time
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -98,8 +117,25 @@ def shard_seeds(batch: PyTree, devices: Sequence[jax.Device] | None = None) -> t
         batch = jax.tree.map(
             lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padding, axis=0)]), batch
         )
-    sharding = NamedSharding(Mesh(np.array(devices), ("seeds",)), PartitionSpec("seeds"))
-    return place(batch, sharding), padding
+    return place(batch, NamedSharding(seeds_mesh(devices), SEEDS)), padding
+
+
+SEEDS = PartitionSpec("seeds")  # split along the seed axis
+WHOLE = PartitionSpec()  # the same on every device
+
+
+def seeds_mesh(devices: Sequence[jax.Device]) -> Mesh:
+    """The one-axis mesh (``"seeds"``) that :func:`shard_seeds` splits batches over."""
+    return Mesh(np.array(list(devices)), ("seeds",))
+
+
+def per_device(fn: Callable, mesh: Mesh, in_specs, out_specs) -> Callable:
+    """``fn`` run by every device of ``mesh`` on its own share, with no communication
+    (``jax.shard_map``): ``in_specs`` and ``out_specs`` say which arguments and outputs
+    are split along the seed axis (:data:`SEEDS`) and which are whole (:data:`WHOLE`)."""
+    # check_vma=False: every output is split over the devices, never claimed to be
+    # replicated, so the check could only reject the constants that start loops' sums.
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
 
 def place(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
@@ -135,6 +171,39 @@ def gather(tree: PyTree) -> PyTree:
     return jax.tree.map(whole, tree)
 
 
+# The jaxlib releases whose batched LAPACK kernels wait on the pool that runs them (above).
+_POOLED_LAPACK = ((0, 10, 0), (0, 11, 2))
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    import jaxlib.version
+
+    return tuple(map(int, re.match(r"(\d+)\.(\d+)\.(\d+)", jaxlib.version.__version__).groups()))
+
+
+def _without_pool_deadlock(devices: list[jax.Device], program: Callable, *args) -> list[jax.Device]:
+    """``devices``, or the first of every process's where the program's batched LAPACK
+    calls could hang several CPU devices of one process (see the module docstring)."""
+    per_process = collections.Counter(device.process_index for device in devices)
+    first, last = _POOLED_LAPACK
+    if (max(per_process.values()) == 1 or any(d.platform != "cpu" for d in devices)
+            or not first <= _jaxlib_version() < last):
+        return devices
+    calls = sorted(set(re.findall(r"lapack_\w+", jax.jit(program).lower(*args).as_text())))
+    if not calls:
+        return devices
+    firsts = {}
+    for device in devices:
+        firsts.setdefault(device.process_index, device)
+    firsts = list(firsts.values())
+    warnings.warn(
+        f"jaxlib {'.'.join(map(str, _jaxlib_version()))}'s batched LAPACK kernels "
+        f"({', '.join(calls)}) can hang when several CPU devices of one process run them at "
+        f"once; running on {len(firsts)} device(s), one per process, instead (the results "
+        "are the same)", RuntimeWarning, stacklevel=3)
+    return firsts
+
+
 def run_seeds(
     fn: Callable[[PyTree], PyTree],
     batch: PyTree,
@@ -154,9 +223,14 @@ def run_seeds(
       The outputs, leaves with the seed axis first, and the :class:`Timing` of the
       whole batch.
     """
+    devices = list(jax.devices() if devices is None else devices)
     seeds = seed_count(batch)
+    program = jax.vmap(fn)
+    devices = _without_pool_deadlock(devices, program, batch)
     placed, padding = shard_seeds(batch, devices)
-    output, timing = time_compiled(jax.vmap(fn), placed, repeats=repeats)
+    if len(devices) > 1:
+        program = per_device(program, seeds_mesh(devices), SEEDS, SEEDS)
+    output, timing = time_compiled(program, placed, repeats=repeats)
     output = gather(output)
     if padding:
         output = jax.tree.map(lambda x: x[:seeds], output)
@@ -187,8 +261,8 @@ def run_settings(
       :class:`Timing` of the whole program. Seeds are vmapped outside and settings inside,
       so the settings of a seed share its inputs (its minibatches, its noise).
     """
+    devices = list(jax.devices() if devices is None else devices)
     seeds = seed_count(batch)
-    placed, padding = shard_seeds(batch, devices)
 
     def program(settings, batch, *shared):
         def every_setting(member):
@@ -196,6 +270,14 @@ def run_settings(
 
         return jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), jax.vmap(every_setting)(batch))
 
+    devices = _without_pool_deadlock(devices, program, settings, batch, *shared)
+    placed, padding = shard_seeds(batch, devices)
+    if len(devices) > 1:
+        mesh = seeds_mesh(devices)
+        whole = NamedSharding(mesh, WHOLE)
+        settings, shared = place(settings, whole), place(shared, whole)
+        program = per_device(program, mesh, (WHOLE, SEEDS) + (WHOLE,) * len(shared),
+                             PartitionSpec(None, "seeds"))
     output, timing = time_compiled(program, settings, placed, *shared, repeats=repeats)
     output = gather(output)
     if padding:

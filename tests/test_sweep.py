@@ -67,6 +67,7 @@ def test_seed_count_requires_a_common_leading_axis():
 
 SHARDED = textwrap.dedent(
     """
+    import warnings
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
     import optlab
@@ -85,6 +86,22 @@ SHARDED = textwrap.dedent(
     np.testing.assert_array_equal(sharded.iterations, single.iterations)
     np.testing.assert_array_equal(sharded.status, single.status)
     np.testing.assert_allclose(sharded.params, single.params, rtol=0, atol=1e-12)
+
+    # Batched LAPACK calls (Newton's eigh) on several CPU devices of one process: jaxlib
+    # 0.10's kernels would hang there, so the sweep runs them on one device and says so.
+    def newton(setting, problem):
+        return optlab.minimize(problem.value, setting * jnp.ones_like(problem.minimizer),
+                               optlab.newton(), stop=optlab.stopping.grad_norm(1e-9),
+                               max_iters=3).params
+    batch = problems.seed_quadratics(160, 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        by_seed, _ = sweep.run_seeds(lambda problem: newton(0.0, problem), batch, repeats=2)
+        by_setting, _ = sweep.run_settings(newton, jnp.array([0.0, 1.0]), batch, repeats=2)
+    if sweep._jaxlib_version() >= (0, 10, 0):
+        assert len(caught) == 2 and all("lapack_dsyevd" in str(w.message) for w in caught), caught
+    np.testing.assert_allclose(by_seed, batch.minimizer, atol=1e-8)
+    np.testing.assert_allclose(by_setting, np.stack([batch.minimizer] * 2), atol=1e-8)
     print("sharded ok", np.asarray(sharded.iterations))
     """
 )

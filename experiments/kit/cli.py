@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -183,6 +184,7 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
     jax.config.update("jax_enable_x64", study.float64)
     start_processes(flag_values)
     if jax.process_index() != 0:  # runs its share, writes nothing, prints errors only
+        warnings.simplefilter("ignore")  # process 0 shows them, once
         sys.stdout.flush()
         with open(os.devnull, "w") as devnull:  # gloo's own lines too
             os.dup2(devnull.fileno(), sys.stdout.fileno())

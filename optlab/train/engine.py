@@ -10,7 +10,8 @@ Contract:
 * :func:`fit` trains all runs at once and returns a :class:`FitResult` whose history has
   the shape ``(runs, max_epochs)``. Run ``i`` of a batch computes what the same run alone
   computes (up to float rounding); with several devices the runs axis is sharded over
-  them and the results do not depend on the number of devices.
+  them, and the results depend on the number of devices only through that rounding
+  (see :mod:`optlab.sweep`).
 * :func:`evaluate` (loss and metrics) and :func:`predict` (outputs) apply every run's
   final model, in eval mode, to other data, e.g. a test set.
 
@@ -89,7 +90,7 @@ import numpy as np
 import optax
 from flax import nnx
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 
 from optlab import sweep
 from optlab.train import metrics
@@ -635,14 +636,9 @@ def _distribute(program: Callable, devices: Sequence[jax.Device] | None):
             return jax.device_put(tree, devices[0])
 
         return program, place, place
-    mesh = Mesh(np.array(devices), ("seeds",))
-    runs, shared = PartitionSpec("seeds"), PartitionSpec()
-    # check_vma=False: every output is per run (split over devices), never claimed to be
-    # replicated, so the check could only reject the zeros that start the loops' sums.
-    program = jax.shard_map(
-        program, mesh=mesh, in_specs=(runs, shared, shared, shared), out_specs=runs,
-        check_vma=False,
-    )
+    mesh = sweep.seeds_mesh(devices)
+    runs, shared = sweep.SEEDS, sweep.WHOLE
+    program = sweep.per_device(program, mesh, (runs, shared, shared, shared), runs)
 
     def place(tree):
         return sweep.shard_seeds(tree, devices)[0]
