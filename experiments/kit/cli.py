@@ -183,6 +183,8 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
         return fail(study.name, str(error))
     jax.config.update("jax_enable_x64", study.float64)
     start_processes(flag_values)
+    if flag_values.compilation_cache:  # across processes, JAX has process 0 alone write it
+        enable_compilation_cache(flag_values.compilation_cache)
     if jax.process_index() != 0:  # runs its share, writes nothing, prints errors only
         warnings.simplefilter("ignore")  # process 0 shows them, once
         sys.stdout.flush()
@@ -190,8 +192,6 @@ def main(study: Study, argv: Sequence[str], flag_values: flags.FlagValues) -> in
             os.dup2(devnull.fileno(), sys.stdout.fileno())
         study.run(config, lambda line: None)
         return 0
-    if flag_values.compilation_cache:
-        enable_compilation_cache(flag_values.compilation_cache)
     run_name = study.run_name(config) if study.run_name else study.name
     try:
         run_dir = RunDir.create(flag_values.out, run_name)
