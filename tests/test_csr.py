@@ -13,6 +13,7 @@ import scipy.sparse.linalg
 
 from optlab import linalg
 from optlab.linalg import csr
+from optlab.status import Status
 
 
 def _awkward(n: int = 40, seed: int = 0, dtype=np.float64) -> scipy.sparse.csr_array:
@@ -106,6 +107,65 @@ def test_cg_and_its_preconditioners_take_a_csr_matrix():
     assert info == 0
     plain = linalg.cg(A, b, tol=1e-10, max_iters=500)
     np.testing.assert_allclose(plain.x, scipy_x, atol=1e-8)
+
+
+def _runs_native_step(fn, *args) -> bool:
+    return csr.CG_STEP in str(jax.make_jaxpr(fn)(*args))
+
+
+@pytest.mark.parametrize("history", [0, 30])
+@pytest.mark.parametrize("preconditioned", [False, True])
+def test_a_vmapped_cg_on_a_csr_matrix_runs_native_steps_and_equals_single_runs(
+        preconditioned, history):
+    """Members that converge, start at a zero residual, start non-finite, run out of budget
+    or meet negative curvature keep the iterations, status, iterate and history that each
+    has alone (which the plain JAX loop computes)."""
+    matrix = linalg.random_spd(80, 6, seed=3)
+    indefinite = scipy.sparse.csr_array(matrix - 2.5 * scipy.sparse.eye_array(80))
+    B = np.random.default_rng(6).standard_normal((5, 80))
+    B[1] = 0.0  # converged at x0 = 0
+    B[2, 7] = np.nan
+    for dense, max_iters in ((matrix, 40), (matrix, 5), (indefinite, 40)):
+        A = csr.CSRMatrix.from_scipy(dense)
+        precond = linalg.jacobi(dense) if preconditioned else None
+
+        def solve(b):
+            return linalg.cg(A, b, precond=precond, tol=1e-10, max_iters=max_iters,
+                             history=history)
+
+        assert _runs_native_step(jax.vmap(solve), B) == (csr.native_status() is None)
+        assert not _runs_native_step(solve, B[0])
+        batched = jax.jit(jax.vmap(solve))(B)
+        for k, b in enumerate(B):
+            alone = jax.jit(solve)(b)
+            assert int(batched.iterations[k]) == int(alone.iterations), (max_iters, k)
+            assert int(batched.status[k]) == int(alone.status), (max_iters, k)
+            np.testing.assert_allclose(batched.x[k], alone.x, rtol=1e-9, atol=1e-12)
+            if history:
+                np.testing.assert_allclose(batched.residual_norms[k], alone.residual_norms,
+                                           rtol=1e-7, atol=1e-14)
+    assert set(np.asarray(batched.status)) >= {Status.BREAKDOWN, Status.NONFINITE}
+
+
+def test_the_native_batch_takes_starts_relative_tolerances_float32_and_nested_vmaps():
+    matrix = linalg.random_spd(50, 5, seed=4)
+    A = csr.CSRMatrix.from_scipy(matrix)
+    rng = np.random.default_rng(7)
+    B, X0 = rng.standard_normal((4, 50)), rng.standard_normal((4, 50))
+    solve = lambda b, x0: linalg.cg(A, b, x0, tol=0.0, rtol=1e-9)  # noqa: E731
+    batched = jax.vmap(solve)(B, X0)
+    assert [int(k) for k in batched.iterations] == [int(solve(b, x0).iterations)
+                                                   for b, x0 in zip(B, X0)]
+    np.testing.assert_allclose(matrix @ np.asarray(batched.x).T, B.T, atol=1e-8)
+    nested = jax.vmap(jax.vmap(lambda b: linalg.cg(A, b, tol=1e-10)))(B.reshape(2, 2, 50))
+    np.testing.assert_allclose(np.asarray(nested.x).reshape(4, 50) @ matrix, B, atol=1e-8)
+    single = csr.CSRMatrix.from_scipy(matrix.astype(np.float32))
+    low = jax.vmap(lambda b: linalg.cg(single, b, tol=1e-4))(B.astype(np.float32))
+    assert low.x.dtype == np.float32 and np.all(np.asarray(low.status) == Status.CONVERGED)
+    # A batch of matrices (and right-hand sides) is the plain loop, vmapped.
+    stacked = jax.tree.map(lambda leaf: jnp.stack([leaf, leaf]), A)
+    pair = jax.vmap(lambda A, b: linalg.cg(A, b, tol=1e-10))(stacked, B[:2])
+    np.testing.assert_allclose(np.asarray(pair.x) @ matrix, B[:2], atol=1e-8)
 
 
 def test_cg_solves_a_complex_hermitian_csr_system():

@@ -21,6 +21,7 @@ or ``< max(tol, rtol ||b||_2)`` when ``rtol`` is given.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -130,6 +131,7 @@ def cg(
     dtype = jnp.result_type(b.dtype, out.dtype)
     b, x0 = b.astype(dtype), x0.astype(dtype)
     real = jnp.finfo(dtype).dtype  # the dtype of norms, thresholds and inner products
+    fused = _fused_inputs(A, precond, dtype)
     precond = (lambda r: r) if precond is None else precond
     for name, value in (("tol", tol), ("rtol", rtol)):
         if value is not None and not isinstance(value, jax.core.Tracer) and not value >= 0:
@@ -138,15 +140,81 @@ def cg(
     threshold = jnp.asarray(tol, real)
     if rtol is not None:
         threshold = jnp.maximum(threshold, rtol * jnp.linalg.norm(b))
+    steps = _Steps(zero_start, max_iters, history)
+    if fused is not None:
+        return _csr_cg(steps)(*fused, b, x0, threshold)
+    return _solve(matvec, precond, b, x0, threshold, steps)
 
-    def classify(residual_norm, iteration, finite) -> jax.Array:
-        """The status once x_k is known: non-finite wins, then convergence, then the budget."""
-        status = jnp.where(iteration >= max_iters, Status.MAX_ITERS, Status.RUNNING)
-        # A zero residual has solved the system, whatever the threshold (tol = 0, b = 0).
-        solved = (residual_norm < threshold) | (residual_norm == 0)
-        status = jnp.where(solved, Status.CONVERGED, status)
-        finite = finite & jnp.isfinite(residual_norm)
-        return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
+
+class _Steps(NamedTuple):
+    zero_start: bool  # x0 is zeros: r_0 = b, no product
+    max_iters: int
+    history: int
+
+
+def _classify(residual_norm, iteration, finite, threshold, max_iters: int) -> jax.Array:
+    """The status once x_k is known: non-finite wins, then convergence, then the budget."""
+    status = jnp.where(iteration >= max_iters, Status.MAX_ITERS, Status.RUNNING)
+    # A zero residual has solved the system, whatever the threshold (tol = 0, b = 0).
+    solved = (residual_norm < threshold) | (residual_norm == 0)
+    status = jnp.where(solved, Status.CONVERGED, status)
+    finite = finite & jnp.isfinite(residual_norm)
+    return jnp.where(finite, status, Status.NONFINITE).astype(jnp.int32)
+
+
+def _settle(carry: _Carry, rz, curvature, alpha, residual_norm, threshold, steps: _Steps):
+    """A member's scalars after its step (``rz`` = r^T z, ``curvature`` = p^T A p and
+    ``alpha`` of the step, ``residual_norm`` of the new r): only a member still running on
+    positive curvature advances; one that meets a NaN or a non-positive curvature stops.
+    Returns the new ``(rz, residual_norm, iteration, status, residual_norms)``."""
+    advance = (carry.status == Status.RUNNING) & (curvature > 0)
+    iteration = carry.iteration + 1
+    # x_{k+1} = x_k + alpha p_k is finite when alpha and p_k^T A p_k are (and x_k was):
+    # scalars to test, not every entry of x in every iteration.
+    status = _classify(residual_norm, iteration, jnp.isfinite(alpha) & jnp.isfinite(curvature),
+                       threshold, steps.max_iters)
+    keep = lambda new, old: jnp.where(advance, new, old)  # noqa: E731
+    failed = jnp.where(jnp.isnan(curvature), Status.NONFINITE, Status.BREAKDOWN)
+    residual_norms = carry.residual_norms
+    if residual_norms is not None:
+        # An out-of-range index drops the write, so a frozen member's buffer is untouched.
+        slot = jnp.where(advance, iteration, steps.history)
+        residual_norms = residual_norms.at[slot].set(residual_norm, mode="drop")
+    status = jnp.where(carry.status == Status.RUNNING, keep(status, failed), carry.status)
+    return (keep(rz, carry.rz), keep(residual_norm, carry.residual_norm),
+            keep(iteration, carry.iteration), status.astype(jnp.int32), residual_norms)
+
+
+def _start(matvec, precond, b, x0, threshold, steps: _Steps) -> _Carry:
+    """The carry at ``x_0``: ``r_0``, ``z_0 = p_0``, and the status of ``x_0`` itself."""
+    real = jnp.finfo(b.dtype).dtype
+    r0 = b if steps.zero_start else b - matvec(x0)  # no product for the zero start
+    z0 = precond(r0)
+    residual_norm0 = jnp.linalg.norm(r0)
+    residual_norms = None
+    if steps.history:
+        residual_norms = jnp.full(steps.history, jnp.nan, real).at[0].set(residual_norm0)
+    iteration0 = jnp.zeros((), jnp.int32)
+    return _Carry(
+        x=x0,
+        r=r0,
+        p=z0,
+        rz=jnp.real(jnp.vdot(r0, z0)),
+        residual_norm=residual_norm0,
+        iteration=iteration0,
+        status=_classify(residual_norm0, iteration0, jnp.all(jnp.isfinite(x0)), threshold,
+                         steps.max_iters),
+        residual_norms=residual_norms,
+    )
+
+
+def _result(carry: _Carry) -> CGResult:
+    return CGResult(x=carry.x, iterations=carry.iteration, residual_norm=carry.residual_norm,
+                    status=carry.status, residual_norms=carry.residual_norms)
+
+
+def _solve(matvec, precond, b, x0, threshold, steps: _Steps) -> CGResult:
+    """The iteration of :func:`cg` in JAX, for one right-hand side (vmap batches it)."""
 
     def body(carry: _Carry) -> _Carry:
         q = matvec(carry.p)
@@ -164,54 +232,93 @@ def cg(
         rz = jnp.real(jnp.vdot(r, z))
         beta = rz / jnp.where(advance & (carry.rz != 0), carry.rz, 1)
         p = z + beta * carry.p
-        residual_norm = jnp.linalg.norm(r)
-        iteration = carry.iteration + 1
-        # x_{k+1} = x_k + alpha p_k is finite when alpha and p_k^T A p_k are (and x_k was):
-        # scalars to test, not every entry of x in every iteration.
-        status = classify(residual_norm, iteration, jnp.isfinite(alpha) & jnp.isfinite(curvature))
+        settled = _settle(carry, rz, curvature, alpha, jnp.linalg.norm(r), threshold, steps)
+        return _Carry(x, r, p, *settled)
 
-        keep = lambda new, old: jnp.where(advance, new, old)  # noqa: E731
-        failed = jnp.where(jnp.isnan(curvature), Status.NONFINITE, Status.BREAKDOWN)
-        residual_norms = carry.residual_norms
-        if residual_norms is not None:
-            # An out-of-range index drops the write, so a frozen member's buffer is untouched.
-            slot = jnp.where(advance, iteration, history)
-            residual_norms = residual_norms.at[slot].set(residual_norm, mode="drop")
-        return _Carry(
-            x=x,
-            r=r,
-            p=p,
-            rz=keep(rz, carry.rz),
-            residual_norm=keep(residual_norm, carry.residual_norm),
-            iteration=keep(iteration, carry.iteration),
-            status=jnp.where(
-                carry.status == Status.RUNNING, keep(status, failed), carry.status
-            ).astype(jnp.int32),
-            residual_norms=residual_norms,
-        )
+    carry = _start(matvec, precond, b, x0, threshold, steps)
+    return _result(jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, carry))
 
-    r0 = b if zero_start else b - matvec(x0)  # no product for the zero start
-    z0 = precond(r0)
-    residual_norm0 = jnp.linalg.norm(r0)
-    residual_norms = None
-    if history:
-        residual_norms = jnp.full(history, jnp.nan, real).at[0].set(residual_norm0)
-    iteration0 = jnp.zeros((), jnp.int32)
-    carry = _Carry(
-        x=x0,
-        r=r0,
-        p=z0,
-        rz=jnp.real(jnp.vdot(r0, z0)),
-        residual_norm=residual_norm0,
-        iteration=iteration0,
-        status=classify(residual_norm0, iteration0, jnp.all(jnp.isfinite(x0))),
-        residual_norms=residual_norms,
-    )
-    carry = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, carry)
-    return CGResult(
-        x=carry.x,
-        iterations=carry.iteration,
-        residual_norm=carry.residual_norm,
-        status=carry.status,
-        residual_norms=carry.residual_norms,
-    )
+
+def _fused_inputs(A, precond, dtype):
+    """``(A, inverse diagonal or None)`` where a vmapped batch of right-hand sides can run
+    the native CG step: a real CSR matrix whose native kernel is loaded, unpreconditioned
+    or Jacobi-preconditioned; None otherwise."""
+    from optlab.linalg import csr, preconditioners
+
+    if (not isinstance(A, csr.CSRMatrix) or csr.native_status() is not None
+            or dtype not in (jnp.float32, jnp.float64) or A.data.dtype != dtype):
+        return None
+    if precond is None:
+        return A, None
+    if isinstance(precond, preconditioners.Jacobi) and precond.inverse_diagonal.dtype == dtype:
+        return A, precond.inverse_diagonal
+    return None
+
+
+@functools.cache
+def _csr_cg(steps: _Steps):
+    """CG on a CSR matrix whose vmapped batch of right-hand sides (the matrix and the
+    preconditioner shared) is one loop of native steps on the CPU (``optlab_csr_cg_step``):
+    one call per iteration does the batched product and every member's vector updates,
+    where XLA would split each update over threads. Unbatched, or with a batched matrix,
+    it is :func:`_solve`."""
+    from optlab.linalg import csr, preconditioners
+
+    def plain(A, inverse_diagonal, b, x0, threshold):
+        precond = (lambda r: r) if inverse_diagonal is None else preconditioners.Jacobi(
+            inverse_diagonal)
+        return _solve(operators.as_matvec(A), precond, b, x0, threshold, steps)
+
+    @jax.custom_batching.custom_vmap
+    def solve(A, inverse_diagonal, b, x0, threshold):
+        return plain(A, inverse_diagonal, b, x0, threshold)
+
+    @solve.def_vmap
+    def solve_vmap(axis_size, in_batched, A, inverse_diagonal, b, x0, threshold):
+        A_batched, diagonal_batched, *rest = in_batched
+        axes = [0 if batched else None for batched in rest]
+        if any(jax.tree.leaves(A_batched)) or any(jax.tree.leaves(diagonal_batched)):
+            out = jax.vmap(plain, in_axes=(
+                jax.tree.map(lambda batched: 0 if batched else None, A_batched),
+                jax.tree.map(lambda batched: 0 if batched else None, diagonal_batched),
+                *axes))(A, inverse_diagonal, b, x0, threshold)
+        else:
+            b, x0, threshold = (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+                                for x, batched in zip((b, x0, threshold), rest))
+            out = jax.lax.platform_dependent(
+                A, inverse_diagonal, b, x0, threshold,
+                cpu=functools.partial(_batched_native, steps=steps, target=csr.CG_STEP),
+                default=jax.vmap(plain, in_axes=(None, None, 0, 0, 0)))
+        return out, jax.tree.map(lambda _: True, out)
+
+    return solve
+
+
+def _batched_native(A, inverse_diagonal, B, X0, thresholds, *, steps: _Steps,
+                    target: str) -> CGResult:
+    """CG on every row of ``B`` at once: one native step per iteration, the members'
+    scalars settled by :func:`_settle` (vmapped, on arrays of the batch's size)."""
+    from optlab.linalg import preconditioners
+
+    batch, n = B.shape
+    precond = (lambda r: r) if inverse_diagonal is None else preconditioners.Jacobi(
+        inverse_diagonal)
+    matvec = operators.as_matvec(A)
+    carry = jax.vmap(lambda b, x0, threshold: _start(matvec, precond, b, x0, threshold, steps))(
+        B, X0, thresholds)
+    diagonal = jnp.zeros((0,), B.dtype) if inverse_diagonal is None else inverse_diagonal
+    vectors = jax.ShapeDtypeStruct((batch, n), B.dtype)
+    scalars = jax.ShapeDtypeStruct((batch,), B.dtype)
+    step = jax.ffi.ffi_call(target, (vectors,) * 4 + (scalars,) * 4,
+                            input_output_aliases={4: 0, 5: 1, 6: 2}, vmap_method="sequential")
+    settle = jax.vmap(functools.partial(_settle, steps=steps))
+
+    def body(carry: _Carry) -> _Carry:
+        running = (carry.status == Status.RUNNING).astype(jnp.int32)
+        x, r, p, _, rz, curvature, alpha, residual_norm = step(
+            A.indptr, A.indices, A.data, diagonal, carry.x, carry.r, carry.p, carry.rz, running)
+        settled = settle(carry, rz, curvature, alpha, residual_norm, thresholds)
+        return _Carry(x, r, p, *settled)
+
+    carry = jax.lax.while_loop(lambda c: jnp.any(c.status == Status.RUNNING), body, carry)
+    return _result(carry)

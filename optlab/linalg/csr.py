@@ -46,6 +46,7 @@ import numpy as np
 import scipy.sparse
 
 TARGET = "optlab_csr_matvec"
+CG_STEP = "optlab_csr_cg_step"  # one CG iteration of a batch (optlab.linalg.cg)
 _NATIVE_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 
 
@@ -196,6 +197,8 @@ def _load_native() -> str | None:
     try:
         library = ctypes.cdll.LoadLibrary(str(_build()))
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.OptlabCsrMatvec),
+                                    platform="cpu")
+        jax.ffi.register_ffi_target(CG_STEP, jax.ffi.pycapsule(library.OptlabCsrCgStep),
                                     platform="cpu")
     except subprocess.CalledProcessError as error:
         return (f"the native kernel did not compile: {error}\n"

@@ -11,9 +11,17 @@
 // Large products split their rows into chunks of equal entry counts, taken in turn by the
 // calling thread and the other threads of XLA's intra-op pool (the FFI's ThreadPool);
 // small ones stay on the calling thread, where a wake-up would cost more than it saves.
+//
+// A second handler, "optlab_csr_cg_step", is one iteration of conjugate gradients for a
+// batch of right-hand sides of one real CSR matrix (float32 or float64), unpreconditioned
+// or with a Jacobi preconditioner: the batched product above, then each member's vector
+// updates in one pass over its vectors (members taken in turn by the pool's threads). It
+// is what optlab.linalg.cg runs for a vmapped batch, in place of XLA's fusions of the
+// same updates: those are split over threads by size, which costs more than they do.
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <complex>
 #include <memory>
 #include <cstdint>
@@ -236,6 +244,94 @@ ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
   return ffi::Error::Success();
 }
 
+// One running member's CG update after q = A p: curvature p.q, the step alpha (0 where the
+// curvature is not positive: the member does not move, and stops), x += alpha p,
+// r -= alpha q, z = M^-1 r (z = dinv r, or r), r.z and ||r||, then p = z + beta p with
+// beta = r.z / rz (the old rz; 1 in its place when the member did not advance or rz is 0).
+// The same arithmetic as optlab.linalg.cg's body, summed in another order.
+template <typename T>
+void CgMember(int64_t n, const T* dinv, T* x, T* r, T* p, T* q, T rz, T* rz_out,
+              T* curvature_out, T* alpha_out, T* norm_out) {
+  T curvature = 0;
+  for (int64_t i = 0; i < n; ++i) curvature += p[i] * q[i];
+  const bool advance = curvature > 0;
+  const T alpha = advance ? rz / curvature : T(0);
+  T rz_new = 0, squares = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] += alpha * p[i];
+    const T ri = r[i] - alpha * q[i];
+    const T zi = dinv == nullptr ? ri : dinv[i] * ri;
+    r[i] = ri;
+    q[i] = zi;
+    rz_new += ri * zi;
+    squares += ri * ri;
+  }
+  const T beta = rz_new / ((advance && rz != 0) ? rz : T(1));
+  for (int64_t i = 0; i < n; ++i) p[i] = q[i] + beta * p[i];
+  *rz_out = rz_new;
+  *curvature_out = curvature;
+  *alpha_out = alpha;
+  *norm_out = std::sqrt(squares);
+}
+
+template <typename T>
+void CgStepTyped(ffi::ThreadPool& pool, int64_t batch, int64_t n, const int32_t* indptr,
+                 const int32_t* indices, const T* data, const T* dinv, const T* x,
+                 const T* r, const T* p, const T* rz, const int32_t* running, T* x_out,
+                 T* r_out, T* p_out, T* q, T* rz_out, T* curvature_out, T* alpha_out,
+                 T* norm_out) {
+  const int64_t size = batch * n;
+  if (x_out != x) std::copy_n(x, size, x_out);  // no copy where XLA aliased them
+  if (r_out != r) std::copy_n(r, size, r_out);
+  if (p_out != p) std::copy_n(p, size, p_out);
+  // The batched product (slabs, threads over rows), then each member's updates in one
+  // task: about ten flops per entry of its vectors.
+  Multiply(pool, n, n, batch, indptr, indices, data, p_out, q);
+  const int64_t helpers = batch > 1 && 10 * size >= kParallelWork
+                              ? std::max<int64_t>(0, pool.num_threads() - 1) : 0;
+  InTurn(pool, helpers, batch, [=](int64_t b) {
+    if (running[b] == 0) {  // stopped: its vectors stay as they are (its scalars are unused)
+      rz_out[b] = curvature_out[b] = alpha_out[b] = norm_out[b] = T(0);
+      return;
+    }
+    const int64_t at = b * n;
+    CgMember(n, dinv, x_out + at, r_out + at, p_out + at, q + at, rz[b], rz_out + b,
+             curvature_out + b, alpha_out + b, norm_out + b);
+  });
+}
+
+ffi::Error CsrCgStep(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
+                     ffi::Buffer<ffi::S32> indices, ffi::AnyBuffer data, ffi::AnyBuffer dinv,
+                     ffi::AnyBuffer x, ffi::AnyBuffer r, ffi::AnyBuffer p, ffi::AnyBuffer rz,
+                     ffi::Buffer<ffi::S32> running, ffi::Result<ffi::AnyBuffer> x_out,
+                     ffi::Result<ffi::AnyBuffer> r_out, ffi::Result<ffi::AnyBuffer> p_out,
+                     ffi::Result<ffi::AnyBuffer> q, ffi::Result<ffi::AnyBuffer> rz_out,
+                     ffi::Result<ffi::AnyBuffer> curvature, ffi::Result<ffi::AnyBuffer> alpha,
+                     ffi::Result<ffi::AnyBuffer> norm) {
+  const auto dims = x.dimensions();
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("x must be (batch, n)");
+  const int64_t batch = dims[0], n = dims[1];
+  if (static_cast<int64_t>(indptr.element_count()) != n + 1) {
+    return ffi::Error::InvalidArgument("A must be square, of the size of x's rows");
+  }
+  const bool jacobi = dinv.element_count() > 0;
+  auto run = [&](auto zero) {
+    using T = decltype(zero);
+    CgStepTyped<T>(pool, batch, n, indptr.typed_data(), indices.typed_data(),
+                   data.typed_data<T>(), jacobi ? dinv.typed_data<T>() : nullptr,
+                   x.typed_data<T>(), r.typed_data<T>(), p.typed_data<T>(), rz.typed_data<T>(),
+                   running.typed_data(), x_out->typed_data<T>(), r_out->typed_data<T>(),
+                   p_out->typed_data<T>(), q->typed_data<T>(), rz_out->typed_data<T>(),
+                   curvature->typed_data<T>(), alpha->typed_data<T>(), norm->typed_data<T>());
+  };
+  switch (data.element_type()) {
+    case ffi::F32: run(0.0f); break;
+    case ffi::F64: run(0.0); break;
+    default: return ffi::Error::InvalidArgument("the CG step takes float32 or float64");
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(OptlabCsrMatvec, CsrMatvec,
@@ -246,3 +342,24 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(OptlabCsrMatvec, CsrMatvec,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(OptlabCsrCgStep, CsrCgStep,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // indptr
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // indices
+                                  .Arg<ffi::AnyBuffer>()  // data
+                                  .Arg<ffi::AnyBuffer>()  // dinv: (n,) or (0,) for none
+                                  .Arg<ffi::AnyBuffer>()  // x (batch, n)
+                                  .Arg<ffi::AnyBuffer>()  // r
+                                  .Arg<ffi::AnyBuffer>()  // p
+                                  .Arg<ffi::AnyBuffer>()  // rz (batch,)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // running (batch,)
+                                  .Ret<ffi::AnyBuffer>()  // x
+                                  .Ret<ffi::AnyBuffer>()  // r
+                                  .Ret<ffi::AnyBuffer>()  // p
+                                  .Ret<ffi::AnyBuffer>()  // q: scratch (A p, then z)
+                                  .Ret<ffi::AnyBuffer>()  // r.z
+                                  .Ret<ffi::AnyBuffer>()  // p.q
+                                  .Ret<ffi::AnyBuffer>()  // alpha
+                                  .Ret<ffi::AnyBuffer>());  // ||r||
