@@ -17,6 +17,14 @@ definite; a real ``A`` with a complex ``b`` solves the real and imaginary parts 
 The stopping test uses the recursively updated residual ``r_k`` (not ``b - A x_k``
 recomputed), as the classic exercises and scipy do: stop when ``||r_k||_2 < tol``,
 or ``< max(tol, rtol ||b||_2)`` when ``rtol`` is given.
+
+A vmapped batch of right-hand sides of one real CSR matrix
+(:class:`optlab.linalg.CSRMatrix`, with its native kernel), unpreconditioned or with
+:func:`optlab.linalg.jacobi`, runs on the CPU as one native step per iteration for the
+whole batch (the product, then each member's updates in one pass), in place of XLA's
+fusions of the same updates, which its CPU cost model splits over threads by size. The
+results are those of the loop below up to rounding (the inner products are summed in
+another order). Everything else runs that loop.
 """
 
 from __future__ import annotations
@@ -262,12 +270,9 @@ def _csr_cg(steps: _Steps):
     one call per iteration does the batched product and every member's vector updates,
     where XLA would split each update over threads. Unbatched, or with a batched matrix,
     it is :func:`_solve`."""
-    from optlab.linalg import csr, preconditioners
-
     def plain(A, inverse_diagonal, b, x0, threshold):
-        precond = (lambda r: r) if inverse_diagonal is None else preconditioners.Jacobi(
-            inverse_diagonal)
-        return _solve(operators.as_matvec(A), precond, b, x0, threshold, steps)
+        return _solve(operators.as_matvec(A), _jacobi(inverse_diagonal), b, x0, threshold,
+                      steps)
 
     @jax.custom_batching.custom_vmap
     def solve(A, inverse_diagonal, b, x0, threshold):
@@ -287,29 +292,34 @@ def _csr_cg(steps: _Steps):
                                 for x, batched in zip((b, x0, threshold), rest))
             out = jax.lax.platform_dependent(
                 A, inverse_diagonal, b, x0, threshold,
-                cpu=functools.partial(_batched_native, steps=steps, target=csr.CG_STEP),
+                cpu=functools.partial(_batched_native, steps=steps),
                 default=jax.vmap(plain, in_axes=(None, None, 0, 0, 0)))
         return out, jax.tree.map(lambda _: True, out)
 
     return solve
 
 
-def _batched_native(A, inverse_diagonal, B, X0, thresholds, *, steps: _Steps,
-                    target: str) -> CGResult:
-    """CG on every row of ``B`` at once: one native step per iteration, the members'
-    scalars settled by :func:`_settle` (vmapped, on arrays of the batch's size)."""
+def _jacobi(inverse_diagonal):
     from optlab.linalg import preconditioners
 
+    if inverse_diagonal is None:
+        return lambda r: r
+    return preconditioners.Jacobi(inverse_diagonal)
+
+
+def _batched_native(A, inverse_diagonal, B, X0, thresholds, *, steps: _Steps) -> CGResult:
+    """CG on every row of ``B`` at once: one native step per iteration, the members'
+    scalars settled by :func:`_settle` (vmapped, on arrays of the batch's size)."""
+    from optlab.linalg import csr
+
     batch, n = B.shape
-    precond = (lambda r: r) if inverse_diagonal is None else preconditioners.Jacobi(
-        inverse_diagonal)
-    matvec = operators.as_matvec(A)
+    matvec, precond = operators.as_matvec(A), _jacobi(inverse_diagonal)
     carry = jax.vmap(lambda b, x0, threshold: _start(matvec, precond, b, x0, threshold, steps))(
         B, X0, thresholds)
     diagonal = jnp.zeros((0,), B.dtype) if inverse_diagonal is None else inverse_diagonal
     vectors = jax.ShapeDtypeStruct((batch, n), B.dtype)
     scalars = jax.ShapeDtypeStruct((batch,), B.dtype)
-    step = jax.ffi.ffi_call(target, (vectors,) * 4 + (scalars,) * 4,
+    step = jax.ffi.ffi_call(csr.CG_STEP, (vectors,) * 4 + (scalars,) * 4,
                             input_output_aliases={4: 0, 5: 1, 6: 2}, vmap_method="sequential")
     settle = jax.vmap(functools.partial(_settle, steps=steps))
 
