@@ -427,7 +427,8 @@ def test_results_do_not_depend_on_the_number_of_devices(tmp_path, batched):
 
 
 # The same fit as one of two processes (jax.distributed, gloo), two CPU devices each: the
-# three runs (and a padding run) spread over the four devices of both processes.
+# three runs (and a padding run) spread over the four devices of both processes,
+# interrupted at epoch 2 and resumed from the checkpoint both processes name.
 DISTRIBUTED = textwrap.dedent(
     """
     import sys
@@ -440,19 +441,33 @@ DISTRIBUTED = textwrap.dedent(
                                process_id=process, initialization_timeout=60)
     import test_train_engine as t
     assert jax.process_count() == 2 and len(jax.devices()) == 4, jax.devices()
-    result = t._fit(t._batched_runs(), runs_per_vmap=1, **t.BATCHED)
+    runs, epochs = t._batched_runs(), []
+    options = t.BATCHED | dict(runs_per_vmap=1, checkpoint_dir={checkpoints!r})
+
+    def interrupt_at_epoch_2(epoch, metrics):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    try:
+        t._fit(runs, on_epoch=interrupt_at_epoch_2, **options)
+        raise SystemExit("not interrupted")
+    except KeyboardInterrupt:
+        pass
+    result = t._fit(runs, on_epoch=lambda epoch, metrics: epochs.append(epoch), **options)
+    assert epochs == [2, 3] and result.first_epoch == 2, (epochs, result.first_epoch)
     if process == 0:
         np.savez({output!r}, *jax.tree.leaves((result.history, result.params)))
     """
 )
 
 
-def test_results_do_not_depend_on_the_number_of_processes(tmp_path, batched):
+def test_results_do_not_depend_on_the_number_of_processes_and_resume_there(tmp_path, batched):
     output = str(tmp_path / "spread.npz")
     with socket.socket() as probe:  # a free port for the coordinator
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    script = DISTRIBUTED.format(tests=os.path.dirname(__file__), output=output, port=port)
+    script = DISTRIBUTED.format(tests=os.path.dirname(__file__), output=output, port=port,
+                                checkpoints=str(tmp_path / "checkpoints"))
     environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
                        JAX_PLATFORMS="cpu")
     workers = [subprocess.Popen([sys.executable, "-c", script, str(process)],

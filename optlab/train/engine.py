@@ -422,7 +422,9 @@ def fit(
         The configuration that must match covers the task, the seeds, the initial state
         (parameters, optimizer state with its hyperparameters, penalties), the data, the
         batch sizes, ``max_epochs`` and the early-stopping settings; it cannot see
-        Python-side constants such as those of a schedule or the model's code.
+        Python-side constants such as those of a schedule or the model's code. Across
+        processes (``jax.distributed``) every process names the same directory, which
+        all of them must see (a shared filesystem); orbax has one process write it.
       devices: devices to shard the runs axis over (default: all).
 
     Raises:
@@ -487,9 +489,6 @@ def fit(
         "max_epochs": max_epochs,
         "early_stopping": [patience, min_delta, restore_best, monitor],
     }
-    if checkpoint_dir is not None and jax.process_count() > 1:
-        raise ValueError("checkpoint_dir is not supported across several processes yet "
-                         f"({jax.process_count()} run this fit)")
     checkpointer = None if checkpoint_dir is None else Checkpointer(checkpoint_dir)
     try:
         return _train(
