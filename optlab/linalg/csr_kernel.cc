@@ -15,7 +15,7 @@
 // A second handler, "optlab_csr_cg_step", is one iteration of conjugate gradients for a
 // batch of right-hand sides of one real CSR matrix (float32 or float64), unpreconditioned
 // or with a Jacobi preconditioner: the batched product above, then each member's vector
-// updates in one pass over its vectors (members taken in turn by the pool's threads). It
+// updates as one task (members taken in turn by the pool's threads). It
 // is what optlab.linalg.cg runs for a vmapped batch, in place of XLA's fusions of the
 // same updates: those are split over threads by size, which costs more than they do.
 
