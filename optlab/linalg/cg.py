@@ -21,7 +21,7 @@ or ``< max(tol, rtol ||b||_2)`` when ``rtol`` is given.
 A vmapped batch of right-hand sides of one real CSR matrix
 (:class:`optlab.linalg.CSRMatrix`, with its native kernel), unpreconditioned or with
 :func:`optlab.linalg.jacobi`, runs on the CPU as one native step per iteration for the
-whole batch (the product, then each member's updates in one pass), in place of XLA's
+whole batch (the product, then each member's updates as one task), in place of XLA's
 fusions of the same updates, which its CPU cost model splits over threads by size. The
 results are those of the loop below up to rounding (the inner products are summed in
 another order). Everything else runs that loop.
