@@ -22,7 +22,8 @@ iteration counts agree (within 3%) before it compares times.
 * **Layouts**: per test matrix (the bus matrices, ``optlab.linalg.stencil3d`` 27-point
   stencils and 3 x 3 blocks on them, each also renumbered at random as a mesh would be,
   a 7-point stencil, ``random_spd``; n from 494 to 10^5): one product ``v <- A v / ||A
-  v||`` in each layout inside a compiled loop, and scipy's CSR product in a Python loop;
+  v||`` in each layout (CSR as numbered, and renumbered by reverse Cuthill-McKee) inside a
+  compiled loop, and scipy's CSR product in a Python loop;
   then plain and Jacobi CG per iteration (a fixed count, ``tol`` never met) in the
   layout ``sparse_matrix`` picks, against scipy's.
 * **Poisson 2-D**: the 5-point Laplacian on a ``--poisson_size`` squared grid (10^6
@@ -188,9 +189,13 @@ def compare_layouts(matrices, *, steps: int, iterations: int, repeats: int, log)
         v = np.random.default_rng(0).standard_normal(n)
         coo = scipy.sparse.coo_array(A)
         offsets = np.unique(coo.col - coo.row).size
-        layouts = ["csr", "bcoo"] + (["diagonal"] if offsets * n <= 2 * A.nnz else [])
-        products = {layout: product_seconds(linalg.sparse_matrix(A, layout), jnp.asarray(v),
-                                            steps, repeats) for layout in layouts}
+        layouts = {"csr": linalg.CSRMatrix.from_scipy(A, reorder=False),
+                   "csr_renumbered": linalg.CSRMatrix.from_scipy(A, reorder=True),
+                   "bcoo": linalg.sparse_matrix(A, "bcoo")}
+        if offsets * n <= 2 * A.nnz:
+            layouts["diagonal"] = linalg.sparse_matrix(A, "diagonal")
+        products = {layout: product_seconds(matrix, jnp.asarray(v), steps, repeats)
+                    for layout, matrix in layouts.items()}
 
         def scipy_products():
             x = v
@@ -200,8 +205,11 @@ def compare_layouts(matrices, *, steps: int, iterations: int, repeats: int, log)
 
         _, scipy_product = timed(scipy_products, repeats)
         A_op = linalg.sparse_matrix(A)
-        row = {"matrix": name, "n": n, "per_row": A.nnz / n, "layout": A_op.layout
-               if hasattr(A_op, "layout") else "bcoo", "products": products,
+        picked = A_op.layout if hasattr(A_op, "layout") else "bcoo"
+        if getattr(A_op, "order", None) is not None:
+            picked += ", renumbered"
+        row = {"matrix": name, "n": n, "per_row": A.nnz / n, "layout": picked,
+               "products": products,
                "scipy_product": scipy_product / steps}
         for label, precond, M in (("cg", None, None), ("jacobi", linalg.jacobi(A_op),
                                                       scipy_preconditioner("jacobi", A))):
@@ -333,15 +341,15 @@ def format_report(measured: dict) -> str:
         "", "Layouts: one product (compiled loop) in each layout and in scipy's CSR; CG per "
         "iteration in the layout sparse_matrix picks, against scipy (goal: at most 0.5 of "
         "scipy's on the bus matrices and stencils, 1.0 elsewhere).", "",
-        "| matrix | n | per row | picked | CSR | BCOO | diagonals | scipy CSR "
-        "| CG / scipy | Jacobi-PCG / scipy | goal |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| matrix | n | per row | picked | CSR | CSR renumbered | BCOO | diagonals "
+        "| scipy CSR | CG / scipy | Jacobi-PCG / scipy | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in measured["layouts"]:
         ratios = [row[key] / row[f"scipy_{key}"] for key in ("cg", "jacobi")]
         met = max(ratios) <= row["goal"]
         products = [_time(row["products"][key]) if key in row["products"] else "—"
-                    for key in ("csr", "bcoo", "diagonal")]
+                    for key in ("csr", "csr_renumbered", "bcoo", "diagonal")]
         lines.append(f"| {row['matrix']} | {row['n']} | {row['per_row']:.1f} | "
                      f"{row['layout']} | " + " | ".join(products)
                      + f" | {_time(row['scipy_product'])} | "

@@ -44,7 +44,8 @@ def test_the_native_and_the_portable_products_agree():
     matrix = linalg.stencil3d(5, permute=3)
     A = csr.CSRMatrix.from_scipy(matrix)
     v = jnp.asarray(np.random.default_rng(2).standard_normal(matrix.shape[0]))
-    portable = csr._portable(A.rows, A.indices, A.data, v, A.shape[0])
+    portable = csr._portable(A.rows, A.indices, A.data, *csr._renumbering_of(A), v,
+                             A.shape[0])
     np.testing.assert_allclose(A @ v, portable, rtol=1e-13)
     np.testing.assert_allclose(A @ v, matrix @ np.asarray(v), rtol=1e-13)
 
@@ -91,6 +92,75 @@ def test_auto_picks_diagonals_for_a_stencil_and_rows_for_its_permutation():
     assert kernel in repr(permuted)
     with pytest.raises(ValueError, match="layout must be one of auto, csr, diagonal, bcoo"):
         linalg.sparse_matrix(linalg.stencil3d(2), "ell")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_a_renumbered_matrix_keeps_the_callers_numbering(dtype):
+    matrix = _awkward(dtype=dtype)
+    A = csr.CSRMatrix.from_scipy(matrix, reorder=True)
+    order = np.asarray(A.order)
+    assert sorted(order) == list(range(40)) and not np.array_equal(order, np.arange(40))
+    assert "renumbered (reverse Cuthill-McKee)" in repr(A)
+    np.testing.assert_array_equal(A.to_scipy().toarray(), matrix.toarray())
+    np.testing.assert_array_equal(linalg.diagonal(A), matrix.diagonal())
+    rng = np.random.default_rng(8)
+    tolerance = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-12
+    dense = matrix.toarray().astype(np.complex128)
+    v = rng.standard_normal(40).astype(dtype)
+    for product in (jax.jit(lambda A, v: A @ v)(A, v),
+                    csr._portable(A.rows, A.indices, A.data, A.order, A.position, v, 40)):
+        np.testing.assert_allclose(product, dense @ v, rtol=tolerance, atol=tolerance)
+    for batch in (1, 5, 13):  # slabs of every width, and a batch of one
+        V = rng.standard_normal((batch, 40)).astype(dtype)
+        np.testing.assert_allclose(jax.jit(jax.vmap(lambda v: A @ v))(V), V @ dense.T,
+                                   rtol=tolerance, atol=tolerance * 10)
+
+
+def test_a_renumbered_product_is_differentiable_and_batches_over_matrices():
+    matrix = linalg.stencil3d(6, permute=2)
+    A = csr.CSRMatrix.from_scipy(matrix, reorder=True)
+    dense = matrix.toarray()
+    rng = np.random.default_rng(9)
+    v, weights = rng.standard_normal(216), rng.standard_normal(216)
+    np.testing.assert_allclose(jax.grad(lambda v: jnp.dot(weights, A @ v))(v),
+                               dense.T @ weights, rtol=1e-12)
+    grad_data = jax.grad(lambda d: jnp.dot(weights, dataclasses.replace(A, data=d) @ v))(A.data)
+    rows, cols = np.asarray(A.order)[np.asarray(A.rows)], np.asarray(A.order)[np.asarray(A.indices)]
+    np.testing.assert_allclose(grad_data, weights[rows] * v[cols], rtol=1e-12)
+    scales = np.array([1.0, -3.0])
+    products = jax.vmap(lambda d, v: dataclasses.replace(A, data=d) @ v)(
+        A.data[None] * scales[:, None], np.stack([v, weights]))
+    np.testing.assert_allclose(products, [dense @ v, -3.0 * dense @ weights], rtol=1e-12)
+
+
+def test_renumbering_is_chosen_for_a_scattered_mesh_numbering_only():
+    scattered = csr.CSRMatrix.from_scipy(linalg.stencil3d(20, permute=0))
+    assert scattered.order is not None
+    assert linalg.sparse_matrix(linalg.stencil3d(20, permute=0)).order is not None
+    # In grid order, at random, or small enough for a cache: stored as given.
+    for matrix in (linalg.stencil3d(20), linalg.random_spd(10_000, 20),
+                   linalg.stencil3d(6, permute=0)):
+        A = csr.CSRMatrix.from_scipy(matrix)
+        assert A.order is None and "renumbered" not in repr(A)
+    with pytest.raises(ValueError, match="only a square matrix can be renumbered"):
+        csr.CSRMatrix.from_scipy(scipy.sparse.random_array((5, 7), density=0.5), reorder=True)
+    with pytest.raises(ValueError, match="reorder must be None, True or False"):
+        csr.CSRMatrix.from_scipy(linalg.stencil3d(3), reorder="rcm")
+
+
+def test_cg_on_a_renumbered_matrix_runs_native_steps_and_every_preconditioner():
+    matrix = linalg.stencil3d(6, block=3, permute=1)
+    A = csr.CSRMatrix.from_scipy(matrix, reorder=True)
+    B = np.random.default_rng(10).standard_normal((3, matrix.shape[0]))
+    for precond in (None, linalg.jacobi(A), linalg.ic0(A)):
+        solve = lambda b, M=precond: linalg.cg(A, b, precond=M, tol=1e-10, max_iters=500)  # noqa: E731
+        batched = jax.jit(jax.vmap(solve))(B)
+        np.testing.assert_allclose(np.asarray(batched.x) @ matrix, B, atol=1e-8)
+        alone = jax.jit(solve)(B[0])
+        assert int(alone.iterations) == int(batched.iterations[0])
+        np.testing.assert_allclose(alone.x, batched.x[0], rtol=1e-9, atol=1e-12)
+    assert _runs_native_step(jax.vmap(lambda b: linalg.cg(A, b)), B) == (
+        csr.native_status() is None)
 
 
 def test_cg_and_its_preconditioners_take_a_csr_matrix():

@@ -18,6 +18,9 @@ The stopping test uses the recursively updated residual ``r_k`` (not ``b - A x_k
 recomputed), as the classic exercises and scipy do: stop when ``||r_k||_2 < tol``,
 or ``< max(tol, rtol ||b||_2)`` when ``rtol`` is given.
 
+A CSR matrix stored renumbered (:class:`optlab.linalg.CSRMatrix`'s ``order``) is solved in
+its stored numbering: ``b`` and ``x0`` are renumbered once, ``x`` back once.
+
 A vmapped batch of right-hand sides of one real CSR matrix
 (:class:`optlab.linalg.CSRMatrix`, with its native kernel), unpreconditioned or with
 :func:`optlab.linalg.jacobi`, runs on the CPU as one native step per iteration for the
@@ -29,6 +32,7 @@ another order). Everything else runs that loop.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, NamedTuple
 
@@ -139,6 +143,11 @@ def cg(
     dtype = jnp.result_type(b.dtype, out.dtype)
     b, x0 = b.astype(dtype), x0.astype(dtype)
     real = jnp.finfo(dtype).dtype  # the dtype of norms, thresholds and inner products
+    position = None
+    if getattr(A, "order", None) is not None:  # a renumbered CSR matrix: solve as stored
+        b, x0, position = b[A.order], x0[A.order], A.position
+        A, precond = _in_stored_numbering(A, precond)
+        matvec = operators.as_matvec(A)
     fused = _fused_inputs(A, precond, dtype)
     precond = (lambda r: r) if precond is None else precond
     for name, value in (("tol", tol), ("rtol", rtol)):
@@ -150,8 +159,28 @@ def cg(
         threshold = jnp.maximum(threshold, rtol * jnp.linalg.norm(b))
     steps = _Steps(zero_start, max_iters, history)
     if fused is not None:
-        return _csr_cg(steps)(*fused, b, x0, threshold)
-    return _solve(matvec, precond, b, x0, threshold, steps)
+        result = _csr_cg(steps)(*fused, b, x0, threshold)
+    else:
+        result = _solve(matvec, precond, b, x0, threshold, steps)
+    return result if position is None else result._replace(x=result.x[position])
+
+
+def _in_stored_numbering(A, precond):
+    """``(A, precond)`` of a renumbered CSR matrix's system in its stored numbering: the
+    matrix as it lies (every product then reads a row's columns near the row, with no pass
+    to renumber vectors), a Jacobi preconditioner's diagonal renumbered once, another
+    preconditioner applied in the caller's numbering (two passes per application). ``cg``
+    renumbers ``b`` and ``x0`` in and ``x`` out; norms and inner products do not change,
+    so the run is the caller's up to rounding."""
+    from optlab.linalg import preconditioners
+
+    order, position = A.order, A.position
+    stored = dataclasses.replace(A, order=None, position=None)
+    if precond is None:
+        return stored, None
+    if isinstance(precond, preconditioners.Jacobi):
+        return stored, preconditioners.Jacobi(precond.inverse_diagonal[order])
+    return stored, lambda r: precond(r[position])[order]
 
 
 class _Steps(NamedTuple):

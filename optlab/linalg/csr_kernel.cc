@@ -2,11 +2,19 @@
 //
 // optlab.linalg.csr compiles this file on first use (with the C++ compiler of the
 // machine and jaxlib's FFI headers) and registers the handler as "optlab_csr_matvec".
-// Arguments: indptr (n_rows + 1, int32), indices (nnz, int32), data (nnz), x; result y,
-// in the dtype of data and x (float32, float64, complex64 or complex128). x is (n_cols,)
-// or a batch of right-hand sides (batch, n_cols), and y is (n_rows,) or (batch, n_rows).
-// A batch is one call: x is transposed here into slabs of right-hand sides, so that each
-// stored entry multiplies a cache line of them at once, in vector registers.
+// Arguments: indptr (n_rows + 1, int32), indices (nnz, int32), data (nnz), position
+// (int32, (0,) or (n,)), x; result y, in the dtype of data and x (float32, float64,
+// complex64 or complex128). x is (n_cols,) or a batch of right-hand sides (batch, n_cols),
+// and y is (n_rows,) or (batch, n_rows). A batch is one call: x is transposed here into
+// slabs of right-hand sides, so that each stored entry multiplies a cache line of them at
+// once, in vector registers.
+//
+// A non-empty position says that the stored rows and columns are a square matrix's
+// unknowns renumbered (the caller's unknown i is stored as position[i]), so that the
+// entries of a row read nearby entries of x. x is copied into the scratch the product runs
+// on (for a batch, the slabs) and y back from it, each in one pass in the caller's order:
+// the caller's vectors are read and written in sequence, the scratch at random. (CG does
+// without these copies: it solves a renumbered system in its stored numbering.)
 //
 // Large products split their rows into chunks of equal entry counts, taken in turn by the
 // calling thread and the other threads of XLA's intra-op pool (the FFI's ThreadPool);
@@ -36,6 +44,7 @@ namespace ffi = xla::ffi;
 namespace {
 
 constexpr int64_t kParallelWork = int64_t{1} << 17;  // multiply-adds worth a second thread
+constexpr int64_t kParallelCopy = int64_t{1} << 15;  // renumbered entries worth a second thread
 
 template <typename T>
 void Rows(int64_t first, int64_t last, const int32_t* indptr, const int32_t* indices,
@@ -106,19 +115,28 @@ void SlabRows(int64_t first, int64_t last, const int32_t* indptr, const int32_t*
   }
 }
 
-// slab[j * W + t] = x[t * n + j] for j in [first, last): a slab from W rows of x, (W, n).
+// Where the caller's unknown i is stored: position[i], or i itself without a renumbering.
+inline int64_t Stored(const int32_t* position, int64_t i) { return position ? position[i] : i; }
+
+// slab[position[j] * W + t] = x[t * n + j] for j in [first, last): a slab from W rows of
+// x, (W, n).
 template <int W, typename T>
-void ToSlab(int64_t first, int64_t last, int64_t n, const T* x, T* slab) {
+void ToSlab(int64_t first, int64_t last, int64_t n, const int32_t* position, const T* x,
+            T* slab) {
   for (int64_t j = first; j < last; ++j) {
-    for (int t = 0; t < W; ++t) slab[j * W + t] = x[t * n + j];
+    T* line = slab + Stored(position, j) * W;
+    for (int t = 0; t < W; ++t) line[t] = x[t * n + j];
   }
 }
 
-// y[t * n + row] = slab[row * W + t] for row in [first, last): W rows of y back from a slab.
+// y[t * n + row] = slab[position[row] * W + t] for row in [first, last): W rows of y back
+// from a slab.
 template <int W, typename T>
-void FromSlab(int64_t first, int64_t last, int64_t n, const T* slab, T* y) {
+void FromSlab(int64_t first, int64_t last, int64_t n, const int32_t* position, const T* slab,
+              T* y) {
   for (int64_t row = first; row < last; ++row) {
-    for (int t = 0; t < W; ++t) y[t * n + row] = slab[row * W + t];
+    const T* line = slab + Stored(position, row) * W;
+    for (int t = 0; t < W; ++t) y[t * n + row] = line[t];
   }
 }
 
@@ -158,7 +176,8 @@ void InTurn(ffi::ThreadPool& pool, int64_t helpers, int64_t chunks, Piece piece)
 
 template <typename T>
 void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t batch,
-              const int32_t* indptr, const int32_t* indices, const T* data, const T* x, T* y) {
+              const int32_t* indptr, const int32_t* indices, const T* data,
+              const int32_t* position, const T* x, T* y) {
   const int64_t nnz = indptr[n_rows];
   const int64_t helpers =
       nnz * batch < kParallelWork ? 0 : std::max<int64_t>(0, pool.num_threads() - 1);
@@ -168,9 +187,40 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
     if (c == chunks) return n_rows;
     return std::lower_bound(indptr, indptr + n_rows, nnz * c / chunks) - indptr;
   };
-  if (batch == 1) {
+  if (batch == 1 && position == nullptr) {
     InTurn(pool, helpers, chunks, [=](int64_t c) {
       Rows(start(c), start(c + 1), indptr, indices, data, x, y);
+    });
+    return;
+  }
+  // A renumbering's copies, in the caller's order: pass(first, last) over the caller's
+  // indices, in equal pieces taken by the threads when the vectors are long (each index
+  // is a random access to the scratch), on this thread otherwise.
+  const int64_t copiers = n_cols * batch >= kParallelCopy ? helpers : 0;
+  auto copy = [&](int64_t n, auto pass) {
+    const int64_t pieces = copiers == 0 ? 1 : chunks;
+    InTurn(pool, copiers, pieces, [=](int64_t c) { pass(n * c / pieces, n * (c + 1) / pieces); });
+  };
+  // This thread's scratch, kept for its next call and aligned to a cache line: x and y in
+  // the stored numbering, for a batch transposed into slabs.
+  thread_local std::vector<T> scratch;
+  const int64_t line = std::max<int64_t>(1, 64 / sizeof(T));
+  const size_t need = static_cast<size_t>((n_cols + n_rows) * batch + 2 * line);
+  if (scratch.size() < need) scratch.resize(need);
+  auto aligned = [](T* p) {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+  };
+  T* xt = aligned(scratch.data());
+  T* yt = aligned(xt + n_cols * batch);
+  if (batch == 1) {  // renumbered: x in, the rows as stored, y out
+    copy(n_cols, [=](int64_t first, int64_t last) {
+      for (int64_t j = first; j < last; ++j) xt[position[j]] = x[j];
+    });
+    InTurn(pool, helpers, chunks, [=](int64_t c) {
+      Rows(start(c), start(c + 1), indptr, indices, data, xt, yt);
+    });
+    copy(n_rows, [=](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) y[i] = yt[position[i]];
     });
     return;
   }
@@ -181,21 +231,18 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
     while (width > batch - column) width /= 2;
     slabs.push_back({column, width});
   }
-  // The transposed batch and result in this thread's scratch, kept for its next call and
-  // aligned so that a slab's line is a cache line.
-  thread_local std::vector<T> scratch;
-  const int64_t line = std::max<int64_t>(1, 64 / sizeof(T));
-  const size_t need = static_cast<size_t>((n_cols + n_rows) * batch + 2 * line);
-  if (scratch.size() < need) scratch.resize(need);
-  auto aligned = [](T* p) {
-    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+  auto to_slabs = [=, &slabs](int64_t first, int64_t last) {
+    for (const Slab& slab : slabs) {
+      ForWidth(slab.width, [&](auto w) {
+        ToSlab<w()>(first, last, n_cols, position, x + slab.column * n_cols,
+                    xt + slab.column * n_cols);
+      });
+    }
   };
-  T* xt = aligned(scratch.data());
-  T* yt = aligned(xt + n_cols * batch);
-  for (const Slab& slab : slabs) {  // on this thread: a wait between phases costs more
-    ForWidth(slab.width, [&](auto w) {
-      ToSlab<w()>(0, n_cols, n_cols, x + slab.column * n_cols, xt + slab.column * n_cols);
-    });
+  if (position == nullptr) {
+    to_slabs(0, n_cols);  // on this thread: a wait between phases costs more
+  } else {
+    copy(n_cols, to_slabs);
   }
   InTurn(pool, helpers, chunks, [=, &slabs](int64_t c) {
     const int64_t first = start(c), last = start(c + 1);
@@ -203,14 +250,38 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
       T* out = yt + slab.column * n_rows;
       ForWidth(slab.width, [&](auto w) {
         SlabRows<w()>(first, last, indptr, indices, data, xt + slab.column * n_cols, out);
-        FromSlab<w()>(first, last, n_rows, out, y + slab.column * n_rows);
+        if (position == nullptr) {  // then stored rows are the caller's rows
+          FromSlab<w()>(first, last, n_rows, nullptr, out, y + slab.column * n_rows);
+        }
+      });
+    }
+  });
+  if (position == nullptr) return;
+  copy(n_rows, [=, &slabs](int64_t first, int64_t last) {  // once every stored row is done
+    for (const Slab& slab : slabs) {
+      ForWidth(slab.width, [&](auto w) {
+        FromSlab<w()>(first, last, n_rows, position, yt + slab.column * n_rows,
+                      y + slab.column * n_rows);
       });
     }
   });
 }
 
+// The position argument as a pointer: null for none (an empty buffer); an error unless it
+// renumbers a square matrix's n unknowns.
+ffi::ErrorOr<const int32_t*> Position(ffi::Buffer<ffi::S32>& position, int64_t n_rows,
+                                      int64_t n_cols) {
+  if (position.element_count() == 0) return static_cast<const int32_t*>(nullptr);
+  if (n_rows != n_cols || static_cast<int64_t>(position.element_count()) != n_rows) {
+    return ffi::Unexpected<ffi::Error>(
+        ffi::Error::InvalidArgument("a position renumbers a square matrix's n unknowns"));
+  }
+  return static_cast<const int32_t*>(position.typed_data());
+}
+
 ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
-                     ffi::Buffer<ffi::S32> indices, ffi::AnyBuffer data, ffi::AnyBuffer x,
+                     ffi::Buffer<ffi::S32> indices, ffi::AnyBuffer data,
+                     ffi::Buffer<ffi::S32> position, ffi::AnyBuffer x,
                      ffi::Result<ffi::AnyBuffer> y) {
   const auto dims = x.dimensions();
   if (dims.size() != 1 && dims.size() != 2) {
@@ -219,23 +290,26 @@ ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
   const int64_t batch = dims.size() == 2 ? dims[0] : 1;
   const int64_t n_cols = dims.back();
   const int64_t n_rows = static_cast<int64_t>(indptr.element_count()) - 1;
+  const auto renumber = Position(position, n_rows, n_cols);
+  if (renumber.has_error()) return renumber.error();
+  const int32_t* o = renumber.value();
   const int32_t* p = indptr.typed_data();
   const int32_t* j = indices.typed_data();
   switch (data.element_type()) {
     case ffi::F32:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<float>(), x.typed_data<float>(),
-               y->typed_data<float>());
+      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<float>(), o,
+               x.typed_data<float>(), y->typed_data<float>());
       break;
     case ffi::F64:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<double>(), x.typed_data<double>(),
-               y->typed_data<double>());
+      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<double>(), o,
+               x.typed_data<double>(), y->typed_data<double>());
       break;
     case ffi::C64:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<std::complex<float>>(),
+      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<std::complex<float>>(), o,
                x.typed_data<std::complex<float>>(), y->typed_data<std::complex<float>>());
       break;
     case ffi::C128:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<std::complex<double>>(),
+      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<std::complex<double>>(), o,
                x.typed_data<std::complex<double>>(), y->typed_data<std::complex<double>>());
       break;
     default:
@@ -286,7 +360,7 @@ void CgStepTyped(ffi::ThreadPool& pool, int64_t batch, int64_t n, const int32_t*
   if (p_out != p) std::copy_n(p, size, p_out);
   // The batched product (slabs, threads over rows), then each member's updates in one
   // task: about ten flops per entry of its vectors.
-  Multiply(pool, n, n, batch, indptr, indices, data, p_out, q);
+  Multiply(pool, n, n, batch, indptr, indices, data, nullptr, p_out, q);
   const int64_t helpers = batch > 1 && 10 * size >= kParallelWork
                               ? std::max<int64_t>(0, pool.num_threads() - 1) : 0;
   InTurn(pool, helpers, batch, [=](int64_t b) {
@@ -340,6 +414,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(OptlabCsrMatvec, CsrMatvec,
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // position: (n,) or (0,)
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>());
 
