@@ -12,7 +12,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from optlab import linalg
-from optlab.linalg import csr
+from optlab.linalg import csr, native, operators
 from optlab.status import Status
 
 
@@ -160,7 +160,59 @@ def test_cg_on_a_renumbered_matrix_runs_native_steps_and_every_preconditioner():
         assert int(alone.iterations) == int(batched.iterations[0])
         np.testing.assert_allclose(alone.x, batched.x[0], rtol=1e-9, atol=1e-12)
     assert _runs_native_step(jax.vmap(lambda b: linalg.cg(A, b)), B) == (
-        csr.native_status() is None)
+        native.native_status() is None)
+
+
+def _banded(n: int = 700, dtype=np.float64) -> scipy.sparse.csr_array:
+    """Diagonals at offsets -300 (longer than a block of the kernel's rows), -1, 0, 2, 650."""
+    rng = np.random.default_rng(11)
+    offsets = (-300, -1, 0, 2, 650)
+    diagonals = [rng.standard_normal(n - abs(k)) for k in offsets]
+    if np.issubdtype(dtype, np.complexfloating):
+        diagonals = [d + 1j * rng.standard_normal(d.size) for d in diagonals]
+    return scipy.sparse.csr_array(scipy.sparse.diags_array(diagonals, offsets=offsets,
+                                                           shape=(n, n)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_the_diagonal_product_native_and_portable_single_and_batched(dtype):
+    matrix = _banded(dtype=dtype)
+    A = linalg.sparse_matrix(matrix, "diagonal")
+    rng = np.random.default_rng(12)
+    dense = matrix.toarray().astype(np.complex128)
+    tolerance = 1e-4 if np.finfo(dtype).bits <= 32 else 1e-12
+    v = rng.standard_normal(700).astype(dtype)
+    portable = operators._portable_diagonal(A.offsets, A.data, jnp.asarray(v))
+    for product in (jax.jit(lambda A, v: A @ v)(A, v), portable):
+        np.testing.assert_allclose(product, dense @ v, rtol=tolerance, atol=tolerance * 10)
+    V = rng.standard_normal((2, 3, 700)).astype(dtype)  # nested vmaps: one call
+    batched = jax.jit(jax.vmap(jax.vmap(lambda v: A @ v)))(V)
+    np.testing.assert_allclose(batched, V @ dense.T, rtol=tolerance, atol=tolerance * 10)
+    scales = np.array([1.0, -2.0], dtype)  # a batch of matrices: each its own product
+    products = jax.vmap(lambda d, v: dataclasses.replace(A, data=d) @ v)(
+        A.data[None] * scales[:, None, None], V[0, :2])
+    np.testing.assert_allclose(products, [s * dense @ u for s, u in zip(scales, V[0, :2])],
+                               rtol=tolerance, atol=tolerance * 10)
+    if native.native_status() is None:
+        assert native.DIAGONAL_MATVEC in str(jax.make_jaxpr(lambda v: A @ v)(v))
+
+
+def test_the_diagonal_product_has_forward_and_reverse_derivatives():
+    matrix = _banded(60 * 12)
+    A = linalg.sparse_matrix(matrix, "diagonal")
+    dense = matrix.toarray()
+    rng = np.random.default_rng(13)
+    v, weights, direction = (rng.standard_normal(720) for _ in range(3))
+    np.testing.assert_allclose(jax.grad(lambda v: jnp.dot(weights, A @ v))(v), dense.T @ weights,
+                               rtol=1e-12)
+    _, tangent = jax.jvp(lambda v: A @ v, (v,), (direction,))
+    np.testing.assert_allclose(tangent, dense @ direction, rtol=1e-12)
+    # In the values: A's data scaled by s has d(A v)/ds = A v.
+    _, tangent = jax.jvp(lambda s: dataclasses.replace(A, data=s * A.data) @ v,
+                         (1.0,), (1.0,))
+    np.testing.assert_allclose(tangent, dense @ v, rtol=1e-12)
+    grad = jax.grad(lambda s: jnp.dot(weights, dataclasses.replace(A, data=s * A.data) @ v))(1.0)
+    np.testing.assert_allclose(grad, weights @ dense @ v, rtol=1e-12)
 
 
 def test_cg_and_its_preconditioners_take_a_csr_matrix():
@@ -180,7 +232,7 @@ def test_cg_and_its_preconditioners_take_a_csr_matrix():
 
 
 def _runs_native_step(fn, *args) -> bool:
-    return csr.CG_STEP in str(jax.make_jaxpr(fn)(*args))
+    return native.CSR_CG_STEP in str(jax.make_jaxpr(fn)(*args))
 
 
 @pytest.mark.parametrize("history", [0, 30])
@@ -203,7 +255,7 @@ def test_a_vmapped_cg_on_a_csr_matrix_runs_native_steps_and_equals_single_runs(
             return linalg.cg(A, b, precond=precond, tol=1e-10, max_iters=max_iters,
                              history=history)
 
-        assert _runs_native_step(jax.vmap(solve), B) == (csr.native_status() is None)
+        assert _runs_native_step(jax.vmap(solve), B) == (native.native_status() is None)
         assert not _runs_native_step(solve, B[0])
         batched = jax.jit(jax.vmap(solve))(B)
         for k, b in enumerate(B):
@@ -251,15 +303,18 @@ def test_cg_solves_a_complex_hermitian_csr_system():
 
 def test_native_status_says_when_the_kernel_is_off(monkeypatch):
     monkeypatch.setenv("OPTLAB_NATIVE", "0")
-    csr._load_native.cache_clear()
+    native._load_native.cache_clear()
     try:
-        assert csr.native_status() == "turned off by OPTLAB_NATIVE=0"
+        assert native.native_status() == "turned off by OPTLAB_NATIVE=0"
         A = csr.CSRMatrix.from_scipy(_awkward())
         v = np.ones(40)
         np.testing.assert_allclose(A @ v, _awkward() @ v, rtol=1e-12)
+        banded = linalg.sparse_matrix(_banded(), "diagonal")
+        assert native.DIAGONAL_MATVEC not in str(jax.make_jaxpr(lambda v: banded @ v)(np.ones(700)))
+        np.testing.assert_allclose(banded @ np.ones(700), _banded() @ np.ones(700), rtol=1e-12)
     finally:
         monkeypatch.delenv("OPTLAB_NATIVE")
-        csr._load_native.cache_clear()
+        native._load_native.cache_clear()
 
 
 @pytest.mark.parametrize("points, block, per_row", [(7, 1, 7), (27, 1, 27), (27, 3, 81)])

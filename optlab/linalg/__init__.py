@@ -11,7 +11,8 @@ matrices, including the shipped SuiteSparse ones.
 """
 
 from optlab.linalg.cg import CGResult, cg
-from optlab.linalg.csr import CSRMatrix, native_status
+from optlab.linalg.csr import CSRMatrix
+from optlab.linalg.native import native_status
 from optlab.linalg.matrix_market import read_matrix_market, shipped_matrices
 from optlab.linalg.operators import (
     DiagonalMatrix,

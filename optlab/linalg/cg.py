@@ -39,7 +39,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optlab.linalg import operators
+from optlab.linalg import native, operators
 from optlab.status import Status
 
 
@@ -282,7 +282,7 @@ def _fused_inputs(A, precond, dtype):
     or Jacobi-preconditioned; None otherwise."""
     from optlab.linalg import csr, preconditioners
 
-    if (not isinstance(A, csr.CSRMatrix) or csr.native_status() is not None
+    if (not isinstance(A, csr.CSRMatrix) or native.native_status() is not None
             or dtype not in (jnp.float32, jnp.float64) or A.data.dtype != dtype):
         return None
     if precond is None:
@@ -339,8 +339,6 @@ def _jacobi(inverse_diagonal):
 def _batched_native(A, inverse_diagonal, B, X0, thresholds, *, steps: _Steps) -> CGResult:
     """CG on every row of ``B`` at once: one native step per iteration, the members'
     scalars settled by :func:`_settle` (vmapped, on arrays of the batch's size)."""
-    from optlab.linalg import csr
-
     batch, n = B.shape
     matvec, precond = operators.as_matvec(A), _jacobi(inverse_diagonal)
     carry = jax.vmap(lambda b, x0, threshold: _start(matvec, precond, b, x0, threshold, steps))(
@@ -348,7 +346,7 @@ def _batched_native(A, inverse_diagonal, B, X0, thresholds, *, steps: _Steps) ->
     diagonal = jnp.zeros((0,), B.dtype) if inverse_diagonal is None else inverse_diagonal
     vectors = jax.ShapeDtypeStruct((batch, n), B.dtype)
     scalars = jax.ShapeDtypeStruct((batch,), B.dtype)
-    step = jax.ffi.ffi_call(csr.CG_STEP, (vectors,) * 4 + (scalars,) * 4,
+    step = jax.ffi.ffi_call(native.CSR_CG_STEP, (vectors,) * 4 + (scalars,) * 4,
                             input_output_aliases={4: 0, 5: 1, 6: 2}, vmap_method="sequential")
     settle = jax.vmap(functools.partial(_settle, steps=steps))
 

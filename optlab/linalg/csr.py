@@ -6,13 +6,9 @@ per stored entry, which XLA runs several times slower than scipy's CSR loop on t
 :class:`CSRMatrix` stores the rows in order (``indptr``, ``indices``, ``data``, scipy's
 convention) and multiplies:
 
-* on the CPU, with a native kernel (``csr_kernel.cc``, an XLA FFI handler): each row a
-  short loop of multiply-adds, as scipy does. It is compiled on first use with the
-  machine's C++ compiler (``$CXX``, else ``c++``) against jaxlib's FFI headers, and kept
-  in ``$OPTLAB_CACHE`` (default ``$XDG_CACHE_HOME/optlab``, else ``~/.cache/optlab``) under
-  a name that changes with the source, the jaxlib version and the compiler, so later
-  processes load it. ``OPTLAB_NATIVE=0`` turns it off; :func:`native_status` says why
-  it is not in use;
+* on the CPU, with a native kernel (``sparse_kernels.cc``, an XLA FFI handler built on
+  first use: :mod:`optlab.linalg.native`): each row a short loop of multiply-adds, as
+  scipy does;
 * elsewhere (GPU, TPU, no compiler, float16), with ``jax.ops.segment_sum`` over the sorted
   rows: the portable product, which gives the same result to rounding.
 
@@ -32,19 +28,8 @@ does not.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
-import hashlib
-import importlib.metadata
-import importlib.resources
-import os
-import pathlib
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -52,9 +37,9 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-TARGET = "optlab_csr_matvec"
-CG_STEP = "optlab_csr_cg_step"  # one CG iteration of a batch (optlab.linalg.cg)
-_NATIVE_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
+from optlab.linalg.native import CSR_MATVEC, native_status
+
+NATIVE_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 # Renumber only where the vector outgrows a typical L1 data cache: below that every read
 # of it hits, and renumbering would add two passes over it for nothing.
 _REORDER_MIN_BYTES = 32 * 1024
@@ -196,7 +181,7 @@ def _renumbering_of(A: CSRMatrix) -> tuple[jax.Array, jax.Array]:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
 def _product(indptr, indices, rows, data, order, position, v, shape):
-    if native_status() is not None or not any(data.dtype == d for d in _NATIVE_DTYPES):
+    if native_status() is not None or not any(data.dtype == d for d in NATIVE_DTYPES):
         return _portable(rows, indices, data, order, position, v, shape[0])
     return jax.lax.platform_dependent(
         indptr, indices, rows, data, order, position, v,
@@ -241,11 +226,11 @@ def _native_product(n_rows: int):
     @jax.custom_batching.custom_vmap
     def product(indptr, indices, rows, data, order, position, v):
         if v.ndim == 1:
-            return jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct((n_rows,), v.dtype))(
+            return jax.ffi.ffi_call(CSR_MATVEC, jax.ShapeDtypeStruct((n_rows,), v.dtype))(
                 indptr, indices, data, position, v)
         # Right-hand sides (..., n): one call on all of them, as (batch, n).
         flat = v.reshape(-1, v.shape[-1])
-        y = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct((flat.shape[0], n_rows), v.dtype))(
+        y = jax.ffi.ffi_call(CSR_MATVEC, jax.ShapeDtypeStruct((flat.shape[0], n_rows), v.dtype))(
             indptr, indices, data, position, flat)
         return y.reshape(*v.shape[:-1], n_rows)
 
@@ -264,54 +249,3 @@ def _portable_from_csr(indptr, indices, rows, data, order, position, v, *,
                        n_rows: int) -> jax.Array:
     del indptr
     return _portable(rows, indices, data, order, position, v, n_rows)
-
-
-def native_status() -> str | None:
-    """None when the native CPU kernel is compiled and registered, else the reason why
-    the portable product is used (turned off, no compiler, a failed build)."""
-    return _load_native()
-
-
-@functools.cache
-def _load_native() -> str | None:
-    if os.environ.get("OPTLAB_NATIVE", "1") == "0":
-        return "turned off by OPTLAB_NATIVE=0"
-    try:
-        library = ctypes.cdll.LoadLibrary(str(_build()))
-        jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.OptlabCsrMatvec),
-                                    platform="cpu")
-        jax.ffi.register_ffi_target(CG_STEP, jax.ffi.pycapsule(library.OptlabCsrCgStep),
-                                    platform="cpu")
-    except subprocess.CalledProcessError as error:
-        return (f"the native kernel did not compile: {error}\n"
-                + error.stderr.decode(errors="replace")[-2000:])
-    except (OSError, subprocess.SubprocessError, RuntimeError, AttributeError) as error:
-        return f"the native kernel could not be built or loaded: {error}"
-    return None
-
-
-def _build() -> pathlib.Path:
-    """The compiled kernel, built once per source, jaxlib version and compiler."""
-    source = importlib.resources.files("optlab.linalg").joinpath("csr_kernel.cc").read_bytes()
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        raise RuntimeError("no C++ compiler (set CXX)")
-    flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC"]
-    key = hashlib.sha256(b"\0".join([
-        source, importlib.metadata.version("jaxlib").encode(), compiler.encode(),
-        " ".join(flags).encode(), sys.platform.encode(), platform.node().encode()])
-    ).hexdigest()[:16]
-    root = os.environ.get("OPTLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "optlab")
-    target = pathlib.Path(root) / "native" / f"csr_kernel-{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        source_path = pathlib.Path(scratch) / "csr_kernel.cc"
-        source_path.write_bytes(source)
-        built = pathlib.Path(scratch) / target.name
-        subprocess.run([compiler, *flags, f"-I{jax.ffi.include_dir()}", str(source_path),
-                        "-o", str(built)], check=True, capture_output=True, timeout=300)
-        os.replace(built, target)  # atomic: concurrent builders leave one whole file
-    return target

@@ -19,6 +19,7 @@ storage and CSR otherwise; BENCHMARKS.md has the measurements.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -28,7 +29,8 @@ import scipy.sparse
 import scipy.sparse.linalg
 from jax.experimental import sparse
 
-from optlab.linalg.csr import CSRMatrix, native_status
+from optlab.linalg.csr import NATIVE_DTYPES, CSRMatrix
+from optlab.linalg.native import DIAGONAL_MATVEC, native_status
 
 Matvec = Callable[[jax.Array], jax.Array]
 LAYOUTS = ("auto", "csr", "diagonal", "bcoo")
@@ -81,20 +83,13 @@ class DiagonalMatrix:
         return scipy.sparse.csr_array(dia)
 
     def __matmul__(self, v: jax.Array) -> jax.Array:
+        v = jnp.asarray(v)
         n = self.data.shape[-1]
         if v.shape != (n,):
             raise ValueError(
                 f"DiagonalMatrix of shape {self.shape} times a vector of shape {v.shape}")
-        out = None
-        for row, offset in zip(self.data, self.offsets):
-            product = row * v  # product[j] = A[j - offset, j] v[j]
-            if offset >= 0:
-                shifted = jnp.pad(product[offset:], (0, offset))
-            else:
-                shifted = jnp.pad(product[: n + offset], (-offset, 0))
-            out = shifted if out is None else out + shifted
-        return jnp.zeros_like(v) if out is None else out
-
+        dtype = jnp.result_type(self.data, v)
+        return _diagonal_product(self.offsets, self.data.astype(dtype), v.astype(dtype))
 
     def __repr__(self) -> str:
         return (f"DiagonalMatrix(shape={self.shape}, diagonals={len(self.offsets)}, "
@@ -102,31 +97,85 @@ class DiagonalMatrix:
 
 
 jax.tree_util.register_dataclass(DiagonalMatrix, data_fields=["data"], meta_fields=["offsets"])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _diagonal_product(offsets: tuple[int, ...], data: jax.Array, v: jax.Array) -> jax.Array:
+    """``A @ v`` by diagonals: on the CPU the native kernel (every diagonal a contiguous
+    multiply-add over blocks of rows that stay in cache; a vmapped batch of right-hand
+    sides in one call), elsewhere :func:`_portable_diagonal`. Its derivatives are the
+    portable product's, so ``jax.jvp`` and ``jax.grad`` both go through."""
+    if (native_status() is not None or not offsets
+            or not any(data.dtype == d for d in NATIVE_DTYPES)):
+        return _portable_diagonal(offsets, data, v)
+    return jax.lax.platform_dependent(
+        data, v, cpu=_native_diagonal(offsets),
+        default=functools.partial(_portable_diagonal, offsets))
+
+
+@_diagonal_product.defjvp
+def _diagonal_product_jvp(offsets, primals, tangents):
+    (data, v), (data_dot, v_dot) = primals, tangents
+    # Bilinear in (data, v); the tangent in portable JAX operations, which transpose.
+    return (_diagonal_product(offsets, data, v),
+            _portable_diagonal(offsets, data_dot, v) + _portable_diagonal(offsets, data, v_dot))
+
+
+def _portable_diagonal(offsets: tuple[int, ...], data: jax.Array, v: jax.Array) -> jax.Array:
+    """``A @ v`` by diagonals in JAX: each diagonal times ``v``, shifted by its offset."""
+    n = v.shape[-1]
+    out = None
+    for row, offset in zip(data, offsets):
+        product = row * v  # product[j] = A[j - offset, j] v[j]
+        if offset >= 0:
+            shifted = jnp.pad(product[offset:], (0, offset))
+        else:
+            shifted = jnp.pad(product[: n + offset], (-offset, 0))
+        out = shifted if out is None else out + shifted
+    return jnp.zeros_like(v) if out is None else out
+
+
+@functools.cache
+def _native_diagonal(offsets: tuple[int, ...]):
+    """The native product for these offsets, with its batching rule: a batch of
+    right-hand sides is one call; a batch of matrices takes the portable product."""
+
+    @jax.custom_batching.custom_vmap
+    def product(data, v):
+        flat = v.reshape(-1, v.shape[-1]) if v.ndim > 1 else v
+        y = jax.ffi.ffi_call(DIAGONAL_MATVEC, jax.ShapeDtypeStruct(flat.shape, v.dtype))(
+            data, np.asarray(offsets, np.int32), flat)
+        return y.reshape(v.shape)
+
+    @product.def_vmap
+    def product_vmap(axis_size, in_batched, data, v):
+        data_batched, v_batched = in_batched
+        if data_batched:
+            v = v if v_batched else jnp.broadcast_to(v, (axis_size, *v.shape))
+            return jax.vmap(functools.partial(_portable_diagonal, offsets))(data, v), True
+        return product(data, v), v_batched
+
+    return product
 HOST_LAYOUTS = (DiagonalMatrix, CSRMatrix)  # the layouts that convert back with to_scipy()
 
 
-def sparse_matrix(matrix, layout: str = "auto", max_padding: float | None = None):
+def sparse_matrix(matrix, layout: str = "auto", max_padding: float = 2.0):
     """A scipy sparse matrix in a JAX layout for the solvers: :class:`DiagonalMatrix`,
     :class:`~optlab.linalg.CSRMatrix` or BCOO; the result's ``layout`` (BCOO: its type)
     says which.
 
     ``layout="auto"`` stores by diagonals when that takes at most ``max_padding`` times
-    the stored entries (a stencil such as :func:`poisson2d`: 5 diagonals, no padding to
-    speak of: shifted element-wise products, no indexing), and by rows otherwise (the
-    power-network matrices, a finite-element mesh's numbering: entries over hundreds of
-    diagonals). ``max_padding`` defaults to 1.25 where CSR's product is the native CPU
-    kernel (on the CPU, :func:`~optlab.linalg.native_status` None), which beats diagonals that
-    hold more padding (3 x 3 blocks on a 27-point stencil: 1.45), and to 2 elsewhere.
-    ``"csr"``, ``"diagonal"`` and ``"bcoo"`` force a layout.
+    the stored entries (a stencil such as :func:`poisson2d`: 5 diagonals, no
+    padding to speak of: contiguous multiply-adds, no indexing), and by rows otherwise
+    (the power-network matrices, a finite-element mesh's numbering: entries over hundreds
+    of diagonals; :class:`~optlab.linalg.CSRMatrix` renumbers the latter when that brings
+    a row's columns near it). ``"csr"``, ``"diagonal"`` and ``"bcoo"`` force a layout.
     """
     if not scipy.sparse.issparse(matrix):
         raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if layout == "auto":
-        if max_padding is None:
-            native = native_status() is None and jax.default_backend() == "cpu"
-            max_padding = 1.25 if native else 2.0
         coo = scipy.sparse.coo_array(matrix)
         diagonals = np.unique(coo.col.astype(np.int64) - coo.row).size
         fits = diagonals * matrix.shape[0] <= max_padding * max(coo.nnz, 1)
