@@ -1,7 +1,9 @@
 """Run a study function over many seeds as one compiled program, and time it honestly.
 
 ``run_seeds(fn, batch)`` maps ``fn`` over the leading (seed) axis of every leaf of
-``batch`` with ``jax.vmap`` inside one ``jax.jit``. When several devices are visible the
+``batch`` with ``jax.vmap`` inside one ``jax.jit`` (or, with ``runs_per_vmap=k``, ``k``
+seeds vmapped at a time and the groups in a loop inside the program: :func:`over_runs`).
+When several devices are visible the
 seed axis is sharded over them (``jax.sharding``); a seed count that does not divide
 evenly is padded with copies of the last seed, which are dropped from the output. A
 seed's run is the same computation on any number of devices, up to rounding: XLA may
@@ -204,20 +206,50 @@ def _without_pool_deadlock(devices: list[jax.Device], program: Callable, *args) 
     return firsts
 
 
+def over_runs(fn: Callable, runs_per_vmap: int | None = None) -> Callable:
+    """``fn`` mapped over the leading axis of every leaf of its arguments, in one program.
+
+    ``runs_per_vmap=None`` is ``jax.vmap(fn)``; ``k`` vmaps ``k`` runs at a time and loops
+    over the groups inside the program (``jax.lax.map`` with ``batch_size=k``; 1: one run
+    after another). Which is faster depends on the method and the machine: a vmapped
+    ``while_loop`` takes as many iterations as its slowest member, and each of its
+    operations then works on the whole batch, which on a GPU runs at once but on a CPU
+    costs about as much as the members one by one, or more (a batched sort or gather).
+    On the CPU, a solver of many small operations in nested loops runs faster in
+    sequence: BENCHMARKS.md measures L-BFGS-B both ways.
+    """
+    if runs_per_vmap is None:
+        return jax.vmap(fn)
+    if not isinstance(runs_per_vmap, int) or isinstance(runs_per_vmap, bool) or runs_per_vmap < 1:
+        raise ValueError(f"runs_per_vmap must be None or a positive int, got {runs_per_vmap!r}")
+
+    def in_groups(*args):
+        return jax.lax.map(lambda member: fn(*member), args, batch_size=runs_per_vmap)
+
+    return in_groups
+
+
 def run_seeds(
-    fn: Callable[[PyTree], PyTree],
+    fn: Callable[..., PyTree],
     batch: PyTree,
-    *,
+    *shared: Any,
     repeats: int = 3,
     devices: Sequence[jax.Device] | None = None,
+    runs_per_vmap: int | None = None,
 ) -> tuple[PyTree, Timing]:
-    """``jax.vmap(fn)(batch)`` as one compiled program, sharded over devices, timed.
+    """``fn(member, *shared)`` for every seed's slice of ``batch``, as one compiled
+    program (``jax.vmap`` by default), sharded over devices, timed.
 
     Args:
-      fn: the study for one seed, a function of one pytree (the seed's slice of ``batch``).
+      fn: the study for one seed, a function of the seed's slice of ``batch`` and of the
+        ``shared`` arguments.
       batch: pytree whose leaves all have the seed axis first.
+      shared: arguments every seed takes whole (data, say), passed as arguments so that
+        the program holds no large constants; copied to every device.
       repeats: timed calls after the warm-up (their median is ``Timing.run_seconds``).
       devices: the devices to shard over (default: all visible ones).
+      runs_per_vmap: ``None`` vmaps a device's seeds all at once; ``k`` vmaps ``k`` at a
+        time, the groups in a loop inside the program (:func:`over_runs`).
 
     Returns:
       The outputs, leaves with the seed axis first, and the :class:`Timing` of the
@@ -225,12 +257,18 @@ def run_seeds(
     """
     devices = list(jax.devices() if devices is None else devices)
     seeds = seed_count(batch)
-    program = jax.vmap(fn)
-    devices = _without_pool_deadlock(devices, program, batch)
+    over_runs(fn, runs_per_vmap)  # a bad runs_per_vmap fails here, before any tracing
+
+    def program(batch, *shared):
+        return over_runs(lambda member: fn(member, *shared), runs_per_vmap)(batch)
+
+    devices = _without_pool_deadlock(devices, program, batch, *shared)
     placed, padding = shard_seeds(batch, devices)
     if len(devices) > 1:
-        program = per_device(program, seeds_mesh(devices), SEEDS, SEEDS)
-    output, timing = time_compiled(program, placed, repeats=repeats)
+        mesh = seeds_mesh(devices)
+        shared = place(shared, NamedSharding(mesh, WHOLE))
+        program = per_device(program, mesh, (SEEDS,) + (WHOLE,) * len(shared), SEEDS)
+    output, timing = time_compiled(program, placed, *shared, repeats=repeats)
     output = gather(output)
     if padding:
         output = jax.tree.map(lambda x: x[:seeds], output)

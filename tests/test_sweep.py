@@ -37,6 +37,33 @@ def test_run_seeds_equals_unbatched_runs():
     assert len(timing.repeats) == 2 and timing.run_seconds == np.median(timing.repeats)
 
 
+@pytest.mark.parametrize("runs_per_vmap", [1, 2, 5])
+def test_run_seeds_in_groups_and_with_shared_arguments_equals_vmapping(runs_per_vmap):
+    batch = problems.seed_quadratics(6, 5)
+
+    def solve(problem, shift):  # shift: shared by every seed, an argument of the program
+        result = _solve(problem)
+        return result.iterations, result.params + shift
+
+    shift = jnp.arange(6.0)
+    (iterations, params), _ = sweep.run_seeds(solve, batch, shift, repeats=1)
+    (grouped, grouped_params), _ = sweep.run_seeds(solve, batch, shift, repeats=1,
+                                                  runs_per_vmap=runs_per_vmap)
+    np.testing.assert_array_equal(grouped, iterations)
+    np.testing.assert_allclose(grouped_params, params, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(params - shift[None], batch.minimizer, atol=1e-7)
+    # Groups are a loop in the program (5 seeds in groups of 2: the last holds one).
+    for k, looped in ((runs_per_vmap, True), (None, False)):
+        program = jax.make_jaxpr(sweep.over_runs(lambda x: x * 2.0, k))(jnp.ones((5, 3)))
+        assert ("scan" in str(program)) == looped
+
+
+def test_runs_per_vmap_must_be_a_positive_int():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="runs_per_vmap must be None or a positive int"):
+            sweep.run_seeds(_solve, problems.seed_quadratics(3, 2), runs_per_vmap=bad)
+
+
 def test_run_settings_crosses_settings_with_seeds_and_shares_the_rest():
     def one(setting, start, target):
         result = optlab.minimize(lambda x: jnp.sum((x - target) ** 2), start,

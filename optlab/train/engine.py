@@ -614,9 +614,7 @@ def _epoch_program(
         def of_one_run(run_carry):
             return epochs(run_carry, first_epoch, data, val_batches)
 
-        if runs_per_vmap is None:
-            return jax.vmap(of_one_run)(carry)
-        return lax.map(of_one_run, carry, batch_size=runs_per_vmap)
+        return sweep.over_runs(of_one_run, runs_per_vmap)(carry)
 
     return program
 
