@@ -153,7 +153,9 @@ def test_cg_on_a_renumbered_matrix_runs_native_steps_and_every_preconditioner():
     A = csr.CSRMatrix.from_scipy(matrix, reorder=True)
     B = np.random.default_rng(10).standard_normal((3, matrix.shape[0]))
     for precond in (None, linalg.jacobi(A), linalg.ic0(A)):
-        solve = lambda b, M=precond: linalg.cg(A, b, precond=M, tol=1e-10, max_iters=500)  # noqa: E731
+        def solve(b, M=precond):
+            return linalg.cg(A, b, precond=M, tol=1e-10, max_iters=500)
+
         batched = jax.jit(jax.vmap(solve))(B)
         np.testing.assert_allclose(np.asarray(batched.x) @ matrix, B, atol=1e-8)
         alone = jax.jit(solve)(B[0])

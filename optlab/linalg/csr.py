@@ -91,15 +91,15 @@ class CSRMatrix:
         square = csr.shape[0] == csr.shape[1]
         if reorder and not square:
             raise ValueError(f"only a square matrix can be renumbered, got shape {csr.shape}")
-        order = position = None
+        renumbering = None
         if reorder or (reorder is None and square
                        and csr.shape[0] * csr.dtype.itemsize > _REORDER_MIN_BYTES):
-            order = _renumbering(csr, always=bool(reorder))
-        if order is not None:
+            renumbering = _renumbering(csr, always=bool(reorder))
+        order = position = None
+        if renumbering is not None:
+            order, position = renumbering
             csr = csr[order][:, order]
             csr.sort_indices()
-            position = np.empty_like(order)
-            position[order] = np.arange(order.size)
             order, position = jnp.asarray(order, jnp.int32), jnp.asarray(position, jnp.int32)
         rows = np.repeat(np.arange(csr.shape[0], dtype=np.int32), np.diff(csr.indptr))
         return cls(jnp.asarray(csr.indptr, jnp.int32), jnp.asarray(csr.indices, jnp.int32),
@@ -145,21 +145,22 @@ jax.tree_util.register_dataclass(
     meta_fields=["shape"])
 
 
-def _renumbering(csr: scipy.sparse.csr_array, *, always: bool) -> np.ndarray | None:
-    """Reverse Cuthill-McKee's order of a square matrix's unknowns (on the symmetrized
-    pattern), or None unless ``always`` or it brings the entries at least
-    ``_REORDER_MIN_GAIN`` times nearer the diagonal."""
+def _renumbering(csr: scipy.sparse.csr_array, *,
+                 always: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(order, position)``: reverse Cuthill-McKee's order of a square matrix's unknowns
+    (on the pattern of ``A + A^T``) and its inverse; None unless ``always`` or it brings
+    the entries at least ``_REORDER_MIN_GAIN`` times nearer the diagonal."""
     pattern = scipy.sparse.csr_matrix(
         (np.ones(csr.nnz, np.int8), csr.indices, csr.indptr), shape=csr.shape)
     order = scipy.sparse.csgraph.reverse_cuthill_mckee(pattern, symmetric_mode=False)
-    if always:
-        return order
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     position = np.empty_like(order)
     position[order] = np.arange(order.size)  # the stored index of each unknown
+    if always:
+        return order, position
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     before = np.abs(rows - csr.indices).mean()
     after = np.abs(position[rows] - position[csr.indices]).mean()
-    return order if after * _REORDER_MIN_GAIN <= before else None
+    return (order, position) if after * _REORDER_MIN_GAIN <= before else None
 
 
 def matvec(A: CSRMatrix, v: jax.Array) -> jax.Array:

@@ -1,13 +1,14 @@
-// The CSR matrix-vector product y = A x as an XLA FFI handler for the CPU.
+// optlab's sparse kernels for the CPU, as XLA FFI handlers: the CSR product, a batched
+// CG step on CSR, and the product by diagonals. optlab.linalg.native compiles this file on
+// first use (with the C++ compiler of the machine and jaxlib's FFI headers) and registers
+// the handlers.
 //
-// optlab.linalg.csr compiles this file on first use (with the C++ compiler of the
-// machine and jaxlib's FFI headers) and registers the handler as "optlab_csr_matvec".
-// Arguments: indptr (n_rows + 1, int32), indices (nnz, int32), data (nnz), position
-// (int32, (0,) or (n,)), x; result y, in the dtype of data and x (float32, float64,
-// complex64 or complex128). x is (n_cols,) or a batch of right-hand sides (batch, n_cols),
-// and y is (n_rows,) or (batch, n_rows). A batch is one call: x is transposed here into
-// slabs of right-hand sides, so that each stored entry multiplies a cache line of them at
-// once, in vector registers.
+// "optlab_csr_matvec", y = A x for A in CSR. Arguments: indptr (n_rows + 1, int32),
+// indices (nnz, int32), data (nnz), position (int32, (0,) or (n,)), x; result y, in the
+// dtype of data and x (float32, float64, complex64 or complex128). x is (n_cols,) or a
+// batch of right-hand sides (batch, n_cols), and y is (n_rows,) or (batch, n_rows). A
+// batch is one call: x is transposed here into slabs of right-hand sides, so that each
+// stored entry multiplies a cache line of them at once, in vector registers.
 //
 // A non-empty position says that the stored rows and columns are a square matrix's
 // unknowns renumbered (the caller's unknown i is stored as position[i]), so that the
@@ -20,12 +21,16 @@
 // calling thread and the other threads of XLA's intra-op pool (the FFI's ThreadPool);
 // small ones stay on the calling thread, where a wake-up would cost more than it saves.
 //
-// A second handler, "optlab_csr_cg_step", is one iteration of conjugate gradients for a
-// batch of right-hand sides of one real CSR matrix (float32 or float64), unpreconditioned
-// or with a Jacobi preconditioner: the batched product above, then each member's vector
-// updates as one task (members taken in turn by the pool's threads). It
-// is what optlab.linalg.cg runs for a vmapped batch, in place of XLA's fusions of the
-// same updates: those are split over threads by size, which costs more than they do.
+// "optlab_csr_cg_step" is one iteration of conjugate gradients for a batch of right-hand
+// sides of one real CSR matrix (float32 or float64), unpreconditioned or with a Jacobi
+// preconditioner: the batched product above, then each member's vector updates as one
+// task (members taken in turn by the pool's threads). It is what optlab.linalg.cg runs
+// for a vmapped batch, in place of XLA's fusions of the same updates: those are split over
+// threads by size, which costs more than they do.
+//
+// "optlab_diagonal_matvec", y = A x for A stored by diagonals (DiagonalMatrix), for one x
+// or a batch: blocks of rows whose part of y stays in the L1 cache while each diagonal
+// adds into it.
 
 #include <algorithm>
 #include <atomic>
