@@ -37,8 +37,8 @@ def test_run_seeds_equals_unbatched_runs():
     assert len(timing.repeats) == 2 and timing.run_seconds == np.median(timing.repeats)
 
 
-@pytest.mark.parametrize("runs_per_vmap", [1, 2, 5])
-def test_run_seeds_in_groups_and_with_shared_arguments_equals_vmapping(runs_per_vmap):
+def test_run_seeds_in_groups_and_with_shared_arguments_equals_vmapping():
+    runs_per_vmap = 2  # 5 seeds: two groups of 2, then one of 1
     batch = problems.seed_quadratics(6, 5)
 
     def solve(problem, shift):  # shift: shared by every seed, an argument of the program
@@ -52,8 +52,8 @@ def test_run_seeds_in_groups_and_with_shared_arguments_equals_vmapping(runs_per_
     np.testing.assert_array_equal(grouped, iterations)
     np.testing.assert_allclose(grouped_params, params, rtol=0, atol=1e-12)
     np.testing.assert_allclose(params - shift[None], batch.minimizer, atol=1e-7)
-    # Groups are a loop in the program (5 seeds in groups of 2: the last holds one).
-    for k, looped in ((runs_per_vmap, True), (None, False)):
+    # Groups are a loop in the program; one run at a time too.
+    for k, looped in ((runs_per_vmap, True), (1, True), (None, False)):
         program = jax.make_jaxpr(sweep.over_runs(lambda x: x * 2.0, k))(jnp.ones((5, 3)))
         assert ("scan" in str(program)) == looped
 
