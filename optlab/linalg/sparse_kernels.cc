@@ -272,6 +272,20 @@ void Multiply(ffi::ThreadPool& pool, int64_t n_rows, int64_t n_cols, int64_t bat
   });
 }
 
+// Calls f with a zero of the values' type (float32, float64, complex64 or complex128).
+template <typename F>
+ffi::Error ForValues(ffi::DataType type, F f) {
+  switch (type) {
+    case ffi::F32: f(0.0f); break;
+    case ffi::F64: f(0.0); break;
+    case ffi::C64: f(std::complex<float>()); break;
+    case ffi::C128: f(std::complex<double>()); break;
+    default:
+      return ffi::Error::InvalidArgument("data must be float32, float64, complex64 or complex128");
+  }
+  return ffi::Error::Success();
+}
+
 // The position argument as a pointer: null for none (an empty buffer); an error unless it
 // renumbers a square matrix's n unknowns.
 ffi::ErrorOr<const int32_t*> Position(ffi::Buffer<ffi::S32>& position, int64_t n_rows,
@@ -300,27 +314,11 @@ ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
   const int32_t* o = renumber.value();
   const int32_t* p = indptr.typed_data();
   const int32_t* j = indices.typed_data();
-  switch (data.element_type()) {
-    case ffi::F32:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<float>(), o,
-               x.typed_data<float>(), y->typed_data<float>());
-      break;
-    case ffi::F64:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<double>(), o,
-               x.typed_data<double>(), y->typed_data<double>());
-      break;
-    case ffi::C64:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<std::complex<float>>(), o,
-               x.typed_data<std::complex<float>>(), y->typed_data<std::complex<float>>());
-      break;
-    case ffi::C128:
-      Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<std::complex<double>>(), o,
-               x.typed_data<std::complex<double>>(), y->typed_data<std::complex<double>>());
-      break;
-    default:
-      return ffi::Error::InvalidArgument("data must be float32, float64, complex64 or complex128");
-  }
-  return ffi::Error::Success();
+  return ForValues(data.element_type(), [&](auto zero) {
+    using T = decltype(zero);
+    Multiply(pool, n_rows, n_cols, batch, p, j, data.typed_data<T>(), o, x.typed_data<T>(),
+             y->typed_data<T>());
+  });
 }
 
 // One running member's CG update after q = A p: curvature p.q, the step alpha (0 where the
@@ -447,7 +445,7 @@ ffi::Error DiagonalMatvec(ffi::ThreadPool pool, ffi::AnyBuffer data,
     return ffi::Error::InvalidArgument("data must be (diagonals, n)");
   }
   const int32_t* o = offsets.typed_data();
-  auto run = [&](auto zero) {
+  return ForValues(data.element_type(), [&](auto zero) {
     using T = decltype(zero);
     const T* a = data.typed_data<T>();
     const T* u = x.typed_data<T>();
@@ -460,16 +458,7 @@ ffi::Error DiagonalMatvec(ffi::ThreadPool pool, ffi::AnyBuffer data,
       DiagonalRows(n * piece / per_member, n * (piece + 1) / per_member, n, diagonals, o, a,
                    u + b * n, v + b * n);
     });
-  };
-  switch (data.element_type()) {
-    case ffi::F32: run(0.0f); break;
-    case ffi::F64: run(0.0); break;
-    case ffi::C64: run(std::complex<float>()); break;
-    case ffi::C128: run(std::complex<double>()); break;
-    default:
-      return ffi::Error::InvalidArgument("data must be float32, float64, complex64 or complex128");
-  }
-  return ffi::Error::Success();
+  });
 }
 
 }  // namespace
