@@ -49,9 +49,10 @@ class DiagonalMatrix:
 
     ``A[i, i + offsets[d]] = data[d, i + offsets[d]]``: row ``d`` of ``data`` holds the
     diagonal at offset ``offsets[d]`` indexed by column, entries outside the matrix
-    ignored. ``A @ v`` multiplies ``data[d] * v`` and shifts it by the offset, for each
-    diagonal. The offsets are static (part of the tree structure), so a jitted solver
-    compiles once per sparsity structure.
+    ignored. ``A @ v`` adds up each diagonal times ``v``, shifted by its offset: on the CPU
+    in a native kernel (:mod:`optlab.linalg.native`; a vmapped batch of right-hand sides
+    in one call), elsewhere in JAX. The offsets are static (part of the tree structure),
+    so a jitted solver compiles once per sparsity structure.
     """
 
     data: jax.Array  # (diagonals, n)
