@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -286,6 +287,16 @@ ffi::Error ForValues(ffi::DataType type, F f) {
   return ffi::Error::Success();
 }
 
+// (batch, n) of x: (n,) is a batch of one; an error for any other rank.
+ffi::ErrorOr<std::pair<int64_t, int64_t>> BatchAndLength(const ffi::AnyBuffer& x) {
+  const auto dims = x.dimensions();
+  if (dims.size() != 1 && dims.size() != 2) {
+    return ffi::Unexpected<ffi::Error>(
+        ffi::Error::InvalidArgument("x must be (n,) or (batch, n)"));
+  }
+  return std::pair<int64_t, int64_t>(dims.size() == 2 ? dims[0] : 1, dims.back());
+}
+
 // The position argument as a pointer: null for none (an empty buffer); an error unless it
 // renumbers a square matrix's n unknowns.
 ffi::ErrorOr<const int32_t*> Position(ffi::Buffer<ffi::S32>& position, int64_t n_rows,
@@ -302,12 +313,9 @@ ffi::Error CsrMatvec(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> indptr,
                      ffi::Buffer<ffi::S32> indices, ffi::AnyBuffer data,
                      ffi::Buffer<ffi::S32> position, ffi::AnyBuffer x,
                      ffi::Result<ffi::AnyBuffer> y) {
-  const auto dims = x.dimensions();
-  if (dims.size() != 1 && dims.size() != 2) {
-    return ffi::Error::InvalidArgument("x must be (n,) or (batch, n)");
-  }
-  const int64_t batch = dims.size() == 2 ? dims[0] : 1;
-  const int64_t n_cols = dims.back();
+  const auto shape = BatchAndLength(x);
+  if (shape.has_error()) return shape.error();
+  const int64_t batch = shape.value().first, n_cols = shape.value().second;
   const int64_t n_rows = static_cast<int64_t>(indptr.element_count()) - 1;
   const auto renumber = Position(position, n_rows, n_cols);
   if (renumber.has_error()) return renumber.error();
@@ -434,12 +442,9 @@ void DiagonalRows(int64_t first, int64_t last, int64_t n, int64_t diagonals,
 ffi::Error DiagonalMatvec(ffi::ThreadPool pool, ffi::AnyBuffer data,
                           ffi::Buffer<ffi::S32> offsets, ffi::AnyBuffer x,
                           ffi::Result<ffi::AnyBuffer> y) {
-  const auto dims = x.dimensions();
-  if (dims.size() != 1 && dims.size() != 2) {
-    return ffi::Error::InvalidArgument("x must be (n,) or (batch, n)");
-  }
-  const int64_t batch = dims.size() == 2 ? dims[0] : 1;
-  const int64_t n = dims.back();
+  const auto shape = BatchAndLength(x);
+  if (shape.has_error()) return shape.error();
+  const int64_t batch = shape.value().first, n = shape.value().second;
   const int64_t diagonals = static_cast<int64_t>(offsets.element_count());
   if (static_cast<int64_t>(data.element_count()) != diagonals * n) {
     return ffi::Error::InvalidArgument("data must be (diagonals, n)");
