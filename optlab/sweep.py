@@ -25,9 +25,12 @@ One exception, on the CPU: jaxlib from 0.10.0 splits a batched LAPACK call (``ei
 ``cholesky``, ``solve``, ...) into tasks on XLA's intra-op thread pool and blocks until
 they are done, so when several CPU devices of one process make such calls at once, every
 thread of the pool can block and the program hangs (jax compiled that path out of its
-open-source builds later: jax-ml/jax#36927). Where a program has such calls and a
-process holds several CPU devices, :func:`run_seeds` and :func:`run_settings` use one
-device per process and warn; the results are the same.
+open-source builds later: jax-ml/jax#36927). jaxlib splits only a batch of more than one
+matrix whose flop estimate reaches its minimum work per task, so an unbatched call (a
+seed's own, with ``runs_per_vmap=1``) or a batch of small matrices is safe. Where a
+program has a call that might be split and a process holds several CPU devices,
+:func:`run_seeds` and :func:`run_settings` use one device per process and warn; the
+results are the same.
 
 Timing separates what a user waits for once from what they wait for per call: the
 compile time (``lower().compile()``), then a warm-up call, then the median of
@@ -175,6 +178,12 @@ def gather(tree: PyTree) -> PyTree:
 
 # The jaxlib releases whose batched LAPACK kernels wait on the pool that runs them (above).
 _POOLED_LAPACK = ((0, 10, 0), (0, 11, 2))
+# Their rule: a batch is split when its flop estimate reaches _POOL_MIN_WORK; a matrix's
+# estimate is at most 10 D^3 for its largest dimension D (an SVD's 10 m n min(m, n)),
+# three times that for complex values.
+_POOL_MIN_WORK = 200_000
+_LAPACK_CALL = re.compile(r"custom_call @(lapack_\w+)\(.*:\s*\(([^()]*)\)\s*->")
+_TENSOR = re.compile(r"tensor<((?:\d+x)+)(\w+)>")
 
 
 def _jaxlib_version() -> tuple[int, ...]:
@@ -191,7 +200,7 @@ def _without_pool_deadlock(devices: list[jax.Device], program: Callable, *args) 
     if (max(per_process.values()) == 1 or any(d.platform != "cpu" for d in devices)
             or not first <= _jaxlib_version() < last):
         return devices
-    calls = sorted(set(re.findall(r"lapack_\w+", jax.jit(program).lower(*args).as_text())))
+    calls = _splittable_lapack_calls(jax.jit(program).lower(*args).as_text())
     if not calls:
         return devices
     firsts = {}
@@ -204,6 +213,31 @@ def _without_pool_deadlock(devices: list[jax.Device], program: Callable, *args) 
         f"once; running on {len(firsts)} device(s), one per process, instead (the results "
         "are the same)", RuntimeWarning, stacklevel=3)
     return firsts
+
+
+def _splittable_lapack_calls(text: str) -> list[str]:
+    """The LAPACK calls of a lowered program (StableHLO ``text``) that jaxlib's pooled
+    kernels might split into tasks: a batch of more than one matrix costing at least
+    ``_POOL_MIN_WORK`` flops by a bound on jaxlib's estimate. A call whose types cannot be
+    read counts as splittable."""
+    calls = set()
+    for line in text.splitlines():
+        if "custom_call @lapack_" not in line:
+            continue
+        match = _LAPACK_CALL.search(line)
+        operands = [] if match is None else [
+            (tuple(int(d) for d in dims.rstrip("x").split("x")), element)
+            for dims, element in _TENSOR.findall(match[2])]
+        matrices = [shape for shape, _ in operands if len(shape) >= 2]
+        if not matrices:
+            calls.add(match[1] if match else re.search(r"@(lapack_\w+)", line)[1])
+            continue
+        batch = int(np.prod(matrices[0][:-2]))
+        largest = max(max(shape[-2:]) for shape in matrices)
+        cost = 10 * largest**3 * (3 if operands[0][1].startswith("complex") else 1)
+        if batch > 1 and batch * cost >= _POOL_MIN_WORK:
+            calls.add(match[1])
+    return sorted(calls)
 
 
 def over_runs(fn: Callable, runs_per_vmap: int | None = None) -> Callable:

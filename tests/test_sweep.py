@@ -92,6 +92,25 @@ def test_seed_count_requires_a_common_leading_axis():
         sweep.seed_count({"a": jnp.ones((3, 2)), "b": jnp.ones((4,))})
 
 
+def test_splittable_lapack_calls_are_batches_worth_splitting():
+    def lowered(fn, *shape, dtype=jnp.float64):
+        return jax.jit(fn).lower(jnp.ones(shape, dtype)).as_text()
+
+    def eigh(a):
+        return jnp.linalg.eigh(a)[0]
+
+    splittable = sweep._splittable_lapack_calls
+    assert splittable(lowered(eigh, 160, 160)) == []  # one matrix: run by its caller
+    assert splittable(lowered(jax.vmap(eigh), 8, 160, 160)) == ["lapack_dsyevd_ffi"]
+    assert splittable(lowered(lambda a: jax.lax.map(eigh, a, batch_size=1), 8, 160, 160)) == []
+    assert splittable(lowered(jax.vmap(eigh), 3, 5, 5)) == []  # below jaxlib's work per task
+    assert splittable(lowered(jax.vmap(jnp.linalg.inv), 8, 20, 20, dtype=jnp.complex128)) == [
+        "lapack_zgetrf_ffi", "lapack_ztrsm_ffi"]
+    # A call whose types cannot be read counts as splittable.
+    assert splittable("%0 = stablehlo.custom_call @lapack_dgetrf_ffi(%x) : unknown") == [
+        "lapack_dgetrf_ffi"]
+
+
 SHARDED = textwrap.dedent(
     """
     import warnings
@@ -130,6 +149,13 @@ SHARDED = textwrap.dedent(
         assert len(caught) == 2 and all("lapack_dsyevd" in str(w.message) for w in caught), caught
     np.testing.assert_allclose(by_seed, batch.minimizer, atol=1e-8)
     np.testing.assert_allclose(by_setting, np.stack([batch.minimizer] * 2), atol=1e-8)
+    # One seed at a time, each eigh is a batch of one, which jaxlib runs in its caller: the
+    # sweep keeps all four devices and does not warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        in_sequence, _ = sweep.run_seeds(lambda problem: newton(0.0, problem), batch,
+                                         repeats=2, runs_per_vmap=1)
+    np.testing.assert_allclose(in_sequence, batch.minimizer, atol=1e-8)
     print("sharded ok", np.asarray(sharded.iterations))
     """
 )
