@@ -21,7 +21,9 @@ projected gradient's ``||P(w - g) - w|| <= --gtol``), at most ``--max_iters``:
   from seeds 0 to 19, boxes from 0.025 to 0.5), one vmapped ``lbfgsb`` call against a
   loop of 20 scipy runs; and the same compiled call running the problems one after
   another (``optlab.sweep.run_seeds(..., runs_per_vmap=1)``, the method
-  ``"lbfgsb, in sequence"``).
+  ``"lbfgsb, in sequence"``), and that on one CPU device per core, the problems sharded
+  over them (``"lbfgsb, in sequence, every core"``: its process is given ``os.cpu_count()``
+  CPU devices).
 
 Methods on the unconstrained problems: optlab's ``newton_cg``, ``trust_ncg`` and
 ``lbfgs``, and dense ``newton`` (with the modified Hessian ``max(|l|, 1e-8)``, a Wolfe
@@ -40,6 +42,7 @@ not, after the table (:func:`goals`).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -58,8 +61,9 @@ UNCONSTRAINED = ("newton_cg", "trust_ncg", "lbfgs", "newton", "scipy Newton-CG",
                  "scipy trust-ncg", "optimistix BFGS")
 BOUNDED = ("lbfgsb", "scipy L-BFGS-B")
 IN_SEQUENCE = "lbfgsb, in sequence"  # the x20 batch one problem after another (runs_per_vmap=1)
-METHODS = {"rosenbrock": UNCONSTRAINED, "logistic": UNCONSTRAINED,
-           "bounded_logistic": BOUNDED, "bounded_logistic_x20": BOUNDED + (IN_SEQUENCE,)}
+EVERY_CORE = "lbfgsb, in sequence, every core"  # and sharded over one CPU device per core
+METHODS = {"rosenbrock": UNCONSTRAINED, "logistic": UNCONSTRAINED, "bounded_logistic": BOUNDED,
+           "bounded_logistic_x20": BOUNDED + (IN_SEQUENCE, EVERY_CORE)}
 DENSE = ("newton", "optimistix BFGS")
 PROBLEMS = tuple(METHODS)
 BOX = 0.05  # the bounded logistic problems' box, |w_i| <= BOX (the x20 batch: 0.025 to 0.5)
@@ -185,12 +189,13 @@ def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> 
         row = peers.scipy_newton_row(method.split()[1], fun, x0, data, gtol, max_iters)
     elif method == "optimistix BFGS":
         row = peers.optimistix_bfgs_row(fun, x0, data, gtol, max_iters)
-    elif method == IN_SEQUENCE:
+    elif method in (IN_SEQUENCE, EVERY_CORE):  # on every device of the process
         row = _optlab_run("lbfgsb", fun, x0, data, box, gtol, max_iters, runs_per_vmap=1)
     else:
         row = _optlab_run(method, fun, x0, data, box, gtol, max_iters)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {"problem": problem, "n": n, "method": method, **row, "peak_bytes": peak}
+    return {"problem": problem, "n": n, "method": method, **row, "peak_bytes": peak,
+            "devices": len(jax.devices())}
 
 
 def measure(problems, sizes, *, gtol: float, max_iters: int, dense_max: int, log=print,
@@ -202,11 +207,13 @@ def measure(problems, sizes, *, gtol: float, max_iters: int, dense_max: int, log
             for method in METHODS[problem]:
                 if method in DENSE and n > dense_max:
                     continue
-                bounded = method in BOUNDED or method == IN_SEQUENCE
+                bounded = method in BOUNDED + (IN_SEQUENCE, EVERY_CORE)
                 tol = gtol if bounded_gtol is None or not bounded else bounded_gtol
                 command = [sys.executable, "-m", "experiments.large_scale",
                            f"--case={problem}:{n}:{method}", f"--gtol={tol}",
                            f"--max_iters={max_iters}"]
+                if method == EVERY_CORE:
+                    command.append(f"--cpu_devices={os.cpu_count()}")
                 done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
                 if done.returncode != 0:
                     raise RuntimeError(f"{problem} n={n} {method} failed:\n{done.stderr[-3000:]}")
@@ -214,24 +221,23 @@ def measure(problems, sizes, *, gtol: float, max_iters: int, dense_max: int, log
                 rows.append(row)
                 log(f"{problem:10s} n={n:<8d} {method:16s} {report.format_seconds(row['seconds'])}"
                     f", {row['iterations']:.4g} iterations, {row['status']}, peak "
-                    f"{row['peak_bytes'] / 2**20:.0f} MiB")
+                    f"{row['peak_bytes'] / 2**20:.0f} MiB, {row['devices']} device(s)")
     return rows
 
 
+COLUMNS = [report.Column("problem", "problem"), report.Column("n", "n"),
+           report.Column("method", "method"),
+           report.Column("seconds", "time", report.format_seconds),
+           report.Column("compile_seconds", "compile", report.format_seconds),
+           report.Column("iterations", "iterations", "{:.4g}"),
+           report.Column("evaluations", "evaluations"),
+           report.Column("products", "Hessian-vector products"),
+           report.Column("grad_norm", "final ‖g‖", "{:.1e}"), report.Column("status", "status"),
+           report.Column("peak_bytes", "peak memory", lambda b: f"{b / 2**20:.0f} MiB")]
+
+
 def format_table(rows: list[dict]) -> str:
-    lines = ["| problem | n | method | time | compile | iterations | evaluations | "
-             "Hessian-vector products | final ‖g‖ | status | peak memory |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        compile_ = ("—" if row["compile_seconds"] is None
-                    else report.format_seconds(row["compile_seconds"]))
-        products = "—" if row["products"] is None else str(row["products"])
-        lines.append(
-            f"| {row['problem']} | {row['n']} | {row['method']} | "
-            f"{report.format_seconds(row['seconds'])} | {compile_} | {row['iterations']:.4g} | "
-            f"{row['evaluations']} | {products} | {row['grad_norm']:.1e} | {row['status']} | "
-            f"{row['peak_bytes'] / 2**20:.0f} MiB |")
-    return "\n".join(lines)
+    return report.markdown_table(rows, COLUMNS)
 
 
 def _half_the_time(label: str, ours: dict, theirs: dict) -> str:
@@ -265,11 +271,13 @@ def goals(rows: list[dict]) -> list[str]:
                 f"Bounded logistic at n = {n}: lbfgsb / scipy L-BFGS-B", ours, theirs))
     for n in sorted({r["n"] for r in rows if r["problem"] == "bounded_logistic_x20"}):
         theirs = found.get(("bounded_logistic_x20", n, "scipy L-BFGS-B"))
-        for method, how in (("lbfgsb", "vmapped"), (IN_SEQUENCE, "in sequence")):
+        for method, how in (("lbfgsb", "vmapped"), (IN_SEQUENCE, "in sequence"),
+                            (EVERY_CORE, "in sequence over {devices} CPU devices")):
             ours = found.get(("bounded_logistic_x20", n, method))
             if ours is None or theirs is None:
                 continue
             speedup = theirs["seconds"] / ours["seconds"]
+            how = how.format(devices=ours.get("devices", "several"))
             sentences.append(f"{BATCH} bounded logistic problems at n = {n}, {how} in one "
                              f"call: {speedup:.1f}x faster than a loop of scipy runs (goal "
                              f">= 10: {'yes' if speedup >= 10 else 'no'}).")
@@ -286,6 +294,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_iters", 1000, "Iteration budget of every run.")
     flags.DEFINE_integer("dense_max", 1000, "Largest n of the dense methods.")
     flags.DEFINE_string("case", None, "problem:n:method: one run, printed as JSON (internal).")
+    flags.DEFINE_integer("cpu_devices", None, "CPU devices of a --case run's process "
+                         "(internal: the method that runs on every core).")
 
 
 def main(argv):
@@ -293,6 +303,8 @@ def main(argv):
     FLAGS = flags.FLAGS
     if FLAGS.case:
         problem, n, method = FLAGS.case.split(":", 2)
+        if FLAGS.cpu_devices:
+            jax.config.update("jax_num_cpu_devices", FLAGS.cpu_devices)
         print(json.dumps(run_case(problem, int(n), method, FLAGS.gtol, FLAGS.max_iters)))
         return 0
     unknown = set(FLAGS.problems) - set(PROBLEMS)
