@@ -105,11 +105,13 @@ class LBFGSBInfo(NamedTuple):
 
 class LBFGSBState(NamedTuple):
     count: jax.Array  # () int32, steps taken
-    steps: jax.Array  # (m, n) S, the last secant steps s_i, oldest first; 0 when empty
+    # The memory is a ring: each pair is written over the oldest, in row `slot`.
+    steps: jax.Array  # (m, n) S, the last secant steps s_i by rows; 0 when empty
     differences: jax.Array  # (m, n) Y, the gradient differences y_i
-    sy: jax.Array  # (m, m) S Y^T: sy[i, j] = s_i . y_j
+    sy: jax.Array  # (m, m) S Y^T: sy[i, j] = s_i . y_j, rows and columns as S's rows
     ss: jax.Array  # (m, m) S S^T
-    pairs: jax.Array  # () int32, pairs stored (the last `pairs` rows are filled)
+    pairs: jax.Array  # () int32, pairs stored: the rows before `slot`, cyclically
+    slot: jax.Array  # () int32, the row the next pair goes to
     iterate: PyTree  # the new iterate, in the box (the driver moves there exactly)
     value: jax.Array  # () objective at the new iterate
     grad: PyTree  # gradient there
@@ -132,6 +134,26 @@ def _middle_matrix(sy, ss, theta, filled):
     scale = jnp.where(scale > 0, scale, 1.0)
     outer = scale[:, None] * scale[None, :]
     return jnp.linalg.inv(K / outer) / outer
+
+
+def _compact_model(state: LBFGSBState, pairs) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(Wt, M, theta)``: ``B = theta I - W M W^T`` of the newest ``pairs`` pairs of the
+    memory (``Wt = W^T``). ``W``'s rows stay in the memory's row order, so that nothing of
+    size ``n`` moves; ``M`` is made in the pairs' order (which its ``L`` needs) and its rows
+    and columns then permuted into the memory's order."""
+    memory = state.sy.shape[0]
+    rank = (jnp.arange(memory) - state.slot) % memory  # each row's age, 0 the oldest
+    order = (state.slot + jnp.arange(memory)) % memory  # the rows, oldest first
+    filled = rank >= memory - pairs
+    newest = (state.slot - 1) % memory
+    y, sy = state.differences[newest], state.sy[newest, newest]
+    theta = jnp.where(pairs > 0, jnp.vdot(y, y) / jnp.where(pairs > 0, sy, 1.0), 1.0)
+    Wt = jnp.where(jnp.concatenate([filled, filled])[:, None],
+                   jnp.concatenate([state.differences, theta * state.steps]), 0.0)
+    by_age = jnp.ix_(order, order)
+    M = _middle_matrix(state.sy[by_age], state.ss[by_age], theta, filled[order])
+    rows = jnp.concatenate([rank, rank + memory])
+    return Wt, M[jnp.ix_(rows, rows)], theta
 
 
 def _first_stop(M, theta, c, p, gg, start, end, valid=None):
@@ -348,15 +370,21 @@ def _longest_step(x, d, lower, upper):
     return jnp.min(room, initial=jnp.inf)
 
 
-def _push(state: LBFGSBState, s, y) -> tuple:
-    """Memory with ``(s, y)`` appended and the oldest pair dropped: ``O(m n)``."""
-    S = jnp.concatenate([state.steps[1:], s[None]])
-    Y = jnp.concatenate([state.differences[1:], y[None]])
-    Sy, Ys = S @ y, Y @ s
-    sy = jnp.block([[state.sy[1:, 1:], Sy[:-1, None]], [Ys[None, :]]])
+def _push(state: LBFGSBState, s, y, pairs, stores=True) -> LBFGSBState:
+    """The memory with ``(s, y)`` written over its oldest pair where ``stores``, after a
+    step that used its newest ``pairs``: one row of ``S`` and ``Y`` and ``O(m n)``
+    products, in place."""
+    memory, slot = state.sy.shape[0], state.slot
+    S = state.steps.at[slot].set(jnp.where(stores, s, state.steps[slot]))
+    Y = state.differences.at[slot].set(jnp.where(stores, y, state.differences[slot]))
     Ss = S @ s
-    ss = jnp.block([[state.ss[1:, 1:], Ss[:-1, None]], [Ss[None, :]]])
-    return S, Y, sy, ss
+    sy = state.sy.at[slot, :].set(Y @ s).at[:, slot].set(S @ y)
+    ss = state.ss.at[slot, :].set(Ss).at[:, slot].set(Ss)
+    keep = lambda new, old: jnp.where(stores, new, old)  # noqa: E731
+    return state._replace(
+        steps=S, differences=Y, sy=keep(sy, state.sy), ss=keep(ss, state.ss),
+        pairs=keep(jnp.minimum(pairs + 1, memory), pairs).astype(jnp.int32),
+        slot=keep((slot + 1) % memory, slot).astype(jnp.int32))
 
 
 def lbfgsb(
@@ -422,8 +450,8 @@ def lbfgsb(
             count=zero, steps=jnp.zeros((memory, n), dtype),
             differences=jnp.zeros((memory, n), dtype),
             sy=jnp.zeros((memory, memory), dtype), ss=jnp.zeros((memory, memory), dtype),
-            pairs=zero, iterate=params, value=jnp.full((), jnp.inf, dtype), grad=params,
-            evaluations=zero, status=jnp.asarray(Status.RUNNING, jnp.int32),
+            pairs=zero, slot=zero, iterate=params, value=jnp.full((), jnp.inf, dtype),
+            grad=params, evaluations=zero, status=jnp.asarray(Status.RUNNING, jnp.int32),
             info=LBFGSBInfo(zero, jnp.zeros((), bool)))
 
     def update(updates, state, params, *, value, grad, value_fn, **extra):
@@ -445,12 +473,7 @@ def lbfgsb(
 
         def attempt(pairs):
             """One iteration from x with the newest ``pairs`` pairs of the memory."""
-            filled = jnp.arange(memory) >= memory - pairs
-            theta = jnp.where(pairs > 0, jnp.vdot(state.differences[-1], state.differences[-1])
-                              / jnp.where(pairs > 0, state.sy[-1, -1], 1.0), 1.0)
-            Wt = jnp.where(jnp.concatenate([filled, filled])[:, None],
-                           jnp.concatenate([state.differences, theta * state.steps]), 0.0)
-            M = _middle_matrix(state.sy, state.ss, theta, filled)
+            Wt, M, theta = _compact_model(state, pairs)
             x_c, _, free = cauchy_point(x, g, lo, hi, Wt, M, theta)
             x_bar, backtracked = subspace_point(x, g, lo, hi, x_c, free, Wt, M, theta)
             x_bar = jnp.where(pairs > 0, x_bar, x_c)  # B = I: the Cauchy point (scipy)
@@ -492,17 +515,12 @@ def lbfgsb(
 
         s, y = new_x - x, result.grad - g
         stores = ~result.failed & (jnp.vdot(s, y) > jnp.finfo(x.dtype).eps * decrease)
-        S, Y, SY, SS = _push(state, s, y)
-        keep = lambda new, old: jnp.where(stores, new, old)  # noqa: E731
         active = jnp.sum((new_x == lo) | (new_x == hi)).astype(jnp.int32)
         iterate = unravel(new_x)
-        return jax.tree.map(jnp.subtract, iterate, params), LBFGSBState(
-            count=state.count + 1, steps=keep(S, state.steps),
-            differences=keep(Y, state.differences), sy=keep(SY, state.sy),
-            ss=keep(SS, state.ss),
-            pairs=jnp.where(stores, jnp.minimum(pairs + 1, memory), pairs),
-            iterate=iterate, value=result.value, grad=unravel(result.grad),
+        new_state = _push(state, s, y, pairs, stores)._replace(
+            count=state.count + 1, iterate=iterate, value=result.value, grad=unravel(result.grad),
             evaluations=evaluations, status=status.astype(jnp.int32),
             info=LBFGSBInfo(active, backtracked))
+        return jax.tree.map(jnp.subtract, iterate, params), new_state
 
     return optax.GradientTransformationExtraArgs(init, update)

@@ -25,18 +25,11 @@ def _pairs(n: int, count: int, seed: int):
 
 
 def _model(memory: int, S, Y):
-    """``(Wt, M, theta)`` of the pairs through the rule's own state and push."""
-    n = S.shape[1]
-    state = optlab.lbfgsb(memory=memory).init(jnp.zeros(n))
+    """``(Wt, M, theta)`` of the pairs through the rule's own state, push and model."""
+    state = optlab.lbfgsb(memory=memory).init(jnp.zeros(S.shape[1]))
     for s, y in zip(S, Y):
-        steps, differences, sy, ss = bounded._push(state, jnp.asarray(s), jnp.asarray(y))
-        state = state._replace(steps=steps, differences=differences, sy=sy, ss=ss)
-    pairs = len(S)
-    filled = jnp.arange(memory) >= memory - pairs
-    theta = float(Y[-1] @ Y[-1] / (S[-1] @ Y[-1]))
-    Wt = jnp.where(jnp.concatenate([filled, filled])[:, None],
-                   jnp.concatenate([state.differences, theta * state.steps]), 0.0)
-    return Wt, bounded._middle_matrix(state.sy, state.ss, theta, filled), theta
+        state = bounded._push(state, jnp.asarray(s), jnp.asarray(y), state.pairs)
+    return bounded._compact_model(state, state.pairs)
 
 
 def _dense_bfgs(S, Y, theta):
@@ -47,10 +40,13 @@ def _dense_bfgs(S, Y, theta):
     return B
 
 
-@pytest.mark.parametrize("memory, count", [(5, 3), (4, 4), (3, 3)])
+@pytest.mark.parametrize("memory, count", [(5, 3), (4, 4), (3, 3), (3, 5), (4, 11)])
 def test_compact_form_is_the_bfgs_matrix(memory, count):
+    # More pairs than the memory holds: the ring keeps the newest, wrapped around.
     S, Y = _pairs(7, count, seed=memory)
     Wt, M, theta = _model(memory, S, Y)
+    S, Y = S[-memory:], Y[-memory:]
+    assert theta == pytest.approx(Y[-1] @ Y[-1] / (S[-1] @ Y[-1]), rel=1e-14)
     compact = theta * np.eye(7) - np.asarray(Wt.T @ M @ Wt)
     np.testing.assert_allclose(compact, _dense_bfgs(S, Y, theta), rtol=1e-10, atol=1e-10)
 
