@@ -245,7 +245,7 @@ def over_runs(fn: Callable, runs_per_vmap: int | None = None) -> Callable:
 
     ``runs_per_vmap=None`` is ``jax.vmap(fn)``; ``k`` vmaps ``k`` runs at a time and loops
     over the groups inside the program (``jax.lax.map`` with ``batch_size=k``; 1: one run
-    after another). Which is faster depends on the method and the machine: a vmapped
+    after another, not vmapped at all). Which is faster depends on the method and the machine: a vmapped
     ``while_loop`` takes as many iterations as its slowest member, and each of its
     operations then works on the whole batch, which on a GPU runs at once but on a CPU
     costs about as much as the members one by one, or more (a batched sort or gather).
@@ -258,7 +258,10 @@ def over_runs(fn: Callable, runs_per_vmap: int | None = None) -> Callable:
         raise ValueError(f"runs_per_vmap must be None or a positive int, got {runs_per_vmap!r}")
 
     def in_groups(*args):
-        return jax.lax.map(lambda member: fn(*member), args, batch_size=runs_per_vmap)
+        # One at a time, the body is not vmapped at all: a vmap over one member would
+        # still batch its operations (an in-place row update becomes a scatter, say).
+        return jax.lax.map(lambda member: fn(*member), args,
+                           batch_size=None if runs_per_vmap == 1 else runs_per_vmap)
 
     return in_groups
 
