@@ -245,10 +245,11 @@ def over_runs(fn: Callable, runs_per_vmap: int | None = None) -> Callable:
 
     ``runs_per_vmap=None`` is ``jax.vmap(fn)``; ``k`` vmaps ``k`` runs at a time and loops
     over the groups inside the program (``jax.lax.map`` with ``batch_size=k``; 1: one run
-    after another, not vmapped at all). Which is faster depends on the method and the machine: a vmapped
-    ``while_loop`` takes as many iterations as its slowest member, and each of its
-    operations then works on the whole batch, which on a GPU runs at once but on a CPU
-    costs about as much as the members one by one, or more (a batched sort or gather).
+    after another, not vmapped at all). Which is faster depends on the method and the
+    machine: a vmapped ``while_loop`` takes as many iterations as its slowest member, and
+    each of its operations then works on the whole batch, which on a GPU runs at once but
+    on a CPU costs about as much as the members one by one, or more (a batched sort or
+    gather).
     On the CPU, a solver of many small operations in nested loops runs faster in
     sequence: BENCHMARKS.md measures L-BFGS-B both ways.
     """
