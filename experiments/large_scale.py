@@ -16,7 +16,8 @@ projected gradient's ``||P(w - g) - w|| <= --gtol``), at most ``--max_iters``:
   differentiates in both modes;
 * *bounded_logistic*: the same within the box ``|w_i| <= 0.05``, which holds a part of
   the weights at a bound, solved by ``optlab.lbfgsb`` and scipy's ``L-BFGS-B`` (stopped
-  by a callback at the same Euclidean projected-gradient test, its own tests off);
+  by a callback at the same Euclidean projected-gradient test, its own tests off), each
+  timed as the median of ``SINGLE_REPEATS`` calls (every other case: one call);
 * *bounded_logistic_x20*: 20 such problems (one sparsity pattern, values and labels
   from seeds 0 to 19, boxes from 0.025 to 0.5), one vmapped ``lbfgsb`` call against a
   loop of 20 scipy runs; and the same compiled call running the problems one after
@@ -70,6 +71,7 @@ DENSE = ("newton", "optimistix BFGS")
 PROBLEMS = tuple(METHODS)
 BOX = 0.05  # the bounded logistic problems' box, |w_i| <= BOX (the x20 batch: 0.025 to 0.5)
 BATCH = 20
+SINGLE_REPEATS = 5  # timed calls of a single bounded run, optlab's and scipy's (the median)
 DATA_AXES = (None, None, 0, 0)  # the x20 data: shared rows and columns, batched values, labels
 
 
@@ -147,7 +149,8 @@ def _optlab_run(method: str, fun, x0, data, box, gtol: float, max_iters: int,
         result, timing = sweep.run_seeds(member, (x0, values, labels, box), rows, columns,
                                          repeats=1, runs_per_vmap=runs_per_vmap)
     else:
-        result, timing = sweep.time_compiled(run, x0, data, box, repeats=1)
+        result, timing = sweep.time_compiled(run, x0, data, box,
+                                             repeats=1 if box is None else SINGLE_REPEATS)
     info = result.history.info
     products = None
     if info is not None and hasattr(info, "cg_iterations"):
@@ -204,7 +207,8 @@ def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> 
         raise ValueError(f"{problem} is run by {', '.join(METHODS[problem])}, not {method!r}")
     if method == "scipy L-BFGS-B":
         members = _members(x0, data, box)
-        row = peers.scipy_lbfgsb_row(fun, members, gtol, max_iters, batch=bool(np.ndim(box)))
+        row = peers.scipy_lbfgsb_row(fun, members, gtol, max_iters, batch=bool(np.ndim(box)),
+                                     repeats=1 if np.ndim(box) else SINGLE_REPEATS)
         row["evaluation_seconds"] = row["evaluations"] * _seconds_per_evaluation(
             fun, *members[0][:2])
     elif method.startswith("scipy "):
