@@ -249,8 +249,7 @@ def over_runs(fn: Callable, runs_per_vmap: int | None = None) -> Callable:
     machine: a vmapped ``while_loop`` takes as many iterations as its slowest member, and
     each of its operations then works on the whole batch, which on a GPU runs at once but
     on a CPU costs about as much as the members one by one, or more (a batched sort or
-    gather).
-    On the CPU, a solver of many small operations in nested loops runs faster in
+    gather). On the CPU, a solver of many small operations in nested loops runs faster in
     sequence: BENCHMARKS.md measures L-BFGS-B both ways.
     """
     if runs_per_vmap is None:
