@@ -10,10 +10,8 @@ projected gradient's ``||P(w - g) - w|| <= --gtol``), at most ``--max_iters``:
 * *rosenbrock*: the extended Rosenbrock function of Moré, Garbow and Hillstrom
   (``optlab.problems.mgh("rosenbrock", n)``) from its standard start;
 * *logistic*: L2-regularized logistic regression on synthetic sparse data, ``n``
-  samples of ``n`` features with 10 nonzeros each (normal values, labels from a random
-  ground truth with 10% flipped), ``f(w) = mean(log(1 + exp(-y Xw))) + 1e-3 ||w||^2 / 2``
-  from ``w = 0``. ``X w`` and ``X^T v`` are a gather and a segment sum, which JAX
-  differentiates in both modes;
+  samples of ``n`` features with 10 nonzeros each, from ``w = 0``
+  (``optlab.problems.sparse_logistic_loss`` and ``sparse_logistic_data``);
 * *bounded_logistic*: the same within the box ``|w_i| <= 0.05``, which holds a part of
   the weights at a bound, solved by ``optlab.lbfgsb`` and scipy's ``L-BFGS-B`` (stopped
   by a callback at the same Euclidean projected-gradient test, its own tests off), each
@@ -75,24 +73,6 @@ SINGLE_REPEATS = 5  # timed calls of a single bounded run, optlab's and scipy's 
 DATA_AXES = (None, None, 0, 0)  # the x20 data: shared rows and columns, batched values, labels
 
 
-def logistic_data(n: int, seed: int = 0, shared_pattern: bool = False):
-    """The logistic problem's data: ``X`` as (rows, columns, values), 10 per row, and the
-    labels ``y`` in {-1, 1}. ``shared_pattern``: the columns of seed 0, whatever the
-    seed (the values and labels stay the seed's)."""
-    rng = np.random.default_rng(seed)
-    per_row = 10
-    rows = jnp.asarray(np.repeat(np.arange(n), per_row))
-    columns = rng.integers(0, n, n * per_row)  # drawn either way: the seed's stream goes on
-    if shared_pattern:
-        columns = np.random.default_rng(0).integers(0, n, n * per_row)
-    columns = jnp.asarray(columns)
-    values = jnp.asarray(rng.standard_normal(n * per_row))
-    truth = jnp.asarray(rng.standard_normal(n))
-    margins = jax.ops.segment_sum(values * truth[columns], rows, n)
-    labels = jnp.where(margins > 0, 1.0, -1.0) * jnp.where(rng.random(n) < 0.1, -1.0, 1.0)
-    return rows, columns, values, labels
-
-
 def objective(problem: str, n: int):
     """``(fun, x0, data, box)``: the objective ``fun(x, data)``, its start, its data (an
     argument of the compiled programs rather than a constant inside them) and the
@@ -104,21 +84,16 @@ def objective(problem: str, n: int):
         return lambda x, data: mgh.fun(x), jnp.asarray(mgh.x0), None, None
     if problem not in PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
-
-    def fun(w, data):
-        rows, columns, values, labels = data
-        z = labels * jax.ops.segment_sum(values * w[columns], rows, n)
-        return jnp.mean(jnp.logaddexp(0.0, -z)) + 0.5e-3 * jnp.vdot(w, w)
-
+    fun, data = optlab.problems.sparse_logistic_loss, optlab.problems.sparse_logistic_data
     if problem == "logistic":
-        return fun, jnp.zeros(n), logistic_data(n), None
+        return fun, jnp.zeros(n), data(n), None
     if problem == "bounded_logistic":
-        return fun, jnp.zeros(n), logistic_data(n), jnp.asarray(BOX)
+        return fun, jnp.zeros(n), data(n), jnp.asarray(BOX)
     # One sparsity pattern (seed 0's), values and labels from each seed: vmap then gathers
     # and scatters with shared indices, far cheaper on XLA's CPU than per-member ones.
-    rows, columns, _, _ = logistic_data(n)
+    rows, columns, _, _ = data(n)
     values, labels = (jnp.stack(leaves) for leaves in zip(
-        *(logistic_data(n, seed, shared_pattern=True)[2:] for seed in range(BATCH))))
+        *(data(n, seed, pattern_seed=0)[2:] for seed in range(BATCH))))
     return (fun, jnp.zeros((BATCH, n)), (rows, columns, values, labels),
             jnp.geomspace(0.025, 0.5, BATCH))
 
@@ -181,24 +156,6 @@ def _members(x0, data, box) -> list[tuple]:
         (x0, data, box)]
 
 
-def _seconds_per_evaluation(fun, x, data, count: int = 50) -> float:
-    """One evaluation of ``fun`` and its gradient at ``x``, the least of three compiled
-    loops of ``count``: what any method on one core pays per evaluation at the least."""
-    value_and_grad = jax.value_and_grad(fun)
-
-    def evaluations(x, data):
-        # The value is used, as a method uses it: XLA's CPU program for this objective's
-        # gradient alone is slower.
-        def step(_, carry):
-            value, grad = value_and_grad(carry[0], data)
-            return carry[0] + 0.0 * grad, carry[1] + value
-
-        return jax.lax.fori_loop(0, count, step, (x, jnp.zeros((), x.dtype)))
-
-    _, timing = sweep.time_compiled(evaluations, jnp.asarray(x), data, repeats=3)
-    return min(timing.repeats) / count
-
-
 def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> dict:
     """One run, in this process: its figures and the process's peak memory."""
     jax.config.update("jax_enable_x64", True)
@@ -209,8 +166,6 @@ def run_case(problem: str, n: int, method: str, gtol: float, max_iters: int) -> 
         members = _members(x0, data, box)
         row = peers.scipy_lbfgsb_row(fun, members, gtol, max_iters, batch=bool(np.ndim(box)),
                                      repeats=1 if np.ndim(box) else SINGLE_REPEATS)
-        row["evaluation_seconds"] = row["evaluations"] * _seconds_per_evaluation(
-            fun, *members[0][:2])
     elif method.startswith("scipy "):
         row = peers.scipy_newton_row(method.split()[1], fun, x0, data, gtol, max_iters)
     elif method == "optimistix BFGS":

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import optlab
 from experiments import large_scale
 
 
@@ -28,16 +29,13 @@ def test_each_kind_of_run_reaches_the_gradient_test(method):
     assert [cell.strip() for cell in line.split("|")[1:4]] == ["logistic", "40", method]
 
 
-def test_the_logistic_objective_is_the_dense_formula():
+def test_the_objectives_are_the_library_problems():
     fun, w0, data, box = large_scale.objective("logistic", 30)
-    assert w0.shape == (30,) and box is None
-    rows, columns, values, labels = map(np.asarray, data)
-    dense = np.zeros((30, 30))
-    np.add.at(dense, (rows, columns), values)
-    assert set(np.unique(labels)) == {-1.0, 1.0}
-    w = np.random.default_rng(0).standard_normal(30)
-    expected = np.mean(np.log1p(np.exp(-labels * (dense @ w)))) + 0.5e-3 * w @ w
-    np.testing.assert_allclose(fun(jnp.asarray(w), data), expected, rtol=1e-12)
+    assert fun is optlab.problems.sparse_logistic_loss and w0.shape == (30,) and box is None
+    fun, w0, data, box = large_scale.objective("bounded_logistic_x20", 30)
+    assert w0.shape == (large_scale.BATCH, 30) and box.shape == (large_scale.BATCH,)
+    rows, columns, values, labels = data  # one pattern, each problem's values and labels
+    assert rows.shape == columns.shape == values.shape[1:] == (300,) and labels.shape[1:] == (30,)
     with pytest.raises(ValueError, match="unknown problem 'quadratic'"):
         large_scale.objective("quadratic", 10)
 

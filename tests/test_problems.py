@@ -148,3 +148,22 @@ def test_quadratic_value_custom_derivative_matches_autodiff(argnums):
     for got, want in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(jax.hessian(problem.value)(x), problem.matrix, rtol=0, atol=1e-12)
+
+
+def test_sparse_logistic_loss_is_the_dense_formula():
+    data = problems.sparse_logistic_data(30, seed=3)
+    rows, columns, values, labels = map(np.asarray, data)
+    assert rows.shape == columns.shape == values.shape == (300,)
+    dense = np.zeros((30, 30))
+    np.add.at(dense, (rows, columns), values)
+    assert set(np.unique(labels)) == {-1.0, 1.0}
+    w = np.random.default_rng(0).standard_normal(30)
+    expected = np.mean(np.log1p(np.exp(-labels * (dense @ w)))) + 0.5e-3 * w @ w
+    np.testing.assert_allclose(problems.sparse_logistic_loss(jnp.asarray(w), data), expected,
+                               rtol=1e-12)
+    # Another seed on seed 3's pattern: the same columns, its own values and labels.
+    other = problems.sparse_logistic_data(30, seed=4, pattern_seed=3)
+    np.testing.assert_array_equal(other[1], data[1])
+    np.testing.assert_array_equal(other[2], problems.sparse_logistic_data(30, seed=4)[2])
+    with pytest.raises(ValueError, match="per_row"):
+        problems.sparse_logistic_data(30, per_row=0)

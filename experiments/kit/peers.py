@@ -72,12 +72,31 @@ def scipy_newton_row(method: str, fun, x0, data, gtol: float, max_iters: int) ->
             f"stopped: {result.message}"}
 
 
+def seconds_per_evaluation(fun, x, data, count: int = 50) -> float:
+    """One evaluation of ``fun(x, data)`` and its gradient, the least of three compiled
+    loops of ``count``: what any method on one core pays per evaluation at the least."""
+    value_and_grad = jax.value_and_grad(fun)
+
+    def evaluations(x, data):
+        # The value is used, as a method uses it: XLA's CPU program for the logistic
+        # objective's gradient alone is slower.
+        def step(_, carry):
+            value, grad = value_and_grad(carry[0], data)
+            return carry[0] + 0.0 * grad, carry[1] + value
+
+        return jax.lax.fori_loop(0, count, step, (x, jnp.zeros((), x.dtype)))
+
+    _, timing = sweep.time_compiled(evaluations, jnp.asarray(x), data, repeats=3)
+    return min(timing.repeats) / count
+
+
 def scipy_lbfgsb_row(fun, members, gtol: float, max_iters: int, *, batch: bool,
                      repeats: int = 1) -> dict:
     """scipy's L-BFGS-B on each ``(start, data, box)`` of ``members`` (the box ``|x_i| <=
     box``), stopped by the Euclidean projected-gradient test (a callback; its own tests
     off). A batch is a loop of runs whose times add up; its iterations are their mean. The
-    time is the median of ``repeats`` loops."""
+    time is the median of ``repeats`` loops; ``evaluation_seconds`` is what the runs'
+    evaluations alone would take in a compiled loop (:func:`seconds_per_evaluation`)."""
     value_and_grad = jax.jit(jax.value_and_grad(fun))
     start0, data0, _ = members[0]
     jax.block_until_ready(value_and_grad(jnp.asarray(start0), data0))  # compiled apart
@@ -121,6 +140,7 @@ def scipy_lbfgsb_row(fun, members, gtol: float, max_iters: int, *, batch: bool,
     return {"seconds": statistics.median(loops), "compile_seconds": None,
             "iterations": float(np.mean(iterations)) if batch else iterations[0],
             "evaluations": evaluations, "products": None, "grad_norm": max(norms),
+            "evaluation_seconds": evaluations * seconds_per_evaluation(fun, start0, data0),
             "status": "converged" if max(norms) <= gtol else "stopped",
             **({} if batch else {"active": int(np.sum(np.abs(result.x) == box_k))})}
 

@@ -1,6 +1,8 @@
 """Test problems: quadratics, Rosenbrock, Newton's cycle, the 2-D test functions, the
 Moré–Garbow–Hillstrom problems (:func:`mgh`), the CUTEst collection (:func:`cutest`,
-with sif2jax), regression; any of them, or a user function, as a :class:`Problem`.
+with sif2jax), regression, sparse logistic regression at any size
+(:func:`sparse_logistic_data`, :func:`sparse_logistic_loss`); any of them, or a user
+function, as a :class:`Problem`.
 
 Synthetic least squares lives in its own namespace, ``optlab.problems.regression``.
 """
@@ -24,6 +26,7 @@ from optlab.problems.functions import (
     rosenbrock_starts,
 )
 from optlab.problems.cutest_set import cutest, cutest_problems
+from optlab.problems.logistic import sparse_logistic_data, sparse_logistic_loss
 from optlab.problems.mgh_set import MGH_PROBLEMS, iterations_to_solve, mgh, mgh_problems, solved
 from optlab.problems.suite import Problem, ProblemStack, stack
 from optlab.problems.quadratic import (
@@ -64,5 +67,7 @@ __all__ = [
     "seed_quadratic",
     "seed_quadratics",
     "solved",
+    "sparse_logistic_data",
+    "sparse_logistic_loss",
     "stack",
 ]
