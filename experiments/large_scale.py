@@ -12,17 +12,14 @@ projected gradient's ``||P(w - g) - w|| <= --gtol``), at most ``--max_iters``:
 * *logistic*: L2-regularized logistic regression on synthetic sparse data, ``n``
   samples of ``n`` features with 10 nonzeros each, from ``w = 0``
   (``optlab.problems.sparse_logistic_loss`` and ``sparse_logistic_data``);
-* *bounded_logistic*: the same within the box ``|w_i| <= 0.05``, which holds a part of
-  the weights at a bound, solved by ``optlab.lbfgsb`` and scipy's ``L-BFGS-B`` (stopped
-  by a callback at the same Euclidean projected-gradient test, its own tests off), each
-  timed as the median of ``SINGLE_REPEATS`` calls (every other case: one call);
-* *bounded_logistic_x20*: 20 such problems (one sparsity pattern, values and labels
-  from seeds 0 to 19, boxes from 0.025 to 0.5), one vmapped ``lbfgsb`` call against a
-  loop of 20 scipy runs; and the same compiled call running the problems one after
-  another (``optlab.sweep.run_seeds(..., runs_per_vmap=1)``, the method
-  ``"lbfgsb, in sequence"``), and that on one CPU device per core, the problems sharded
-  over them (``"lbfgsb, in sequence, every core"``: its process is given ``os.cpu_count()``
-  CPU devices).
+* *bounded_logistic*: the same within the box ``|w_i| <= 0.05``, by ``optlab.lbfgsb``
+  and scipy's ``L-BFGS-B`` (stopped by a callback at the same Euclidean projected-gradient
+  test, its own tests off), each the median of ``SINGLE_REPEATS`` timed calls;
+* *bounded_logistic_x20*: 20 such problems (seed 0's sparsity pattern, each seed's values
+  and labels, boxes from 0.025 to 0.5) against a loop of 20 scipy runs, in one call of
+  ``optlab.sweep.run_seeds``: vmapped (``lbfgsb``), one after another (``lbfgsb, in
+  sequence``: ``runs_per_vmap=1``), and that sharded over ``os.cpu_count()`` CPU devices
+  (``lbfgsb, in sequence, every core``).
 
 Methods on the unconstrained problems: optlab's ``newton_cg``, ``trust_ncg`` and
 ``lbfgs``, and dense ``newton`` (with the modified Hessian ``max(|l|, 1e-8)``, a Wolfe
@@ -35,9 +32,8 @@ Each run is a process of its own (``--case=problem:n:method``), so that its peak
 ``resource.getrusage``'s maximum resident set, is its own (JAX's own footprint
 included). Evaluations count the objective-and-gradient evaluations (scipy's ``nfev``);
 Hessian-vector products are apart. The goals of issues 19 and 20 are printed, met or
-not, after the table (:func:`goals`), and for the x20 batch the bound that its
-evaluations alone put on a speedup over scipy's loop on one core: scipy's time over that
-of its evaluations, each timed in a compiled loop.
+not, after the table (:func:`goals`), with the bound that the x20 batch's evaluations
+alone (timed in a compiled loop) put on any one-core speedup over scipy's loop.
 """
 
 from __future__ import annotations
@@ -206,15 +202,12 @@ def measure(problems, sizes, *, gtol: float, max_iters: int, dense_max: int, log
     return rows
 
 
-COLUMNS = [report.Column("problem", "problem"), report.Column("n", "n"),
-           report.Column("method", "method"),
-           report.Column("seconds", "time", report.format_seconds),
-           report.Column("compile_seconds", "compile", report.format_seconds),
-           report.Column("iterations", "iterations", "{:.4g}"),
-           report.Column("evaluations", "evaluations"),
-           report.Column("products", "Hessian-vector products"),
-           report.Column("grad_norm", "final ‖g‖", "{:.1e}"), report.Column("status", "status"),
-           report.Column("peak_bytes", "peak memory", lambda b: f"{b / 2**20:.0f} MiB")]
+COLUMNS = [("problem", "problem"), ("n", "n"), ("method", "method"),
+           ("seconds", "time", report.format_seconds),
+           ("compile_seconds", "compile", report.format_seconds),
+           ("iterations", "iterations", "{:.4g}"), ("evaluations", "evaluations"),
+           ("products", "Hessian-vector products"), ("grad_norm", "final ‖g‖", "{:.1e}"),
+           ("status", "status"), ("peak_bytes", "peak memory", lambda b: f"{b / 2**20:.0f} MiB")]
 
 
 def format_table(rows: list[dict]) -> str:
